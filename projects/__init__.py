@@ -1,0 +1,1 @@
+"""Method plug-ins, installed as ``zsseg_bench.projects.<name>`` (see setup.py)."""

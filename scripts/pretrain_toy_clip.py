@@ -1,0 +1,303 @@
+#!/usr/bin/env python
+"""Contrastive pretraining of the toy CLIP shipped in ``zsseg_bench/model_zoo/toy_clip/``.
+
+The model is an open_clip custom config (``ToyCLIP-ViT-P8.json`` next to the checkpoint). It is
+trained on captioned renders of **all** toy classes (seen and unseen; real CLIP saw unseen
+concepts on the web too) from :class:`zsseg_bench.data.synthetic.CaptionStream`, which uses the
+renderer of the segmentation dataset, so its dense features transfer.
+
+Loss: symmetric multi-positive InfoNCE. Captions naming the same *set* of classes are positives
+of each other (with 20 classes a batch holds many duplicates); the target of an image is uniform
+over the distinct captions of its class set, and vice versa. Captions are de-duplicated per
+batch before text encoding.
+
+Outputs (atomic writes) in ``--out-dir``:
+  ``toy_clip.pt``               open_clip state dict, fp16
+  ``toy_clip_training.json``    training figures: steps, wall time, loss curve summary, probe
+                                accuracy, dense patch accuracy, config.
+
+Example::
+
+    nice -n 5 python scripts/pretrain_toy_clip.py --steps 1200 --log /tmp/toy_clip.log
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+import os
+import sys
+import time
+from typing import Dict, List
+
+import numpy as np
+import open_clip
+import torch
+import torch.nn.functional as F
+
+from zsseg_bench.data.synthetic import (
+    CLASS_NAMES,
+    OBJECT_CLASS_IDS,
+    CaptionStream,
+    make_probe_set,
+    render_segmentation_sample,
+)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_OUT = os.path.join(HERE, "..", "zsseg_bench", "model_zoo", "toy_clip")
+MODEL_NAME = "ToyCLIP-ViT-P8"
+CKPT_NAME = "toy_clip.pt"
+FIGURES_NAME = "toy_clip_training.json"
+# OpenAI CLIP normalisation constants (open_clip.constants.OPENAI_DATASET_MEAN/STD).
+MEAN = torch.tensor(open_clip.constants.OPENAI_DATASET_MEAN).view(1, 3, 1, 1)
+STD = torch.tensor(open_clip.constants.OPENAI_DATASET_STD).view(1, 3, 1, 1)
+#: Seed of the held-out segmentation renders used for the dense patch accuracy (never trained on).
+DENSE_EVAL_SEED = 777_777
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    """uint8 N x H x W x 3 -> CLIP-normalised float N x 3 x H x W."""
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255.0)
+    return (x - MEAN) / STD
+
+
+def multi_positive_loss(img: torch.Tensor, txt: torch.Tensor, pos: torch.Tensor,
+                        scale: torch.Tensor) -> torch.Tensor:
+    """Symmetric InfoNCE with several positives (``pos``: bool N_img x N_txt)."""
+    logits = scale * img @ txt.t()
+    t_i = pos.float() / pos.float().sum(1, keepdim=True)
+    t_t = pos.t().float() / pos.t().float().sum(1, keepdim=True)
+    li = -(t_i * F.log_softmax(logits, dim=1)).sum(1).mean()
+    lt = -(t_t * F.log_softmax(logits.t(), dim=1)).sum(1).mean()
+    return 0.5 * (li + lt)
+
+
+@torch.no_grad()
+def text_features(model, tokenizer, names: List[str]) -> torch.Tensor:
+    tokens = tokenizer([f"a photo of a {n}." for n in names])
+    return F.normalize(model.encode_text(tokens).float(), dim=-1)
+
+
+@torch.no_grad()
+def probe_accuracy(model, tokenizer, images: np.ndarray, labels: np.ndarray) -> Dict[str, float]:
+    """Image-level zero-shot top-1 over the object classes (plus colour / shape accuracy)."""
+    model.eval()
+    ids = list(OBJECT_CLASS_IDS)
+    txt = text_features(model, tokenizer, [CLASS_NAMES[i] for i in ids])
+    preds = []
+    for s in range(0, len(images), 250):
+        f = F.normalize(model.encode_image(to_tensor(images[s:s + 250])).float(), dim=-1)
+        preds.append((f @ txt.t()).argmax(1))
+    pred = np.asarray([ids[i] for i in torch.cat(preds).tolist()])
+    col = [CLASS_NAMES[i].split()[0] for i in pred]
+    gcol = [CLASS_NAMES[i].split()[0] for i in labels]
+    shp = [CLASS_NAMES[i].split()[1] for i in pred]
+    gshp = [CLASS_NAMES[i].split()[1] for i in labels]
+    model.train()
+    return {
+        "top1": float((pred == labels).mean()),
+        "colour_acc": float(np.mean([a == b for a, b in zip(col, gcol)])),
+        "shape_acc": float(np.mean([a == b for a, b in zip(shp, gshp)])),
+    }
+
+
+def dense_patch_embeddings(visual, x: torch.Tensor) -> torch.Tensor:
+    """Projected, normalised patch embeddings B x h x w x D at any input size (bicubic pos-emb)."""
+    B, _, H, W = x.shape
+    p = visual.patch_size[0]
+    h, w = H // p, W // p
+    tok = visual.conv1(x).flatten(2).transpose(1, 2)
+    pos = visual.positional_embedding
+    g = visual.grid_size
+    grid = pos[1:].reshape(1, g[0], g[1], -1).permute(0, 3, 1, 2)
+    grid = F.interpolate(grid, size=(h, w), mode="bicubic", align_corners=False)
+    grid = grid.permute(0, 2, 3, 1).reshape(h * w, -1)
+    cls = visual.class_embedding.view(1, 1, -1).expand(B, 1, -1)
+    z = torch.cat([cls + pos[:1], tok + grid], dim=1)
+    z = visual.ln_pre(z)
+    for blk in visual.transformer.resblocks:
+        z = blk(z)
+    z = visual.ln_post(z[:, 1:]) @ visual.proj
+    return F.normalize(z, dim=-1).reshape(B, h, w, -1)
+
+
+@torch.no_grad()
+def dense_accuracy(model, tokenizer, num_images: int = 40, scale: float = 1.0) -> Dict[str, float]:
+    """Patch-level accuracy of patch-text matching on held-out segmentation renders.
+
+    Each patch is labelled with the majority class of its pixels; prediction = argmax over all
+    classes (background included) of cos(patch embedding, text embedding).
+    """
+    import cv2
+
+    model.eval()
+    visual = model.visual
+    p = visual.patch_size[0]
+    txt = text_features(model, tokenizer, list(CLASS_NAMES))
+    n_classes = len(CLASS_NAMES)
+    correct = total = obj_correct = obj_total = 0
+    for i in range(num_images):
+        img, lbl = render_segmentation_sample(DENSE_EVAL_SEED, i)
+        if scale != 1.0:
+            img = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+            lbl = cv2.resize(lbl, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+        H, W = (lbl.shape[0] // p) * p, (lbl.shape[1] // p) * p
+        img, lbl = img[:H, :W], lbl[:H, :W]
+        emb = dense_patch_embeddings(visual, to_tensor(img[None]))[0]
+        pred = (emb @ txt.t()).argmax(-1).numpy()
+        blocks = lbl.reshape(H // p, p, W // p, p).transpose(0, 2, 1, 3).reshape(H // p, W // p, -1)
+        counts = np.apply_along_axis(np.bincount, 2, blocks, minlength=n_classes)
+        gt = counts.argmax(-1)
+        correct += int((pred == gt).sum())
+        total += gt.size
+        m = gt > 0
+        obj_correct += int((pred[m] == gt[m]).sum())
+        obj_total += int(m.sum())
+    model.train()
+    return {
+        "patch_acc": correct / max(total, 1),
+        "object_patch_acc": obj_correct / max(obj_total, 1),
+    }
+
+
+def save_atomic(obj, path: str) -> None:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "wb") as f:
+        f.write(buf.getvalue())
+    os.replace(tmp, path)
+
+
+def write_json_atomic(obj, path: str) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2)
+    os.replace(tmp, path)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--steps", type=int, default=1200)
+    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--weight-decay", type=float, default=0.05)
+    ap.add_argument("--warmup", type=int, default=60)
+    ap.add_argument("--image-size", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-bf16", action="store_true", help="disable bf16 autocast on CPU")
+    ap.add_argument("--eval-every", type=int, default=200)
+    ap.add_argument("--probe-size", type=int, default=1000)
+    ap.add_argument("--out-dir", default=DEFAULT_OUT)
+    ap.add_argument("--config", default=None, help="open_clip model JSON (default: shipped one)")
+    ap.add_argument("--init", default=None, help="state dict to resume from")
+    args = ap.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    os.makedirs(args.out_dir, exist_ok=True)
+    cfg_path = args.config or os.path.join(DEFAULT_OUT, f"{MODEL_NAME}.json")
+    open_clip.add_model_config(cfg_path)
+    name = os.path.splitext(os.path.basename(cfg_path))[0]
+    model = open_clip.create_model(name)
+    if args.init:
+        model.load_state_dict({k: v.float() for k, v in torch.load(args.init).items()})
+    tokenizer = open_clip.get_tokenizer(name)
+    n_params = sum(p.numel() for p in model.parameters())
+    print(json.dumps({"model": name, "params": n_params}), flush=True)
+
+    decay, no_decay = [], []
+    for n, p in model.named_parameters():
+        (no_decay if p.ndim < 2 or "embedding" in n or "logit_scale" in n else decay).append(p)
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": args.weight_decay},
+         {"params": no_decay, "weight_decay": 0.0}],
+        lr=args.lr, betas=(0.9, 0.98), eps=1e-6,
+    )
+
+    def lr_at(step: int) -> float:
+        if step < args.warmup:
+            return args.lr * (step + 1) / args.warmup
+        t = (step - args.warmup) / max(1, args.steps - args.warmup)
+        return args.lr * 0.5 * (1 + math.cos(math.pi * t))
+
+    stream = CaptionStream(seed=args.seed, batch_size=args.batch_size, image_size=args.image_size)
+    probe_imgs, probe_lbls = make_probe_set(args.probe_size, image_size=args.image_size)
+    token_cache: Dict[str, torch.Tensor] = {}
+    history, losses = [], []
+    t0 = time.time()
+    model.train()
+    for step in range(args.steps):
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step)
+        batch = stream.batch(step)
+        uniq = sorted(set(batch.captions))
+        for c in uniq:
+            if c not in token_cache:
+                token_cache[c] = tokenizer([c])[0]
+        tokens = torch.stack([token_cache[c] for c in uniq])
+        sets_txt = {}
+        for c, s in zip(batch.captions, batch.class_sets):
+            sets_txt[c] = s
+        pos = torch.tensor([[s == sets_txt[c] for c in uniq] for s in batch.class_sets])
+        x = to_tensor(batch.images)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=not args.no_bf16):
+            img = F.normalize(model.encode_image(x).float(), dim=-1)
+            txt = F.normalize(model.encode_text(tokens).float(), dim=-1)
+        loss = multi_positive_loss(img, txt, pos, model.logit_scale.exp().clamp(max=100))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        losses.append(float(loss))
+        if step % 20 == 0:
+            print(json.dumps({"step": step, "loss": round(float(np.mean(losses[-20:])), 4),
+                              "lr": lr_at(step), "t": round(time.time() - t0, 1)}), flush=True)
+        if (step + 1) % args.eval_every == 0 or step + 1 == args.steps:
+            acc = probe_accuracy(model, tokenizer, probe_imgs, probe_lbls)
+            rec = {"step": step + 1, "t": round(time.time() - t0, 1), **acc}
+            history.append(rec)
+            print(json.dumps(rec), flush=True)
+            sd = {k: v.half() for k, v in model.state_dict().items()}
+            save_atomic(sd, os.path.join(args.out_dir, CKPT_NAME))
+    train_time = time.time() - t0
+
+    # Final figures, measured on the fp16 checkpoint as shipped (loaded back into fp32).
+    sd = {k: v.half() for k, v in model.state_dict().items()}
+    ckpt_path = os.path.join(args.out_dir, CKPT_NAME)
+    save_atomic(sd, ckpt_path)
+    model.load_state_dict({k: v.float() for k, v in sd.items()})
+    final = probe_accuracy(model, tokenizer, probe_imgs, probe_lbls)
+    dense = {f"scale_{s}": dense_accuracy(model, tokenizer, scale=s) for s in (1.0, 0.5)}
+    loss_summary = {
+        "first_20_mean": float(np.mean(losses[:20])),
+        "last_20_mean": float(np.mean(losses[-20:])),
+        "every_100": [round(float(np.mean(losses[i:i + 100])), 4)
+                      for i in range(0, len(losses), 100)],
+    }
+    figures = {
+        "model": name,
+        "params": n_params,
+        "checkpoint": CKPT_NAME,
+        "checkpoint_mb": round(os.path.getsize(ckpt_path) / 2**20, 2),
+        "steps": args.steps,
+        "train_wall_time_s": round(train_time, 1),
+        "threads": args.threads,
+        "loss": loss_summary,
+        "probe": {"num_renders": args.probe_size, "classes": len(OBJECT_CLASS_IDS), **final},
+        "probe_history": history,
+        "dense_patch_accuracy": dense,
+        "config": {k: v for k, v in vars(args).items() if k not in ("out_dir",)},
+        "torch": torch.__version__,
+        "open_clip": open_clip.__version__,
+    }
+    write_json_atomic(figures, os.path.join(args.out_dir, FIGURES_NAME))
+    print(json.dumps(figures), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

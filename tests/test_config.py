@@ -1,0 +1,70 @@
+"""Config defaults, _BASE_ inheritance, overrides and the unknown-key error."""
+
+from pathlib import Path
+
+import pytest
+
+from zsseg_bench.config import get_cfg, validate_cfg
+from zsseg_bench.engine.defaults import setup_cfg
+from zsseg_bench.utils.errors import UserError
+
+
+def test_defaults_have_detectron2_layout():
+    cfg = get_cfg()
+    assert cfg.MODEL.META_ARCHITECTURE == "ZeroShotSegmentor"
+    assert cfg.ZERO_SHOT.SETTING == "inductive"
+    assert cfg.TEST.MODE == "whole"
+    for key in ("HEAD", "CLIP"):
+        assert key in cfg.MODEL
+    assert cfg.MODEL.CLIP.RANDOM_INIT is False
+    assert get_cfg() is not get_cfg()  # a fresh copy each time
+
+
+def _write(path: Path, text: str) -> str:
+    path.write_text(text)
+    return str(path)
+
+
+def test_base_inheritance_and_overrides(tmp_path):
+    _write(tmp_path / "Base.yaml", "SOLVER:\n  MAX_ITER: 100\n  BASE_LR: 0.5\nSEED: 3\n")
+    child = _write(tmp_path / "child.yaml", "_BASE_: Base.yaml\nSOLVER:\n  MAX_ITER: 7\n")
+    cfg = setup_cfg(child, ["SEED", "11"], output_dir=str(tmp_path / "run"))
+    assert cfg.SOLVER.MAX_ITER == 7  # child wins
+    assert cfg.SOLVER.BASE_LR == 0.5  # inherited
+    assert cfg.SEED == 11  # command line wins
+    assert cfg.OUTPUT_DIR == str(tmp_path / "run")
+    assert cfg.is_frozen()
+
+
+def test_unknown_key_in_yaml_names_key_and_suggestions(tmp_path):
+    bad = _write(tmp_path / "bad.yaml", "SOLVER:\n  MAX_ITERS: 7\n")
+    with pytest.raises(UserError) as e:
+        setup_cfg(bad)
+    msg = str(e.value)
+    assert "SOLVER.MAX_ITERS" in msg and "bad.yaml" in msg and "SOLVER.MAX_ITER" in msg
+
+
+def test_unknown_key_on_command_line(tmp_path):
+    ok = _write(tmp_path / "ok.yaml", "SEED: 1\n")
+    with pytest.raises(UserError) as e:
+        setup_cfg(ok, ["MODEL.CLIP.WEIGHT", "x.pt"])
+    assert "MODEL.CLIP.WEIGHT " in str(e.value) + " " and "MODEL.CLIP.WEIGHTS" in str(e.value)
+    with pytest.raises(UserError, match="KEY VALUE pairs"):
+        setup_cfg(ok, ["SEED"])
+
+
+def test_missing_config_file_and_bad_choice(tmp_path):
+    with pytest.raises(UserError, match="config file not found"):
+        setup_cfg(str(tmp_path / "nope.yaml"))
+    cfg = get_cfg()
+    cfg.ZERO_SHOT.SETTING = "semi"
+    with pytest.raises(UserError, match="ZERO_SHOT.SETTING"):
+        validate_cfg(cfg)
+
+
+def test_projects_are_discovered_through_entry_points():
+    from zsseg_bench.config.projects import load_projects
+
+    projects = load_projects()
+    assert {"zegclip", "two_stage"} <= set(projects)
+    assert all(callable(fn) for fn in projects.values())

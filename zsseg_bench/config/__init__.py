@@ -1,0 +1,6 @@
+"""Config system: fvcore ``CfgNode`` with ``_BASE_`` inheritance and strict keys."""
+
+from zsseg_bench.config.config import CfgNode, get_cfg, validate_cfg
+from zsseg_bench.config.configurable import configurable
+
+__all__ = ["CfgNode", "configurable", "get_cfg", "validate_cfg"]

@@ -1,0 +1,104 @@
+"""``get_cfg()`` and a ``CfgNode`` whose unknown keys are errors that suggest the right ones."""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from fvcore.common.config import CfgNode as _FvcoreCfgNode
+
+from zsseg_bench.utils.errors import UserError
+
+_CHOICES = {
+    "ZERO_SHOT.SETTING": ("inductive", "transductive"),
+    "TEST.MODE": ("whole", "slide"),
+    "SOLVER.AMP.DTYPE": ("bfloat16", "float16"),
+}
+
+
+class CfgNode(_FvcoreCfgNode):
+    """fvcore's ``CfgNode`` (YAML with ``_BASE_``) that rejects unknown keys helpfully.
+
+    A key that does not exist, in a YAML file or on the command line, raises
+    :class:`~zsseg_bench.utils.errors.UserError` naming the key, where it came from, and the
+    closest valid keys.
+    """
+
+    def merge_from_file(self, cfg_filename: str, allow_unsafe: bool = True) -> None:
+        """Merges a YAML file (following its ``_BASE_`` chain) into this config."""
+        if not os.path.isfile(cfg_filename):
+            raise UserError(f"config file not found: {cfg_filename} (pass an existing YAML, "
+                            "e.g. one under configs/)")
+        try:
+            loaded = self.load_yaml_with_base(cfg_filename, allow_unsafe=allow_unsafe)
+        except Exception as e:  # yaml errors, bad _BASE_ paths
+            raise UserError(f"cannot read config file {cfg_filename}: {e}") from e
+        loaded = type(self)(loaded)
+        self._check_keys(loaded, source=cfg_filename)
+        try:
+            self.merge_from_other_cfg(loaded)
+        except ValueError as e:  # yacs type mismatch
+            raise UserError(f"{cfg_filename}: {e}") from e
+
+    def merge_from_list(self, cfg_list: Sequence[Any]) -> None:
+        """Merges ``KEY VALUE`` pairs (command-line overrides) into this config."""
+        if len(cfg_list) % 2:
+            raise UserError(f"overrides must be KEY VALUE pairs, got an odd list: {cfg_list}")
+        valid = set(self._all_keys())
+        for key in cfg_list[0::2]:
+            if key not in valid:
+                raise UserError(_unknown_key_message(key, "the command line", valid))
+        try:
+            super().merge_from_list(list(cfg_list))
+        except ValueError as e:
+            raise UserError(f"command-line override: {e}") from e
+
+    def _check_keys(self, other: _FvcoreCfgNode, source: str) -> None:
+        valid = set(self._all_keys())
+        for key in _iter_keys(other):
+            if key not in valid:
+                raise UserError(_unknown_key_message(key, source, valid))
+
+    def _all_keys(self) -> Iterator[str]:
+        return _iter_keys(self)
+
+
+def _iter_keys(node: Any, prefix: str = "") -> Iterator[str]:
+    for k, v in node.items():
+        if k == "_BASE_":
+            continue
+        full = f"{prefix}{k}"
+        if isinstance(v, dict):
+            yield from _iter_keys(v, full + ".")
+        else:
+            yield full
+
+
+def _unknown_key_message(key: str, source: str, valid: set[str]) -> str:
+    close = difflib.get_close_matches(key, sorted(valid), n=3, cutoff=0.5)
+    if not close:  # compare the last component, e.g. a typo in a leaf name
+        leaf = key.rsplit(".", 1)[-1]
+        close = [v for v in sorted(valid) if difflib.SequenceMatcher(
+            None, v.rsplit(".", 1)[-1], leaf).ratio() > 0.75][:3]
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    return (f"unknown config key {key} in {source}{hint} (a method's keys exist only once its "
+            "project is installed; see `zsseg-bench train --help`)")
+
+
+def validate_cfg(cfg: CfgNode) -> None:
+    """Checks values that have a fixed set of choices; raises UserError naming key and choices."""
+    for key, choices in _CHOICES.items():
+        node: Any = cfg
+        for part in key.split("."):
+            node = node[part]
+        if node not in choices:
+            raise UserError(f"config key {key} = {node!r} is not one of {', '.join(choices)}")
+
+
+def get_cfg() -> CfgNode:
+    """Returns a copy of the defaults every method shares (``zsseg_bench/config/defaults.py``)."""
+    from zsseg_bench.config.defaults import _C
+
+    return _C.clone()

@@ -1,0 +1,1 @@
+"""Data layer: catalogs, datasets, zero-shot splits, mapper and loaders."""

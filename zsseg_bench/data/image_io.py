@@ -1,0 +1,86 @@
+"""Reading images and label maps, with one clear :class:`UserError` per kind of bad file.
+
+Shared by the dataset mapper (training and test images) and the evaluator (ground truth), so a
+broken file gives the same message wherever it is met.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from zsseg_bench.data.zero_shot import IGNORE_LABEL
+from zsseg_bench.utils.errors import UserError
+
+_REGENERATE = "re-run the dataset's prepare script (or replace the file)"
+
+
+def read_image(path: str, image_format: str = "RGB") -> np.ndarray:
+    """Reads an image as an H x W x 3 uint8 array (EXIF orientation applied, as detectron2).
+
+    Args:
+        path: image file.
+        image_format: ``"RGB"`` or ``"BGR"`` channel order of the result.
+
+    Raises:
+        UserError: the file is missing or not a readable image.
+    """
+    if image_format not in ("RGB", "BGR"):
+        raise UserError(f"INPUT.FORMAT: unknown image format '{image_format}'; use RGB or BGR")
+    try:
+        with Image.open(path) as img:
+            img = ImageOps.exif_transpose(img)
+            array = np.asarray(img.convert("RGB"))
+    except FileNotFoundError as e:
+        raise UserError(f"image file not found: {path}; {_REGENERATE}") from e
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        raise UserError(f"cannot read image file {path} ({e}); {_REGENERATE}") from e
+    if image_format == "BGR":
+        array = array[:, :, ::-1]
+    return np.ascontiguousarray(array)
+
+
+def read_sem_seg(path: str, num_classes: int | None = None) -> np.ndarray:
+    """Reads a label map (single-channel PNG of class ids, 255 = ignore) as H x W uint8.
+
+    Args:
+        path: label file.
+        num_classes: size of the dataset's class list; when given, every value must lie in
+            ``0 .. num_classes-1`` or be 255.
+
+    Raises:
+        UserError: the file is missing, unreadable, not single-channel, or holds a value outside
+            the class list.
+    """
+    try:
+        with Image.open(path) as img:
+            mode = img.mode
+            label = np.asarray(img)
+    except FileNotFoundError as e:
+        raise UserError(f"label file not found: {path}; {_REGENERATE}") from e
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        raise UserError(f"cannot read label file {path} ({e}); {_REGENERATE}") from e
+    if label.ndim != 2:
+        raise UserError(f"label file {path} has {label.shape[2]} channels (mode {mode}); label "
+                        f"maps must be single-channel PNGs of class ids (255 = ignore)")
+    if label.dtype != np.uint8:
+        if label.size and (label.min() < 0 or label.max() > IGNORE_LABEL):
+            raise UserError(f"label file {path} holds values outside 0..255 (mode {mode}); "
+                            f"label maps must hold class ids (255 = ignore)")
+        label = label.astype(np.uint8)
+    if num_classes is not None:
+        check_label_values(label, num_classes, path)
+    return label
+
+
+def check_label_values(label: np.ndarray, num_classes: int, path: str) -> None:
+    """Raises :class:`UserError` if ``label`` (uint8) holds a value that is neither a class id
+    below ``num_classes`` nor 255 (ignore); the message names ``path`` and the bad values."""
+    counts = np.bincount(np.asarray(label, dtype=np.uint8).ravel(), minlength=256)
+    counts[IGNORE_LABEL] = 0
+    bad = np.flatnonzero(counts[num_classes:]) + num_classes
+    if bad.size:
+        shown = ", ".join(str(v) for v in bad[:10].tolist())
+        raise UserError(f"label file {path} holds value(s) {shown} outside the class list "
+                        f"0..{num_classes - 1} (255 = ignore); the labels do not match the "
+                        f"dataset's classes: {_REGENERATE}")

@@ -1,0 +1,84 @@
+"""Zero-shot split mechanics: how the seen/unseen split of a dataset reaches training labels.
+
+The split itself is data: every dataset states it once, in its metadata (``seen_classes`` /
+``unseen_classes``, ids in the dataset's full class list). Labels on disk always hold the full
+class ids; the split is applied on the fly by the training mapper, so no second copy of the
+labels exists:
+
+- ``inductive``: unseen pixels become :data:`IGNORE_LABEL` (255): the model never gets a
+  training signal from them.
+- ``transductive``: unseen pixels become :data:`UNLABELLED_LABEL` (254): distinct from ignore, so
+  a trainer may pseudo-label them (self-training) while true ignore pixels stay ignored.
+
+Evaluation labels are never split: the evaluator scores all classes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from zsseg_bench.utils.errors import UserError
+
+#: Pixels that carry no label at all (on disk and in memory).
+IGNORE_LABEL = 255
+#: Pixels of unseen classes in transductive training: unlabelled but usable for pseudo-labels.
+UNLABELLED_LABEL = 254
+#: The zero-shot settings understood by :func:`apply_zero_shot_split`.
+SETTINGS = ("inductive", "transductive")
+
+
+def check_setting(setting: str) -> str:
+    """Returns ``setting`` if known, else raises :class:`UserError` naming the choices."""
+    if setting not in SETTINGS:
+        raise UserError(f"ZERO_SHOT.SETTING: unknown setting '{setting}'; "
+                        f"choose one of {', '.join(SETTINGS)}")
+    return setting
+
+
+def zero_shot_lut(num_classes: int, unseen_classes: Sequence[int], setting: str) -> np.ndarray:
+    """The 256-entry lookup table that maps full-id labels to training labels.
+
+    Args:
+        num_classes: size of the dataset's full class list (ids ``0 .. num_classes-1``).
+        unseen_classes: ids of the unseen classes.
+        setting: ``"inductive"`` or ``"transductive"``.
+
+    Returns:
+        uint8 array of 256 entries: identity, except unseen ids -> 255 (inductive) or 254
+        (transductive). Values ``>= num_classes`` other than 255 map to themselves (the label
+        reader rejects them before this point).
+    """
+    check_setting(setting)
+    if num_classes > UNLABELLED_LABEL:
+        raise UserError(f"a dataset with {num_classes} classes collides with the reserved labels "
+                        f"{UNLABELLED_LABEL} (unlabelled) and {IGNORE_LABEL} (ignore)")
+    lut = np.arange(256, dtype=np.uint8)
+    unseen = np.asarray(list(unseen_classes), dtype=np.int64)
+    if unseen.size and (unseen.min() < 0 or unseen.max() >= num_classes):
+        raise UserError(f"unseen class ids {unseen.tolist()} are outside 0..{num_classes - 1}")
+    lut[unseen] = IGNORE_LABEL if setting == "inductive" else UNLABELLED_LABEL
+    return lut
+
+
+def apply_zero_shot_split(label: np.ndarray | torch.Tensor, metadata: Any,
+                          setting: str) -> np.ndarray | torch.Tensor:
+    """Applies the zero-shot split of a dataset to a training label map.
+
+    Args:
+        label: H x W label map of full class ids (255 = ignore), numpy or torch, integer dtype.
+        metadata: the dataset's metadata (``stuff_classes``, ``unseen_classes``), e.g.
+            ``MetadataCatalog.get("synthetic_train")``.
+        setting: ``"inductive"`` (unseen -> 255) or ``"transductive"`` (unseen -> 254).
+
+    Returns:
+        A new label map of the same type, dtype and shape.
+    """
+    lut = zero_shot_lut(len(metadata.stuff_classes), metadata.unseen_classes, setting)
+    if isinstance(label, torch.Tensor):
+        table = torch.as_tensor(lut.astype(np.int64), device=label.device)
+        return table[label.long()].to(label.dtype)
+    return lut[np.asarray(label)].astype(np.asarray(label).dtype, copy=False)

@@ -1,0 +1,50 @@
+"""Command-line plumbing shared by the commands that take a config (train, eval, speed)."""
+
+from __future__ import annotations
+
+import argparse
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from zsseg_bench.config import CfgNode, get_cfg, validate_cfg
+from zsseg_bench.config.projects import add_project_configs
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--config-file``, ``--output-dir`` and trailing ``KEY VALUE`` overrides (Detectron2)."""
+    parser.add_argument("--config-file", required=True, metavar="FILE",
+                        help="YAML config (may inherit with _BASE_), e.g. "
+                             "configs/synthetic/zegclip.yaml")
+    parser.add_argument("--output-dir", default=None, metavar="DIR",
+                        help="run directory (overrides OUTPUT_DIR)")
+    parser.add_argument("opts", nargs=argparse.REMAINDER, metavar="KEY VALUE",
+                        help="config overrides, e.g. SOLVER.MAX_ITER 100 SEED 1")
+
+
+def setup_cfg(config_file: str, opts: list[str] | None = None,
+              output_dir: str | None = None) -> CfgNode:
+    """Defaults + every project's keys + the YAML file + overrides, validated and frozen."""
+    cfg = add_project_configs(get_cfg())
+    cfg.merge_from_file(config_file)
+    cfg.merge_from_list(list(opts or []))
+    if output_dir is not None:
+        cfg.OUTPUT_DIR = str(output_dir)
+    validate_cfg(cfg)
+    cfg.freeze()
+    return cfg
+
+
+def seed_all(seed: int) -> None:
+    """Seeds python, numpy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def output_dir_of(cfg: Any) -> Path:
+    """The run directory of ``cfg`` as a ``Path``."""
+    return Path(cfg.OUTPUT_DIR)

@@ -1,0 +1,184 @@
+"""``ZeroShotSegmentor``: what every method shares around its head (DESIGN.md, "Contracts")."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from zsseg_bench.config.configurable import configurable
+from zsseg_bench.data.catalog import MetadataCatalog
+from zsseg_bench.modeling.build import META_ARCH_REGISTRY, build_head
+from zsseg_bench.modeling.inference_modes import (
+    pad_to_batch,
+    resize_scores,
+    slide_inference,
+    whole_inference,
+)
+from zsseg_bench.modeling.vocabulary import ClassVocabulary
+from zsseg_bench.utils.errors import UserError
+
+IGNORE_LABEL = 255
+UNLABELLED_LABEL = 254  # transductive: unseen pixels, to be pseudo-labelled (data.zero_shot)
+_NOT_IN_VOCABULARY = 253  # internal marker of a label id outside the training vocabulary
+
+
+@META_ARCH_REGISTRY.register()
+class ZeroShotSegmentor(nn.Module):
+    """Normalisation, padding, vocabulary, whole/slide inference and post-processing.
+
+    A method is a head (``HEAD_REGISTRY``) called as ``head(images, vocab, clip, targets)``:
+    in training it returns a dict of losses, in inference ``B x K x h x w`` class scores that
+    this module upsamples, crops of their padding and resizes to each image's original size.
+
+    Vocabulary: in training, the training dataset's classes that are trainable in the current
+    setting — seen classes only (inductive) or all classes (transductive); label ids are
+    remapped to that vocabulary's index space. In inference, the full class list of the test
+    dataset (:meth:`set_test_dataset`).
+    """
+
+    @configurable
+    def __init__(self, *, head: nn.Module, clip: nn.Module, train_dataset: str | None,
+                 test_dataset: str | None, setting: str, templates: str,
+                 pixel_mean: list[float], pixel_std: list[float], size_divisibility: int,
+                 test_mode: str = "whole", slide_crop: tuple[int, int] = (512, 512),
+                 slide_stride: tuple[int, int] = (426, 426)):
+        super().__init__()
+        self.head = head
+        self.clip = clip
+        self.train_dataset = train_dataset
+        self.test_dataset = test_dataset
+        self.setting = setting
+        self.templates = templates
+        self.size_divisibility = size_divisibility
+        self.test_mode = test_mode
+        self.slide_crop = tuple(slide_crop)
+        self.slide_stride = tuple(slide_stride)
+        self.self_training_active = False
+        self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), False)
+        self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), False)
+        self._vocab_cache: dict[tuple, ClassVocabulary] = {}
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> dict[str, Any]:
+        """Builds the CLIP layer and the head named in ``cfg``."""
+        from zsseg_bench.modeling.clip import build_clip
+
+        clip = build_clip(cfg)
+        return {
+            "head": build_head(cfg, clip),
+            "clip": clip,
+            "train_dataset": cfg.DATASETS.TRAIN[0] if cfg.DATASETS.TRAIN else None,
+            "test_dataset": cfg.DATASETS.TEST[0] if cfg.DATASETS.TEST else None,
+            "setting": cfg.ZERO_SHOT.SETTING,
+            "templates": cfg.MODEL.CLIP.TEMPLATES,
+            "pixel_mean": list(cfg.MODEL.PIXEL_MEAN),
+            "pixel_std": list(cfg.MODEL.PIXEL_STD),
+            "size_divisibility": cfg.MODEL.SIZE_DIVISIBILITY,
+            "test_mode": cfg.TEST.MODE,
+            "slide_crop": tuple(cfg.TEST.SLIDE.CROP),
+            "slide_stride": tuple(cfg.TEST.SLIDE.STRIDE),
+        }
+
+    @property
+    def device(self) -> torch.device:
+        return self.pixel_mean.device
+
+    # ----------------------------------------------------------------------------- vocabulary
+    def set_test_dataset(self, name: str) -> None:
+        """Selects the dataset whose full class list inference scores."""
+        self.test_dataset = name
+
+    def vocabulary(self, dataset: str | None, trainable_only: bool) -> ClassVocabulary:
+        """The vocabulary of ``dataset``: its trainable classes in the current setting
+        (``trainable_only``), or all its classes. Text embeddings are computed once and cached.
+        """
+        if dataset is None:
+            raise UserError("no dataset given: set DATASETS.TRAIN / DATASETS.TEST")
+        meta = MetadataCatalog.get(dataset)
+        names = list(meta.get("stuff_classes") or [])
+        if not names:
+            raise UserError(f"dataset '{dataset}' has no stuff_classes in its metadata; is it "
+                            "registered (zsseg_bench.data.datasets)?")
+        seen = set(meta.get("seen_classes", range(len(names))))
+        ids = list(range(len(names)))
+        if trainable_only and self.setting == "inductive":
+            ids = [i for i in ids if i in seen]
+        key = (dataset, tuple(ids), self.templates)
+        if key not in self._vocab_cache:
+            with torch.no_grad():
+                embeddings = self.clip.embed_texts([names[i] for i in ids], self.templates)
+            self._vocab_cache[key] = ClassVocabulary(
+                names=[names[i] for i in ids],
+                embeddings=embeddings.detach(),
+                is_seen=torch.tensor([i in seen for i in ids], dtype=torch.bool),
+                class_ids=torch.tensor(ids, dtype=torch.long),
+            ).to(self.device)
+        vocab = self._vocab_cache[key]
+        vocab.self_training = self.self_training_active
+        return vocab
+
+    # --------------------------------------------------------------------------------- forward
+    def preprocess(self, batched_inputs: list[dict[str, Any]]) -> list[torch.Tensor]:
+        """Normalised float images (``3 x H x W``) on the model's device."""
+        return [(x["image"].to(self.device, non_blocking=True).float() - self.pixel_mean)
+                / self.pixel_std for x in batched_inputs]
+
+    def forward(self, batched_inputs: list[dict[str, Any]]) -> Any:
+        """Losses (training) or ``[{"sem_seg": Tensor[C, height, width]}]`` (inference)."""
+        images = self.preprocess(batched_inputs)
+        if self.training:
+            return self._forward_train(images, batched_inputs)
+        return self.inference(images, batched_inputs)
+
+    def _forward_train(self, images: list[torch.Tensor],
+                       batched_inputs: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        vocab = self.vocabulary(self.train_dataset, trainable_only=True)
+        batch = pad_to_batch(images, self.size_divisibility)
+        labels = [x["sem_seg"].to(self.device) for x in batched_inputs]
+        targets = pad_to_batch(labels, self.size_divisibility, pad_value=IGNORE_LABEL)
+        return self.head(batch, vocab, self.clip, targets=self.to_vocabulary_ids(targets, vocab))
+
+    def to_vocabulary_ids(self, targets: torch.Tensor, vocab: ClassVocabulary) -> torch.Tensor:
+        """Maps full-class-list label ids to ``vocab`` indices (255 and 254 stay as they are).
+
+        A label id outside the training vocabulary (e.g. an unseen class in the inductive
+        setting, which the mapper should have ignored) is an error, never a silent leak.
+        """
+        lut = torch.full((256,), _NOT_IN_VOCABULARY, dtype=torch.long, device=targets.device)
+        lut[vocab.class_ids] = torch.arange(len(vocab), device=targets.device)
+        lut[IGNORE_LABEL] = IGNORE_LABEL
+        lut[UNLABELLED_LABEL] = UNLABELLED_LABEL if self.setting == "transductive" else \
+            _NOT_IN_VOCABULARY
+        mapped = lut[targets.long().clamp(0, 255)]
+        if (mapped == _NOT_IN_VOCABULARY).any() or (targets > 255).any() or (targets < 0).any():
+            bad = sorted(set(targets[mapped == _NOT_IN_VOCABULARY].unique().tolist()))
+            raise RuntimeError(f"training labels contain ids {bad} outside the training "
+                               f"vocabulary ({self.setting} setting, {len(vocab)} classes): "
+                               "the mapper must ignore unseen pixels in the inductive setting")
+        return mapped
+
+    def _run_head(self, vocab: ClassVocabulary) -> Any:
+        def run(batch: torch.Tensor) -> torch.Tensor:
+            scores = self.head(batch, vocab, self.clip)
+            if scores.shape[-2:] != batch.shape[-2:]:
+                scores = F.interpolate(scores, size=batch.shape[-2:], mode="bilinear",
+                                       align_corners=False)
+            return scores
+        return run
+
+    def inference(self, images: list[torch.Tensor],
+                  batched_inputs: list[dict[str, Any]]) -> list[dict[str, torch.Tensor]]:
+        """Scores over the test dataset's full vocabulary, at each image's original size."""
+        vocab = self.vocabulary(self.test_dataset, trainable_only=False)
+        run = self._run_head(vocab)
+        if self.test_mode == "slide":
+            scores = [slide_inference(run, img, self.slide_crop, self.slide_stride,
+                                      self.size_divisibility) for img in images]
+        else:
+            scores = whole_inference(run, images, self.size_divisibility)
+        return [{"sem_seg": resize_scores(s, (int(x.get("height", s.shape[-2])),
+                                             int(x.get("width", s.shape[-1]))))}
+                for s, x in zip(scores, batched_inputs)]

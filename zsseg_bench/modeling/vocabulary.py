@@ -1,0 +1,45 @@
+"""The class vocabulary a head sees: names, CLIP text embeddings, and which classes are seen."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class ClassVocabulary:
+    """The classes of one forward pass, in the head's index space ``0..K-1``.
+
+    Attributes:
+        names: class names, in index order.
+        embeddings: ``K x D`` L2-normalised CLIP text embeddings of the names.
+        is_seen: ``K`` bool, True for classes with training labels.
+        class_ids: ``K`` ids of these classes in the dataset's full class list.
+        self_training: True once transductive self-training has started (heads then
+            pseudo-label unlabelled pixels).
+    """
+
+    names: list[str]
+    embeddings: torch.Tensor
+    is_seen: torch.Tensor
+    class_ids: torch.Tensor
+    self_training: bool = False
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @property
+    def seen_indices(self) -> torch.Tensor:
+        """Indices (into this vocabulary) of the seen classes."""
+        return self.is_seen.nonzero().flatten()
+
+    @property
+    def unseen_indices(self) -> torch.Tensor:
+        """Indices (into this vocabulary) of the unseen classes."""
+        return (~self.is_seen).nonzero().flatten()
+
+    def to(self, device: torch.device | str) -> ClassVocabulary:
+        """A copy on ``device``."""
+        return ClassVocabulary(self.names, self.embeddings.to(device), self.is_seen.to(device),
+                               self.class_ids.to(device), self.self_training)

@@ -1,0 +1,467 @@
+"""Sweep specs: a YAML grid of methods x datasets x settings x seeds x config overrides.
+
+A spec (see ``configs/sweeps/*.yaml`` for commented examples)::
+
+    name: toy_comparison
+    config_template: "../{dataset}/{method}.yaml"   # relative to the spec file
+    methods: [zegclip, two_stage]                   # or "*", or {name: {config, overrides, label}}
+    datasets: [synthetic]                           # or {name: {overrides}}
+    settings: [inductive]                           # or {name: {overrides}}
+    seeds: [0]
+    overrides: {SOLVER.MAX_ITER: 300}               # every run (train and speed)
+    variants: {}                                    # {name: {KEY: VALUE}}: one axis of the grid
+    grid: {}                                        # {KEY: [v1, v2]}: one axis per key
+    speed: {enabled: true, overrides: {}}           # speed-only overrides
+    baseline: two_stage                             # the method speed-ups are relative to
+    launcher: {local: {jobs: 1}, slurm: {timeout_min: 240}}
+
+:func:`load_sweep_spec` validates a spec; :meth:`SweepSpec.expand` turns it into
+:class:`Cell` objects, one per run, each with a stable id derived from its resolved config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import glob
+import hashlib
+import itertools
+import json
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from zsseg_bench.sweep.layout import STAGES
+from zsseg_bench.utils.errors import UserError
+
+#: Settings the core config knows; a setting of this name maps to ``ZERO_SHOT.SETTING``.
+SETTING_KEY = "ZERO_SHOT.SETTING"
+KNOWN_SETTINGS = ("inductive", "transductive")
+
+DEFAULT_CONFIG_TEMPLATE = "../{dataset}/{method}.yaml"
+DEFAULT_VARIANT = "default"
+
+#: The command of each stage. ``{opts}`` (a whole element) expands to ``KEY VALUE ...``.
+DEFAULT_COMMANDS: dict[str, list[str]] = {
+    "train": ["{python}", "-m", "zsseg_bench", "train", "--config-file", "{config_file}",
+              "--output-dir", "{output_dir}", "{opts}"],
+    "speed": ["{python}", "-m", "zsseg_bench", "speed", "--config-file", "{config_file}",
+              "--output-dir", "{output_dir}", "{opts}"],
+}
+
+_TOP_KEYS = (
+    "name", "description", "config_template", "methods", "datasets", "settings", "seeds",
+    "overrides", "variants", "grid", "speed", "baseline", "labels", "commands", "launcher",
+    "resolve_configs",
+)
+_METHOD_KEYS = ("config", "overrides", "label")
+_DATASET_KEYS = ("overrides", "label")
+_SETTING_KEYS = ("overrides",)
+_SPEED_KEYS = ("enabled", "overrides")
+_LAUNCHER_KEYS = ("default", "local", "slurm")
+_ID_SAFE = re.compile(r"[^A-Za-z0-9_.=+-]+")
+_MAX_VARIANT_SLUG = 40
+_HASH_CHARS = 10
+
+
+class SweepSpecError(UserError):
+    """A sweep spec that cannot be used; the message names the file and the key."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    """One run of a sweep: a method on a dataset in a setting with a seed and a variant.
+
+    Attributes:
+        sweep: name of the sweep.
+        run_id: stable id (``<method>-<dataset>-<setting>-s<seed>[-<variant>]-<hash>``), the
+            name of the run directory; the hash covers the resolved config of every stage.
+        method, dataset, setting, variant: the labels of the cell (spec names).
+        method_label: the display name of the method in tables and plots.
+        seed: the value of ``SEED``.
+        config_file: absolute path of the config file.
+        stages: the stages to run, in order (a subset of ``layout.STAGES``).
+        opts: stage -> flat ``[KEY, VALUE, ...]`` override list given to that stage's command.
+        commands: stage -> command template (see :data:`DEFAULT_COMMANDS`).
+        baseline: the method speed-ups are computed against, or None.
+    """
+
+    sweep: str
+    run_id: str
+    method: str
+    method_label: str
+    dataset: str
+    setting: str
+    seed: int
+    variant: str
+    config_file: str
+    stages: tuple[str, ...]
+    opts: dict[str, list[str]]
+    commands: dict[str, list[str]]
+    baseline: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict (what ``cell.json`` holds)."""
+        d = dataclasses.asdict(self)
+        d["stages"] = list(self.stages)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Cell:
+        """The inverse of :meth:`to_dict`; raises ``KeyError``/``TypeError`` on bad input."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        missing = fields - set(d) - {"baseline"}
+        if missing:
+            raise KeyError(f"missing fields {sorted(missing)}")
+        kwargs = {k: d[k] for k in fields if k in d}
+        kwargs["stages"] = tuple(kwargs["stages"])
+        kwargs["seed"] = int(kwargs["seed"])
+        return cls(**kwargs)
+
+
+def format_opt_value(value: Any) -> str:
+    """Formats a YAML value as a command-line override value (parsed back by ``literal_eval``)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, tuple):
+        value = list(value)
+    return repr(value)
+
+
+@dataclasses.dataclass
+class _MethodEntry:
+    name: str
+    config: str | None
+    overrides: dict[str, Any]
+    label: str
+
+
+@dataclasses.dataclass
+class SweepSpec:
+    """A validated sweep spec (see the module docstring for the YAML format).
+
+    Build it with :func:`load_sweep_spec`; turn it into runs with :meth:`expand`.
+    """
+
+    path: Path
+    name: str
+    config_template: str
+    methods: list[_MethodEntry]
+    datasets: dict[str, dict[str, Any]]
+    settings: dict[str, dict[str, Any]]
+    seeds: list[int]
+    overrides: dict[str, Any]
+    variants: dict[str, dict[str, Any]]
+    speed_enabled: bool
+    speed_overrides: dict[str, Any]
+    baseline: str | None
+    commands: dict[str, list[str]]
+    launcher: dict[str, Any]
+    resolve_configs: bool
+    text: str
+
+    def config_file(self, method: _MethodEntry, dataset: str) -> Path:
+        """The config file of ``method`` on ``dataset`` (absolute, must exist)."""
+        rel = method.config or self.config_template.format(method=method.name, dataset=dataset)
+        path = (self.path.parent / rel).resolve()
+        if not path.is_file():
+            raise SweepSpecError(
+                f"{self.path}: config file {path} of method {method.name!r} on dataset "
+                f"{dataset!r} does not exist (set methods.{method.name}.config or "
+                "config_template, relative to the spec file)")
+        return path
+
+    def stages(self) -> tuple[str, ...]:
+        """The stages of every run of this sweep."""
+        return STAGES if self.speed_enabled else ("train",)
+
+    def expand(
+        self,
+        extra_overrides: Sequence[str] = (),
+        resolver: Callable[[str, list[str]], str] | None = None,
+    ) -> list[Cell]:
+        """All runs of the sweep, in grid order (method, dataset, setting, variant, seed).
+
+        Args:
+            extra_overrides: ``KEY VALUE ...`` applied to every run after the spec's overrides
+                (e.g. from the command line).
+            resolver: ``(config_file, opts) -> resolved config text`` used for run ids;
+                default: :func:`zsseg_bench.sweep.resolve.resolve_config_text` when
+                ``resolve_configs`` is true, else the raw config text plus the overrides.
+
+        Returns:
+            The cells; their ``run_id`` are unique and stable across processes and machines.
+        """
+        if len(extra_overrides) % 2:
+            raise SweepSpecError(f"overrides must be KEY VALUE pairs, got {list(extra_overrides)}")
+        if resolver is None:
+            from zsseg_bench.sweep.resolve import raw_config_text, resolve_config_text
+
+            resolver = resolve_config_text if self.resolve_configs else raw_config_text
+        stages = self.stages()
+        cells: list[Cell] = []
+        for method, dataset, setting, variant, seed in itertools.product(
+                self.methods, self.datasets, self.settings, self.variants, self.seeds):
+            config_file = str(self.config_file(method, dataset))
+            train_opts = _flatten(self.overrides) + _flatten(self.datasets[dataset]["overrides"])
+            train_opts += _flatten(method.overrides) + _flatten(self.settings[setting]["overrides"])
+            train_opts += _flatten(self.variants[variant]) + list(extra_overrides)
+            train_opts += ["SEED", str(seed)]
+            opts = {"train": train_opts}
+            if "speed" in stages:
+                opts["speed"] = train_opts + _flatten(self.speed_overrides)
+            commands = {s: list(self.commands[s]) for s in stages}
+            resolved = {}
+            for stage in stages:
+                try:
+                    resolved[stage] = resolver(config_file, opts[stage])
+                except UserError as e:
+                    raise SweepSpecError(
+                        f"{self.path}: run {method.name}/{dataset}/{setting}/{variant}/seed "
+                        f"{seed} ({stage}): {e}") from e
+            identity = {
+                "method": method.name, "dataset": dataset, "setting": setting,
+                "variant": variant, "seed": seed, "stages": list(stages),
+                "commands": commands, "resolved": resolved,
+            }
+            cells.append(Cell(
+                sweep=self.name,
+                run_id=make_run_id(method.name, dataset, setting, seed, variant, identity),
+                method=method.name, method_label=method.label, dataset=dataset,
+                setting=setting, seed=seed, variant=variant, config_file=config_file,
+                stages=stages, opts=opts, commands=commands, baseline=self.baseline,
+            ))
+        seen: dict[str, Cell] = {}
+        for cell in cells:
+            if cell.run_id in seen:
+                raise SweepSpecError(
+                    f"{self.path}: two runs resolve to the same config ({cell.run_id}); "
+                    "remove the duplicate method/variant/override")
+            seen[cell.run_id] = cell
+        return cells
+
+
+def make_run_id(method: str, dataset: str, setting: str, seed: int, variant: str,
+                identity: Mapping[str, Any]) -> str:
+    """A readable, file-name-safe id whose suffix hashes ``identity`` (canonical JSON, SHA-1)."""
+    digest = hashlib.sha1(
+        json.dumps(identity, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()
+    parts = [method, dataset, setting, f"s{seed}"]
+    if variant != DEFAULT_VARIANT:
+        parts.append(_ID_SAFE.sub("_", variant)[:_MAX_VARIANT_SLUG])
+    parts.append(digest[:_HASH_CHARS])
+    return "-".join(_ID_SAFE.sub("_", p) for p in parts)
+
+
+def _flatten(overrides: Mapping[str, Any]) -> list[str]:
+    out: list[str] = []
+    for key, value in overrides.items():
+        out += [str(key), format_opt_value(value)]
+    return out
+
+
+# ------------------------------------------------------------------------------------------
+# Loading and validation
+# ------------------------------------------------------------------------------------------
+def load_sweep_spec(path: str | os.PathLike) -> SweepSpec:
+    """Reads and validates a sweep spec.
+
+    Args:
+        path: the YAML file.
+
+    Returns:
+        The spec; relative paths in it are relative to the file's directory.
+
+    Raises:
+        SweepSpecError: the file is missing, not YAML, or a key is unknown or of the wrong type.
+    """
+    path = Path(path).resolve()
+    if not path.is_file():
+        raise SweepSpecError(f"sweep spec not found: {path} (see configs/sweeps/ for examples)")
+    text = path.read_text(encoding="utf-8")
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise SweepSpecError(f"{path}: not valid YAML: {e}") from e
+    if not isinstance(raw, dict):
+        raise SweepSpecError(f"{path}: a sweep spec must be a mapping of keys "
+                             f"({', '.join(_TOP_KEYS)})")
+    ctx = _Ctx(path)
+    ctx.check_keys(raw, _TOP_KEYS, "")
+    name = str(raw.get("name") or path.stem)
+    template = str(raw.get("config_template", DEFAULT_CONFIG_TEMPLATE))
+    labels = ctx.mapping(raw.get("labels", {}), "labels")
+    methods = _parse_methods(ctx, raw.get("methods"), raw.get("datasets"), template, labels)
+    datasets = _parse_named(ctx, raw.get("datasets"), "datasets", _DATASET_KEYS)
+    settings = _parse_settings(ctx, raw.get("settings", ["inductive"]))
+    seeds = raw.get("seeds", [0])
+    if (not isinstance(seeds, list) or not seeds
+            or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)):
+        raise SweepSpecError(f"{path}: seeds must be a non-empty list of integers, got {seeds!r}")
+    if len(set(seeds)) != len(seeds):
+        raise SweepSpecError(f"{path}: seeds has duplicates: {seeds}")
+    overrides = ctx.overrides(raw.get("overrides", {}), "overrides")
+    variants = _parse_variants(ctx, raw.get("variants", {}), raw.get("grid", {}))
+    speed = raw.get("speed", {})
+    if isinstance(speed, bool):
+        speed = {"enabled": speed}
+    speed = ctx.mapping(speed, "speed")
+    ctx.check_keys(speed, _SPEED_KEYS, "speed.")
+    speed_enabled = speed.get("enabled", True)
+    if not isinstance(speed_enabled, bool):
+        raise SweepSpecError(f"{path}: speed.enabled must be true or false")
+    speed_overrides = ctx.overrides(speed.get("overrides", {}), "speed.overrides")
+    baseline = raw.get("baseline")
+    if baseline is not None and baseline not in {m.name for m in methods}:
+        raise SweepSpecError(f"{path}: baseline {baseline!r} is not one of the methods "
+                             f"({', '.join(m.name for m in methods)})")
+    commands = _parse_commands(ctx, raw.get("commands", {}))
+    launcher = ctx.mapping(raw.get("launcher", {}), "launcher")
+    ctx.check_keys(launcher, _LAUNCHER_KEYS, "launcher.")
+    resolve_configs = raw.get("resolve_configs", True)
+    if not isinstance(resolve_configs, bool):
+        raise SweepSpecError(f"{path}: resolve_configs must be true or false")
+    return SweepSpec(
+        path=path, name=name, config_template=template, methods=methods, datasets=datasets,
+        settings=settings, seeds=list(seeds), overrides=overrides, variants=variants,
+        speed_enabled=speed_enabled, speed_overrides=speed_overrides, baseline=baseline,
+        commands=commands, launcher=launcher, resolve_configs=resolve_configs, text=text,
+    )
+
+
+class _Ctx:
+    """Validation helpers that name the spec file and the key in every error."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def error(self, msg: str) -> SweepSpecError:
+        return SweepSpecError(f"{self.path}: {msg}")
+
+    def check_keys(self, d: Mapping[str, Any], allowed: Iterable[str], prefix: str) -> None:
+        allowed = list(allowed)
+        for key in d:
+            if key not in allowed:
+                close = difflib.get_close_matches(str(key), allowed, n=1)
+                hint = f"; did you mean {prefix}{close[0]}?" if close else ""
+                raise self.error(f"unknown key {prefix}{key}{hint} "
+                                 f"(allowed: {', '.join(allowed)})")
+
+    def mapping(self, value: Any, key: str) -> dict[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise self.error(f"{key} must be a mapping, got {type(value).__name__}")
+        return dict(value)
+
+    def overrides(self, value: Any, key: str) -> dict[str, Any]:
+        """Overrides as a mapping ``{KEY: VALUE}`` or a flat list ``[KEY, VALUE, ...]``."""
+        if isinstance(value, list):
+            if len(value) % 2:
+                raise self.error(f"{key} as a list must be KEY VALUE pairs, got {value}")
+            value = dict(zip(value[0::2], value[1::2]))
+        value = self.mapping(value, key)
+        for k in value:
+            if not isinstance(k, str) or not k or k != k.strip():
+                raise self.error(f"{key}: bad config key {k!r}")
+        return value
+
+
+def _parse_named(ctx: _Ctx, value: Any, key: str, allowed: tuple[str, ...]
+                 ) -> dict[str, dict[str, Any]]:
+    if value is None:
+        raise ctx.error(f"missing key {key}")
+    if isinstance(value, str):
+        value = [value]
+    if isinstance(value, list):
+        value = {str(v): None for v in value}
+    value = ctx.mapping(value, key)
+    if not value:
+        raise ctx.error(f"{key} is empty")
+    out = {}
+    for name, entry in value.items():
+        entry = ctx.mapping(entry, f"{key}.{name}")
+        ctx.check_keys(entry, allowed, f"{key}.{name}.")
+        entry["overrides"] = ctx.overrides(entry.get("overrides", {}), f"{key}.{name}.overrides")
+        out[str(name)] = entry
+    return out
+
+
+def _parse_settings(ctx: _Ctx, value: Any) -> dict[str, dict[str, Any]]:
+    settings = _parse_named(ctx, value, "settings", _SETTING_KEYS)
+    for name, entry in settings.items():
+        if name in KNOWN_SETTINGS:
+            entry["overrides"] = {SETTING_KEY: name, **entry["overrides"]}
+        elif not entry["overrides"]:
+            raise ctx.error(f"setting {name!r} is not one of {', '.join(KNOWN_SETTINGS)}; "
+                            f"give it overrides (settings.{name}.overrides) that select it")
+    return settings
+
+
+def _parse_methods(ctx: _Ctx, value: Any, datasets: Any, template: str,
+                   labels: Mapping[str, Any]) -> list[_MethodEntry]:
+    if value == "*":
+        value = _discover_methods(ctx, datasets, template)
+    named = _parse_named(ctx, value, "methods", _METHOD_KEYS)
+    out = []
+    for name, entry in named.items():
+        config = entry.get("config")
+        if config is not None and not isinstance(config, str):
+            raise ctx.error(f"methods.{name}.config must be a path")
+        label = entry.get("label", labels.get(name, name))
+        out.append(_MethodEntry(name=name, config=config, overrides=entry["overrides"],
+                                label=str(label)))
+    return out
+
+
+def _discover_methods(ctx: _Ctx, datasets: Any, template: str) -> list[str]:
+    """``methods: "*"``: every config that ``config_template`` matches for every dataset."""
+    if "{method}" not in template:
+        raise ctx.error('methods: "*" needs a config_template containing {method}')
+    names = [datasets] if isinstance(datasets, str) else list(datasets or [])
+    found: set[str] | None = None
+    for dataset in names:
+        pattern = str(ctx.path.parent / template.format(method="*", dataset=dataset))
+        prefix, suffix = pattern.split("*", 1)
+        methods = {p[len(prefix):len(p) - len(suffix)] for p in glob.glob(pattern)}
+        methods = {m for m in methods if m and not m.startswith("Base") and "/" not in m}
+        found = methods if found is None else found & methods
+    if not found:
+        raise ctx.error(f'methods: "*" found no config matching {template} for datasets '
+                        f"{names} (relative to the spec file)")
+    return sorted(found)
+
+
+def _parse_variants(ctx: _Ctx, variants: Any, grid: Any) -> dict[str, dict[str, Any]]:
+    variants = ctx.mapping(variants, "variants")
+    named = {str(k): ctx.overrides(v, f"variants.{k}") for k, v in variants.items()}
+    if not named:
+        named = {DEFAULT_VARIANT: {}}
+    grid = ctx.mapping(grid, "grid")
+    axes = []
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise ctx.error(f"grid.{key} must be a non-empty list of values")
+        axes.append([(key, v) for v in values])
+    out: dict[str, dict[str, Any]] = {}
+    for base, combo in itertools.product(named, itertools.product(*axes)):
+        parts = [] if base == DEFAULT_VARIANT and combo else [base]
+        parts += [f"{k}={format_opt_value(v)}" for k, v in combo]
+        out[",".join(parts)] = {**named[base], **dict(combo)}
+    return out
+
+
+def _parse_commands(ctx: _Ctx, value: Any) -> dict[str, list[str]]:
+    value = ctx.mapping(value, "commands")
+    ctx.check_keys(value, STAGES, "commands.")
+    commands = {k: list(v) for k, v in DEFAULT_COMMANDS.items()}
+    for stage, template in value.items():
+        if (not isinstance(template, list) or not template
+                or not all(isinstance(t, str) for t in template)):
+            raise ctx.error(f"commands.{stage} must be a list of strings")
+        commands[stage] = list(template)
+    return commands

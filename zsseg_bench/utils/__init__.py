@@ -1,0 +1,1 @@
+"""Small utilities shared by every layer: errors, atomic file I/O, run directories, environment."""

@@ -1,0 +1,9 @@
+"""The one exception type for mistakes a user can fix (bad config, missing file, bad data)."""
+
+
+class UserError(Exception):
+    """An error caused by the user's input, with a message that names the culprit and the fix.
+
+    The CLI prints such errors as one line on stderr and exits with code 2, without a traceback.
+    Anything else escaping the CLI is a bug in the suite and keeps its traceback.
+    """

@@ -1,0 +1,58 @@
+"""Atomic writes: a crash or a kill never leaves a truncated result or checkpoint behind.
+
+Every file a user produced (checkpoints, ``metrics.json``, ``speed.json``) is written to a
+temporary file in the same directory and moved into place with :func:`os.replace`, which is
+atomic on POSIX file systems.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from iopath.common.file_io import PathManager as _PathManagerFactory
+
+PathManager = _PathManagerFactory()
+"""The suite's iopath ``PathManager``; handlers such as ``zsseg_bench://`` register on it."""
+
+
+def _atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Writes ``data`` to ``path`` atomically (temp file in the same directory + rename)."""
+    _atomic_write(path, lambda f: f.write(data), "wb")
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Writes ``text`` (UTF-8) to ``path`` atomically."""
+    _atomic_write(path, lambda f: f.write(text.encode("utf-8")), "wb")
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Writes ``obj`` as indented JSON to ``path`` atomically."""
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def atomic_save(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` of ``obj`` to ``path`` atomically."""
+    import torch
+
+    _atomic_write(path, lambda f: torch.save(obj, f), "wb")
