@@ -1,7 +1,10 @@
-"""Two-stage zero-shot segmentation: mask proposals + CLIP crop classification (zsseg/ZegFormer)."""
+"""Two-stage zero-shot segmentation: mask proposals + CLIP crop classification (zsseg/ZegFormer).
 
-from typing import Any
+Importing the package registers ``TwoStageHead`` in ``HEAD_REGISTRY``; the CLI reaches it through
+the ``zsseg_bench.projects`` entry point ``add_two_stage_config``.
+"""
 
+from .config import add_two_stage_config
+from .head import TwoStageHead
 
-def add_two_stage_config(cfg: Any) -> None:
-    """Adds ``MODEL.TWO_STAGE.*`` keys to ``cfg`` (filled in by the two-stage issue)."""
+__all__ = ["add_two_stage_config", "TwoStageHead"]

@@ -1,7 +1,10 @@
-"""ZegCLIP (Zhou et al., CVPR 2023): one-stage zero-shot segmentation on a prompted CLIP ViT."""
+"""ZegCLIP (Zhou et al., CVPR 2023): one-stage zero-shot segmentation on a prompted CLIP ViT.
 
-from typing import Any
+Importing the package registers ``ZegCLIPHead`` in ``HEAD_REGISTRY``; the CLI finds
+:func:`add_zegclip_config` through the ``zsseg_bench.projects`` entry point.
+"""
 
+from .config import add_zegclip_config
+from .head import ZegCLIPHead
 
-def add_zegclip_config(cfg: Any) -> None:
-    """Adds ``MODEL.ZEGCLIP.*`` keys to ``cfg`` (filled in by the ZegCLIP issue)."""
+__all__ = ["ZegCLIPHead", "add_zegclip_config"]

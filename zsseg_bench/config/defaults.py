@@ -44,6 +44,10 @@ _C.MODEL.CLIP.WEIGHTS = ""
 _C.MODEL.CLIP.RANDOM_INIT = False
 # Prompt templates for class names: "single", "imagenet_80" or "vild_14".
 _C.MODEL.CLIP.TEMPLATES = "single"
+# --- CLIP layer keys added by the CLIP worker (zsseg_bench/modeling/clip) ---
+# QuickGELU activations, as OpenAI trained its CLIPs (open_clip's "-quickgelu" configs). Set True
+# for an OpenAI state dict; forced on automatically for OpenAI TorchScript archives (.pt).
+_C.MODEL.CLIP.QUICK_GELU = False
 
 # ---------------------------------------------------------------------------------------------
 # Zero-shot setting
@@ -85,6 +89,20 @@ _C.INPUT.COLOR_AUG = True
 # Test: resize so the image fits (long, short) keeping the aspect ratio (mmseg's test Resize).
 _C.INPUT.TEST_SCALE = (2048, 512)
 
+# --- data layer (data worker): augmentation parameters, data loading, test batching ----------
+# Values are mmseg's defaults (mmseg/datasets/pipelines/transforms.py: RandomCrop, RandomFlip,
+# PhotoMetricDistortion), as used by ZegCLIP's configs (REFERENCES.md, "Training recipes").
+# Crop: how many crops are checked against CAT_MAX_RATIO before the last draw is kept.
+_C.INPUT.CROP.MAX_TRIES = 10
+_C.INPUT.FLIP_PROB = 0.5
+_C.INPUT.PHOTOMETRIC = CN()
+_C.INPUT.PHOTOMETRIC.BRIGHTNESS_DELTA = 32  # added to all channels, uniform in [-d, d]
+_C.INPUT.PHOTOMETRIC.CONTRAST_RANGE = (0.5, 1.5)  # multiplicative factor
+_C.INPUT.PHOTOMETRIC.SATURATION_RANGE = (0.5, 1.5)  # factor on the HSV saturation
+_C.INPUT.PHOTOMETRIC.HUE_DELTA = 18  # in OpenCV hue units (0..179), i.e. +-36 degrees
+# TEST_SCALE: an empty tuple or a zero disables the test-time resize.
+# --- end of the data layer block -------------------------------------------------------------
+
 # ---------------------------------------------------------------------------------------------
 # Solver
 # ---------------------------------------------------------------------------------------------
@@ -104,6 +122,43 @@ _C.SOLVER.AMP = CN()
 _C.SOLVER.AMP.ENABLED = False
 _C.SOLVER.AMP.DTYPE = "bfloat16"
 
+# --- engine (engine worker): optimizer groups, schedule, clipping, accumulation, checkpoints ---
+# SGD only (AdamW uses BETAS).
+_C.SOLVER.MOMENTUM = 0.9
+# Learning-rate multipliers: [[regex, multiplier], ...]; the first regex found (re.search) in a
+# trainable parameter's name (e.g. "head.decoder.0.weight") sets its lr to BASE_LR x multiplier.
+# ZegCLIP trains prompts and head at 10x the rate (REFERENCES.md): set it in its config.
+_C.SOLVER.LR_MULTIPLIERS = []
+# Weight decay by kind of parameter (first that applies): normalisation layers, embeddings
+# (nn.Embedding and names matching EMBED_PARAM_PATTERNS: prompts, positional embeddings,
+# queries), biases; everything else gets SOLVER.WEIGHT_DECAY. Detectron2/Mask2Former and mmseg
+# recipes exclude these from decay (0.0).
+_C.SOLVER.WEIGHT_DECAY_NORM = 0.0
+_C.SOLVER.WEIGHT_DECAY_BIAS = 0.0
+_C.SOLVER.WEIGHT_DECAY_EMBED = 0.0
+_C.SOLVER.EMBED_PARAM_PATTERNS = [
+    "prompt", "pos_embed", "positional_embedding", "query_embed", "cls_token", "class_embedding",
+]
+# End of the poly/cosine decay (mmseg's min_lr); WarmupPolyLR: (lr - MIN_LR)(1 - t/T)^p + MIN_LR.
+_C.SOLVER.MIN_LR = 0.0
+# Gradient clipping (after unscaling under fp16). CLIP_TYPE: "full_model" = one norm over all
+# trainable parameters (mmcv grad_clip, Mask2Former "full_model"); "norm" = per parameter;
+# "value" = clamp each gradient element to [-CLIP_VALUE, CLIP_VALUE].
+_C.SOLVER.CLIP_GRADIENTS = CN()
+_C.SOLVER.CLIP_GRADIENTS.ENABLED = False
+_C.SOLVER.CLIP_GRADIENTS.CLIP_TYPE = "full_model"
+_C.SOLVER.CLIP_GRADIENTS.CLIP_VALUE = 1.0
+_C.SOLVER.CLIP_GRADIENTS.NORM_TYPE = 2.0
+# Gradient accumulation: one optimizer step per ACCUMULATION_STEPS batches of IMS_PER_BATCH
+# images (over all processes), so the effective batch is IMS_PER_BATCH x ACCUMULATION_STEPS.
+# MAX_ITER, CHECKPOINT_PERIOD, EVAL_PERIOD and the schedule count optimizer steps.
+_C.SOLVER.ACCUMULATION_STEPS = 1
+# How many periodic checkpoints (model_XXXXXXX.pth) to keep; model_final.pth is always kept.
+_C.SOLVER.MAX_TO_KEEP = 3
+# Write training metrics (loss terms, lr, timing) to log.jsonl / TensorBoard every N iterations.
+_C.SOLVER.LOG_PERIOD = 20
+# --- end of the engine block -----------------------------------------------------------------
+
 # ---------------------------------------------------------------------------------------------
 # Test
 # ---------------------------------------------------------------------------------------------
@@ -115,3 +170,5 @@ _C.TEST.MODE = "whole"
 _C.TEST.SLIDE = CN()
 _C.TEST.SLIDE.CROP = (512, 512)
 _C.TEST.SLIDE.STRIDE = (426, 426)
+# --- data layer (data worker): images per batch of the test loader (detectron2 uses 1).
+_C.TEST.IMS_PER_BATCH = 1

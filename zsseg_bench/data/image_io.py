@@ -30,7 +30,7 @@ def read_image(path: str, image_format: str = "RGB") -> np.ndarray:
     try:
         with Image.open(path) as img:
             img = ImageOps.exif_transpose(img)
-            array = np.asarray(img.convert("RGB"))
+            array = np.array(img.convert("RGB"))
     except FileNotFoundError as e:
         raise UserError(f"image file not found: {path}; {_REGENERATE}") from e
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
@@ -55,7 +55,7 @@ def read_sem_seg(path: str, num_classes: int | None = None) -> np.ndarray:
     try:
         with Image.open(path) as img:
             mode = img.mode
-            label = np.asarray(img)
+            label = np.array(img)
     except FileNotFoundError as e:
         raise UserError(f"label file not found: {path}; {_REGENERATE}") from e
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:

@@ -1,4 +1,4 @@
-"""Augmentations of the reference recipes (mmseg pipelines of ZegCLIP / zsseg), on fvcore transforms.
+"""Augmentations of the reference recipes (mmseg pipelines of ZegCLIP / zsseg), on fvcore.
 
 As in Detectron2, an :class:`Augmentation` looks at the inputs and draws a deterministic
 ``fvcore.transforms.Transform``, which is then applied to the image and the label map alike.
@@ -175,8 +175,9 @@ class RandomResizeRatio(Augmentation):
 
 class RandomCropCatMax(Augmentation):
     """mmseg ``RandomCrop(crop_size, cat_max_ratio)``: a random crop (clipped to the image),
-    re-drawn up to ``max_tries`` times while one category covers ``cat_max_ratio`` or more of
-    its labelled (non-ignore) pixels or the crop holds a single category."""
+    re-drawn while one category covers ``cat_max_ratio`` or more of its labelled (non-ignore)
+    pixels or the crop holds a single category (up to ``max_tries`` checks; the last draw is
+    kept unchecked)."""
 
     def __init__(self, crop_size: Sequence[int], cat_max_ratio: float = 1.0,
                  ignore_label: int = IGNORE_LABEL, max_tries: int = 10):
@@ -197,7 +198,7 @@ class RandomCropCatMax(Augmentation):
         crop = self._draw(h, w, rng)
         if sem_seg is None or self.cat_max_ratio >= 1.0:
             return crop
-        for _ in range(self.max_tries - 1):
+        for _ in range(self.max_tries):
             counts = np.bincount(crop.apply_segmentation(sem_seg).ravel(), minlength=256)
             counts[self.ignore_label] = 0
             counts = counts[counts > 0]

@@ -16,12 +16,14 @@ Evaluation labels are never split: the evaluator scores all classes.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from zsseg_bench.utils.errors import UserError
+
+if TYPE_CHECKING:  # torch is imported only when a tensor is split (keeps `prepare` light)
+    import torch
 
 #: Pixels that carry no label at all (on disk and in memory).
 IGNORE_LABEL = 255
@@ -78,7 +80,9 @@ def apply_zero_shot_split(label: np.ndarray | torch.Tensor, metadata: Any,
         A new label map of the same type, dtype and shape.
     """
     lut = zero_shot_lut(len(metadata.stuff_classes), metadata.unseen_classes, setting)
-    if isinstance(label, torch.Tensor):
+    if not isinstance(label, np.ndarray) and type(label).__module__.startswith("torch"):
+        import torch
+
         table = torch.as_tensor(lut.astype(np.int64), device=label.device)
         return table[label.long()].to(label.dtype)
     return lut[np.asarray(label)].astype(np.asarray(label).dtype, copy=False)

@@ -17,23 +17,17 @@ from zsseg_bench.utils.errors import UserError
 
 @functools.lru_cache(maxsize=1)
 def _base_cfg() -> Any:
+    """Defaults + the keys of every installed method, as ``setup_cfg`` of the engine builds."""
     from zsseg_bench.config import get_cfg
+    from zsseg_bench.config.projects import add_project_configs
 
-    cfg = get_cfg()
-    _add_project_configs(cfg)
-    return cfg
-
-
-def _add_project_configs(cfg: Any) -> None:
-    """Adds the keys of every installed method (entry-point group ``zsseg_bench.projects``)."""
-    from importlib.metadata import entry_points
-
-    for ep in sorted(entry_points(group="zsseg_bench.projects"), key=lambda e: e.name):
-        ep.load()(cfg)
+    return add_project_configs(get_cfg())
 
 
 def resolve_config_text(config_file: str, opts: list[str]) -> str:
     """The resolved config of ``config_file`` + ``opts`` as YAML text (``OUTPUT_DIR`` excluded).
+
+    Mirrors :func:`zsseg_bench.engine.defaults.setup_cfg` (without importing torch for it).
 
     Args:
         config_file: a zsseg-bench config file.

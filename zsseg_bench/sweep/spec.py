@@ -11,7 +11,8 @@ A spec (see ``configs/sweeps/*.yaml`` for commented examples)::
     overrides: {SOLVER.MAX_ITER: 300}               # every run (train and speed)
     variants: {}                                    # {name: {KEY: VALUE}}: one axis of the grid
     grid: {}                                        # {KEY: [v1, v2]}: one axis per key
-    speed: {enabled: true, overrides: {}}           # speed-only overrides
+    train: {args: []}                               # extra options of the train command
+    speed: {enabled: true, overrides: {}, args: []} # speed-only overrides and options
     baseline: two_stage                             # the method speed-ups are relative to
     launcher: {local: {jobs: 1}, slurm: {timeout_min: 240}}
 
@@ -45,23 +46,27 @@ KNOWN_SETTINGS = ("inductive", "transductive")
 DEFAULT_CONFIG_TEMPLATE = "../{dataset}/{method}.yaml"
 DEFAULT_VARIANT = "default"
 
-#: The command of each stage. ``{opts}`` (a whole element) expands to ``KEY VALUE ...``.
+#: The command of each stage. ``{args}`` and ``{opts}`` (whole elements) expand to the stage's
+#: extra options (``train.args``/``speed.args``) and its ``KEY VALUE ...`` overrides. Training
+#: passes ``--resume``: a re-launched, interrupted run continues from its last checkpoint.
 DEFAULT_COMMANDS: dict[str, list[str]] = {
-    "train": ["{python}", "-m", "zsseg_bench", "train", "--config-file", "{config_file}",
-              "--output-dir", "{output_dir}", "{opts}"],
+    "train": ["{python}", "-m", "zsseg_bench", "train", "--resume", "--config-file",
+              "{config_file}", "--output-dir", "{output_dir}", "{args}", "{opts}"],
     "speed": ["{python}", "-m", "zsseg_bench", "speed", "--config-file", "{config_file}",
-              "--output-dir", "{output_dir}", "{opts}"],
+              "--output-dir", "{output_dir}", "{args}", "{opts}"],
 }
 
 _TOP_KEYS = (
     "name", "description", "config_template", "methods", "datasets", "settings", "seeds",
-    "overrides", "variants", "grid", "speed", "baseline", "labels", "commands", "launcher",
+    "overrides", "variants", "grid", "train", "speed", "baseline", "labels", "commands",
+    "launcher",
     "resolve_configs",
 )
 _METHOD_KEYS = ("config", "overrides", "label")
 _DATASET_KEYS = ("overrides", "label")
 _SETTING_KEYS = ("overrides",)
-_SPEED_KEYS = ("enabled", "overrides")
+_SPEED_KEYS = ("enabled", "overrides", "args")
+_TRAIN_KEYS = ("args",)
 _LAUNCHER_KEYS = ("default", "local", "slurm")
 _ID_SAFE = re.compile(r"[^A-Za-z0-9_.=+-]+")
 _MAX_VARIANT_SLUG = 40
@@ -88,6 +93,7 @@ class Cell:
         opts: stage -> flat ``[KEY, VALUE, ...]`` override list given to that stage's command.
         commands: stage -> command template (see :data:`DEFAULT_COMMANDS`).
         baseline: the method speed-ups are computed against, or None.
+        args: stage -> extra command-line options (``{args}`` in the template).
     """
 
     sweep: str
@@ -103,6 +109,7 @@ class Cell:
     opts: dict[str, list[str]]
     commands: dict[str, list[str]]
     baseline: str | None = None
+    args: dict[str, list[str]] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict (what ``cell.json`` holds)."""
@@ -114,7 +121,7 @@ class Cell:
     def from_dict(cls, d: Mapping[str, Any]) -> Cell:
         """The inverse of :meth:`to_dict`; raises ``KeyError``/``TypeError`` on bad input."""
         fields = {f.name for f in dataclasses.fields(cls)}
-        missing = fields - set(d) - {"baseline"}
+        missing = fields - set(d) - {"baseline", "args"}
         if missing:
             raise KeyError(f"missing fields {sorted(missing)}")
         kwargs = {k: d[k] for k in fields if k in d}
@@ -158,6 +165,7 @@ class SweepSpec:
     variants: dict[str, dict[str, Any]]
     speed_enabled: bool
     speed_overrides: dict[str, Any]
+    args: dict[str, list[str]]
     baseline: str | None
     commands: dict[str, list[str]]
     launcher: dict[str, Any]
@@ -215,6 +223,7 @@ class SweepSpec:
             if "speed" in stages:
                 opts["speed"] = train_opts + _flatten(self.speed_overrides)
             commands = {s: list(self.commands[s]) for s in stages}
+            args = {s: list(self.args.get(s, [])) for s in stages}
             resolved = {}
             for stage in stages:
                 try:
@@ -226,7 +235,7 @@ class SweepSpec:
             identity = {
                 "method": method.name, "dataset": dataset, "setting": setting,
                 "variant": variant, "seed": seed, "stages": list(stages),
-                "commands": commands, "resolved": resolved,
+                "commands": commands, "args": args, "resolved": resolved,
             }
             cells.append(Cell(
                 sweep=self.name,
@@ -234,6 +243,7 @@ class SweepSpec:
                 method=method.name, method_label=method.label, dataset=dataset,
                 setting=setting, seed=seed, variant=variant, config_file=config_file,
                 stages=stages, opts=opts, commands=commands, baseline=self.baseline,
+                args=args,
             ))
         seen: dict[str, Cell] = {}
         for cell in cells:
@@ -315,6 +325,10 @@ def load_sweep_spec(path: str | os.PathLike) -> SweepSpec:
     if not isinstance(speed_enabled, bool):
         raise SweepSpecError(f"{path}: speed.enabled must be true or false")
     speed_overrides = ctx.overrides(speed.get("overrides", {}), "speed.overrides")
+    train = ctx.mapping(raw.get("train", {}), "train")
+    ctx.check_keys(train, _TRAIN_KEYS, "train.")
+    args = {"train": ctx.args(train.get("args", []), "train.args"),
+            "speed": ctx.args(speed.get("args", []), "speed.args")}
     baseline = raw.get("baseline")
     if baseline is not None and baseline not in {m.name for m in methods}:
         raise SweepSpecError(f"{path}: baseline {baseline!r} is not one of the methods "
@@ -328,7 +342,8 @@ def load_sweep_spec(path: str | os.PathLike) -> SweepSpec:
     return SweepSpec(
         path=path, name=name, config_template=template, methods=methods, datasets=datasets,
         settings=settings, seeds=list(seeds), overrides=overrides, variants=variants,
-        speed_enabled=speed_enabled, speed_overrides=speed_overrides, baseline=baseline,
+        speed_enabled=speed_enabled, speed_overrides=speed_overrides, args=args,
+        baseline=baseline,
         commands=commands, launcher=launcher, resolve_configs=resolve_configs, text=text,
     )
 
@@ -357,6 +372,13 @@ class _Ctx:
         if not isinstance(value, dict):
             raise self.error(f"{key} must be a mapping, got {type(value).__name__}")
         return dict(value)
+
+    def args(self, value: Any, key: str) -> list[str]:
+        """Extra command-line options: a list of strings (numbers are converted)."""
+        if not isinstance(value, list) or not all(
+                isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in value):
+            raise self.error(f"{key} must be a list of command-line arguments, got {value!r}")
+        return [str(v) for v in value]
 
     def overrides(self, value: Any, key: str) -> dict[str, Any]:
         """Overrides as a mapping ``{KEY: VALUE}`` or a flat list ``[KEY, VALUE, ...]``."""

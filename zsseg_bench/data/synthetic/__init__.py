@@ -9,9 +9,23 @@ Public, stable names (import them from here, not from the submodules):
 - :data:`DATASET_DIRNAME` (``"synthetic"``), :data:`SPLITS` (``("train", "val")``),
   :func:`prepare_synthetic`, :func:`dataset_is_complete`, :func:`image_path`, :func:`label_path`.
 - :func:`render_segmentation_sample` (one deterministic image + label map).
-- :class:`CaptionStream`, :func:`make_probe_set` (CLIP pretraining / zero-shot probe).
+- :class:`CaptionStream`, :class:`CaptionBatch`, :func:`caption_matches`, :func:`make_probe_set`
+  (CLIP pretraining / zero-shot probe).
 """
 
+from .captions import CaptionBatch, CaptionStream, caption_matches, make_probe_set  # noqa: E402
+from .prepare import (  # noqa: E402
+    DATASET_DIRNAME,
+    DEFAULT_NUM_TRAIN,
+    DEFAULT_NUM_VAL,
+    DEFAULT_SEED,
+    SPLITS,
+    dataset_is_complete,
+    image_path,
+    label_path,
+    prepare_synthetic,
+)
+from .render import render_scene, render_segmentation_sample  # noqa: E402
 from .world import (
     BACKGROUND_ID,
     BACKGROUND_NAME,
@@ -27,19 +41,6 @@ from .world import (
     check_split,
     classes_with,
 )
-from .render import render_scene, render_segmentation_sample  # noqa: E402
-from .prepare import (  # noqa: E402
-    DATASET_DIRNAME,
-    DEFAULT_NUM_TRAIN,
-    DEFAULT_NUM_VAL,
-    DEFAULT_SEED,
-    SPLITS,
-    dataset_is_complete,
-    image_path,
-    label_path,
-    prepare_synthetic,
-)
-from .captions import CaptionStream, make_probe_set  # noqa: E402
 
 __all__ = [
     "BACKGROUND_ID",
@@ -66,6 +67,8 @@ __all__ = [
     "image_path",
     "label_path",
     "prepare_synthetic",
+    "CaptionBatch",
     "CaptionStream",
+    "caption_matches",
     "make_probe_set",
 ]

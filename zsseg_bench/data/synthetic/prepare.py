@@ -16,10 +16,11 @@ from __future__ import annotations
 import json
 import os
 from concurrent.futures import ProcessPoolExecutor
-from typing import Dict, Optional
 
 import cv2
 import numpy as np
+
+from zsseg_bench.utils.file_io import atomic_write_json
 
 from .render import render_segmentation_sample
 from .world import CLASS_NAMES, SEEN_CLASS_IDS, UNSEEN_CLASS_IDS, WORLD_VERSION
@@ -51,6 +52,7 @@ def split_seed(seed: int, split: str) -> int:
 
 
 def _write_atomic(path: str, data: bytes) -> None:
+    # Rendered files are deterministic and cheap to redo: temp name + rename, without fsync.
     tmp = f"{path}.tmp{os.getpid()}"
     with open(tmp, "wb") as f:
         f.write(data)
@@ -72,7 +74,7 @@ def _write_one(args) -> int:
     return 1
 
 
-def _expected_info(seed: int, counts: Dict[str, int]) -> dict:
+def _expected_info(seed: int, counts: dict[str, int]) -> dict:
     return {
         "version": WORLD_VERSION,
         "seed": seed,
@@ -83,7 +85,7 @@ def _expected_info(seed: int, counts: Dict[str, int]) -> dict:
     }
 
 
-def read_info(root: str) -> Optional[dict]:
+def read_info(root: str) -> dict | None:
     """The ``info.json`` of a prepared dataset, or ``None`` if absent/unreadable."""
     path = os.path.join(root, DATASET_DIRNAME, INFO_FILE)
     try:
@@ -93,8 +95,8 @@ def read_info(root: str) -> Optional[dict]:
         return None
 
 
-def dataset_is_complete(root: str, num_train: Optional[int] = None,
-                        num_val: Optional[int] = None, seed: Optional[int] = None) -> bool:
+def dataset_is_complete(root: str, num_train: int | None = None,
+                        num_val: int | None = None, seed: int | None = None) -> bool:
     """Whether ``{root}/synthetic`` holds a complete dataset of the current world version.
 
     Args:
@@ -126,7 +128,7 @@ def prepare_synthetic(
     num_val: int = DEFAULT_NUM_VAL,
     seed: int = DEFAULT_SEED,
     num_workers: int = 1,
-) -> Dict[str, int]:
+) -> dict[str, int]:
     """Render the toy segmentation dataset into ``{root}/synthetic`` (idempotent).
 
     Args:
@@ -152,8 +154,7 @@ def prepare_synthetic(
             written = sum(ex.map(_write_one, jobs, chunksize=64))
     else:
         written = sum(map(_write_one, jobs))
-    info_path = os.path.join(root, DATASET_DIRNAME, INFO_FILE)
-    _write_atomic(info_path, json.dumps(_expected_info(seed, counts), indent=2).encode())
+    atomic_write_json(os.path.join(root, DATASET_DIRNAME, INFO_FILE), _expected_info(seed, counts))
     return {**counts, "written": written}
 
 

@@ -12,8 +12,8 @@ Everything is a pure function of a ``numpy.random.Generator``; callers derive ge
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import List, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -128,7 +128,7 @@ def render_background(rng: np.random.Generator, height: int, width: int) -> np.n
 
 
 def _place(rng: np.random.Generator, height: int, width: int, size: float,
-           placed: Sequence[PlacedObject]) -> Tuple[float, float]:
+           placed: Sequence[PlacedObject]) -> tuple[float, float]:
     h = size / 2.0
     lo_x, hi_x = h, max(h, width - h)
     lo_y, hi_y = h, max(h, height - h)
@@ -145,8 +145,8 @@ def render_scene(
     height: int,
     width: int,
     class_ids: Sequence[int],
-    size_range: Tuple[float, float],
-) -> Tuple[np.ndarray, np.ndarray, List[PlacedObject]]:
+    size_range: tuple[float, float],
+) -> tuple[np.ndarray, np.ndarray, list[PlacedObject]]:
     """Render one scene with the given object classes (drawn in order, later on top).
 
     Args:
@@ -160,7 +160,7 @@ def render_scene(
     """
     img = render_background(rng, height, width)
     label = np.zeros((height, width), np.uint8)
-    placed: List[PlacedObject] = []
+    placed: list[PlacedObject] = []
     for cid in class_ids:
         attr = CLASS_ATTRIBUTES[cid]
         if attr is None:
@@ -189,7 +189,7 @@ def seg_rng(seed: int, index: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([SEG_SEED_DOMAIN, seed, index]))
 
 
-def render_segmentation_sample(seed: int, index: int) -> Tuple[np.ndarray, np.ndarray]:
+def render_segmentation_sample(seed: int, index: int) -> tuple[np.ndarray, np.ndarray]:
     """Render segmentation image ``index`` of the split seeded by ``seed`` (deterministic).
 
     All object classes (seen and unseen) may appear; the zero-shot split is applied later by the

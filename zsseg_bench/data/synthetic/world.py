@@ -23,7 +23,7 @@ The world has no ignore pixels: every pixel of a label map is a class id.
 
 from __future__ import annotations
 
-from typing import Dict, List, Sequence, Tuple
+from collections.abc import Sequence
 
 #: Version of the world definition + renderer. Bump it whenever classes, split or rendering
 #: change, so prepared datasets on disk (``info.json``) are detected as stale.
@@ -31,7 +31,7 @@ WORLD_VERSION = 1
 
 #: Object colours, name -> RGB (0-255). Chosen far apart in RGB and far from the
 #: low-saturation background palette.
-COLOURS: Dict[str, Tuple[int, int, int]] = {
+COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (225, 35, 35),
     "green": (35, 190, 50),
     "blue": (35, 70, 235),
@@ -42,7 +42,7 @@ COLOURS: Dict[str, Tuple[int, int, int]] = {
 
 #: Shapes, chosen to stay distinct at 8-px patch resolution: filled disk, filled square,
 #: filled upright triangle, plus-shaped cross, ring (annulus) and a horizontal bar (aspect ~3:1).
-SHAPES: Tuple[str, ...] = ("circle", "square", "triangle", "cross", "ring", "bar")
+SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "cross", "ring", "bar")
 
 BACKGROUND_NAME = "background"
 #: Id of the background class (a seen class, evaluated like any other).
@@ -51,7 +51,7 @@ BACKGROUND_ID = 0
 # Object classes as (colour, shape). Each colour takes three consecutive shapes (offsets 0, 1, 2
 # on the cyclic shape order) so every colour and every shape appears in exactly three
 # classes; red cross and yellow circle are added to reach 20 object classes.
-_OBJECT_CLASSES: Tuple[Tuple[str, str], ...] = (
+_OBJECT_CLASSES: tuple[tuple[str, str], ...] = (
     ("red", "circle"), ("red", "square"), ("red", "triangle"), ("red", "cross"),
     ("green", "square"), ("green", "triangle"), ("green", "cross"),
     ("blue", "triangle"), ("blue", "cross"), ("blue", "ring"),
@@ -62,7 +62,7 @@ _OBJECT_CLASSES: Tuple[Tuple[str, str], ...] = (
 
 #: Unseen object classes (colour, shape): one per colour except purple, one per shape except
 #: square, each colour and shape also present among the seen classes.
-_UNSEEN: Tuple[Tuple[str, str], ...] = (
+_UNSEEN: tuple[tuple[str, str], ...] = (
     ("red", "triangle"),
     ("green", "cross"),
     ("blue", "ring"),
@@ -77,24 +77,24 @@ def class_name(colour: str, shape: str) -> str:
 
 
 #: All class names in id order; ``CLASS_NAMES[0] == "background"``.
-CLASS_NAMES: Tuple[str, ...] = (BACKGROUND_NAME,) + tuple(
+CLASS_NAMES: tuple[str, ...] = (BACKGROUND_NAME,) + tuple(
     class_name(c, s) for c, s in _OBJECT_CLASSES
 )
 NUM_CLASSES = len(CLASS_NAMES)
 #: Ids of object classes (all classes but background), in id order.
-OBJECT_CLASS_IDS: Tuple[int, ...] = tuple(range(1, NUM_CLASSES))
+OBJECT_CLASS_IDS: tuple[int, ...] = tuple(range(1, NUM_CLASSES))
 #: (colour, shape) of every object class id; ``None`` for background.
-CLASS_ATTRIBUTES: Tuple[Tuple[str, str] | None, ...] = (None,) + _OBJECT_CLASSES
+CLASS_ATTRIBUTES: tuple[tuple[str, str] | None, ...] = (None,) + _OBJECT_CLASSES
 #: Unseen class ids (sorted).
-UNSEEN_CLASS_IDS: Tuple[int, ...] = tuple(
+UNSEEN_CLASS_IDS: tuple[int, ...] = tuple(
     sorted(CLASS_NAMES.index(class_name(c, s)) for c, s in _UNSEEN)
 )
 #: Seen class ids (sorted), background included.
-SEEN_CLASS_IDS: Tuple[int, ...] = tuple(i for i in range(NUM_CLASSES) if i not in UNSEEN_CLASS_IDS)
+SEEN_CLASS_IDS: tuple[int, ...] = tuple(i for i in range(NUM_CLASSES) if i not in UNSEEN_CLASS_IDS)
 
 
 def check_split(
-    attributes: Sequence[Tuple[str, str] | None],
+    attributes: Sequence[tuple[str, str] | None],
     seen_ids: Sequence[int],
     unseen_ids: Sequence[int],
 ) -> None:
@@ -141,7 +141,7 @@ def shape_of(class_id: int) -> str:
     return attr[1]
 
 
-def classes_with(colour: str | None = None, shape: str | None = None) -> List[int]:
+def classes_with(colour: str | None = None, shape: str | None = None) -> list[int]:
     """Object class ids having the given colour and/or shape."""
     return [
         i

@@ -10,6 +10,7 @@ from torch import nn
 
 from zsseg_bench.config.configurable import configurable
 from zsseg_bench.data.catalog import MetadataCatalog
+from zsseg_bench.data.zero_shot import IGNORE_LABEL, UNLABELLED_LABEL
 from zsseg_bench.modeling.build import META_ARCH_REGISTRY, build_head
 from zsseg_bench.modeling.inference_modes import (
     pad_to_batch,
@@ -20,8 +21,6 @@ from zsseg_bench.modeling.inference_modes import (
 from zsseg_bench.modeling.vocabulary import ClassVocabulary
 from zsseg_bench.utils.errors import UserError
 
-IGNORE_LABEL = 255
-UNLABELLED_LABEL = 254  # transductive: unseen pixels, to be pseudo-labelled (data.zero_shot)
 _NOT_IN_VOCABULARY = 253  # internal marker of a label id outside the training vocabulary
 
 

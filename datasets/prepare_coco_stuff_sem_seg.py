@@ -1,0 +1,91 @@
+#!/usr/bin/env python
+"""Prepares COCO-Stuff 164k for the zero-shot benchmark ``coco_stuff_zs_{train,val}``.
+
+Reads, under ``--root`` (default ``$ZSSEG_DATASETS``, else ``./datasets``)::
+
+    coco/train2017/<name>.jpg, coco/val2017/<name>.jpg
+    coco/stuffthingmaps_trainval2017/{train2017,val2017}/<name>.png   raw COCO ids - 1, 255
+
+and writes ``coco/stuffthingmaps_zsseg/{train2017,val2017}/<name>.png`` (171 classes as ids
+0..170, unlabelled 255) plus a manifest ``{train2017,val2017}.json`` beside each folder.
+Classes, split and id mapping: :mod:`zsseg_bench.data.datasets.coco_stuff`. Finished files are
+kept, so the script is idempotent and resumes after an interruption. See datasets/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+from collections.abc import Sequence
+
+from zsseg_bench.data.datasets.coco_stuff import (
+    COCO_DIR,
+    COCO_STUFF_BENCHMARK,
+    MAX_COCO_ID,
+    RAW_MAPS_DIRNAME,
+    RAW_TO_CONTIGUOUS,
+)
+from zsseg_bench.data.prepare_utils import (
+    ConvertJob,
+    RawLabelMapping,
+    add_common_arguments,
+    convert_split,
+    read_label_png,
+    require_dir,
+    run_main,
+)
+from zsseg_bench.utils.errors import UserError
+
+MAPPING = RawLabelMapping(RAW_TO_CONTIGUOUS, f"0..{MAX_COCO_ID - 1} (COCO id - 1) and 255 "
+                                             f"(unlabelled)")
+README = "see 'COCO-Stuff 164k' in datasets/README.md"
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_common_arguments(parser, [s.split for s in COCO_STUFF_BENCHMARK.splits])
+    return parser.parse_args(argv)
+
+
+def _stems(folder: str, ext: str) -> set[str]:
+    return {n[: -len(ext)] for n in os.listdir(folder) if n.endswith(ext)
+            and not n.startswith(".")}
+
+
+def build_jobs(root: str, split_name: str, label_dir: str) -> list[ConvertJob]:
+    """One :class:`ConvertJob` per raw map of a split; every image needs a map and vice versa."""
+    image_dir = os.path.join(root, COCO_DIR, split_name)
+    raw_dir = os.path.join(root, COCO_DIR, RAW_MAPS_DIRNAME, split_name)
+    require_dir(image_dir, f"COCO {split_name} images", README)
+    require_dir(raw_dir, f"COCO-Stuff {split_name} stuff+thing maps", README)
+    images, raws = _stems(image_dir, ".jpg"), _stems(raw_dir, ".png")
+    for what, have, lack, where in (("image(s)", images, raws, raw_dir),
+                                    ("raw map(s)", raws, images, image_dir)):
+        orphans = sorted(have - lack)
+        if orphans:
+            raise UserError(f"{len(orphans)} {what} of {split_name} without a counterpart in "
+                            f"{where} (e.g. {', '.join(orphans[:5])}): the download is "
+                            f"incomplete; {README}")
+    if not raws:
+        raise UserError(f"no raw map (*.png) in {raw_dir}; {README}")
+    jobs = []
+    for stem in sorted(raws):
+        raw = os.path.join(raw_dir, f"{stem}.png")
+        jobs.append(ConvertJob(stem=stem, image=os.path.join(image_dir, f"{stem}.jpg"),
+                               output=os.path.join(label_dir, f"{stem}.png"),
+                               read_raw=functools.partial(read_label_png, raw), source=raw,
+                               mapping=MAPPING))
+    return jobs
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    for split in COCO_STUFF_BENCHMARK.splits:
+        if split.split in args.splits:
+            jobs = build_jobs(args.root, split.split, os.path.join(args.root, split.label_dir))
+            convert_split(args.root, split, jobs, args.workers, args.overwrite)
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_main(main))

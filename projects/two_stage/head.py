@@ -1,0 +1,224 @@
+"""``TwoStageHead``: mask proposals + CLIP crop classification (zsseg / ZegFormer family).
+
+Inference runs four stages, each a method and a named stage of
+:mod:`zsseg_bench.modeling.stage_timer` (timed by the speed harness, ``stage/<name>`` ranges in
+profiler traces):
+
+=====================  =========================  ============================================
+method                 stage                      what
+=====================  =========================  ============================================
+:meth:`propose`        ``proposal_network``       backbone -> FPN pixel decoder -> transformer
+                                                  decoder: Q class embeddings + mask logits
+:meth:`prepare_crops`  ``crop_preparation``       masks upsampled to the image, thresholded
+:meth:`classify_crops` ``clip_crops``             CLIP on the crops (cut, resize, ViT, cosine)
+:meth:`fuse`           ``fusion``                 query classifier x CLIP ensemble, then
+                                                  sum over queries of mask x class scores
+=====================  =========================  ============================================
+
+Training: Hungarian matching + CE / focal / dice losses (+ deep supervision) on the seen-class
+vocabulary (inductive) or all classes (transductive); with self-training active, unlabelled
+pixels are pseudo-labelled first (:meth:`pseudo_label`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from zsseg_bench.config import configurable
+from zsseg_bench.modeling import HEAD_REGISTRY
+from zsseg_bench.modeling.stage_timer import stage
+
+from .backbone import ResNetBackbone
+from .clip_classifier import CropBatch, CropClassifier
+from .config import check_two_stage_cfg
+from .criterion import IGNORE_LABEL, UNLABELLED_LABEL, SetCriterion, semantic_targets
+from .ensemble import ensemble_probs, semantic_inference
+from .pixel_decoder import FPNPixelDecoder
+from .transformer_decoder import QueryDecoder
+
+Prediction = tuple[torch.Tensor, torch.Tensor]  # (class embeddings B x Q x D, masks B x Q x h x w)
+
+
+@HEAD_REGISTRY.register()
+class TwoStageHead(nn.Module):
+    """Proposal network with its own backbone + CLIP crop classification (see module doc)."""
+
+    @configurable
+    def __init__(self, *, backbone: nn.Module, pixel_decoder: nn.Module, decoder: QueryDecoder,
+                 criterion: SetCriterion, crop_classifier: CropClassifier, embed_dim: int,
+                 temperature: float, ensemble: bool, ensemble_weight: float,
+                 seen_calibration: float = 0.0, target_stride: int = 1,
+                 mask_ignore_pixels: bool = False, pseudo_label_threshold: float = 0.5,
+                 pseudo_label_with_clip: bool = True):
+        """
+        Args:
+            backbone: ``images -> {"res2".."res5"}`` with ``out_channels``.
+            pixel_decoder: ``features -> (mask_features, multi_scale)``.
+            decoder: the query decoder (predictions of every layer).
+            criterion: matching + losses.
+            crop_classifier: CLIP crop classification.
+            embed_dim: CLIP's joint embedding size.
+            temperature: query-classifier cosine logits are divided by it.
+            ensemble: fuse with CLIP crop classification at inference.
+            ensemble_weight: zsseg's w.
+            seen_calibration: subtracted from seen-class per-pixel scores at inference.
+            target_stride: mask losses at input size / target_stride.
+            mask_ignore_pixels: leave ignore pixels out of the mask losses.
+            pseudo_label_threshold: self-training confidence threshold.
+            pseudo_label_with_clip: pseudo-labels from the CLIP ensemble (else queries only).
+        """
+        super().__init__()
+        self.backbone = backbone
+        self.pixel_decoder = pixel_decoder
+        self.decoder = decoder
+        self.criterion = criterion
+        self.crop_classifier = crop_classifier
+        # zsseg: a learned "void" (no-object) embedding scored like a class.
+        self.void_embedding = nn.Embedding(1, embed_dim)
+        self.temperature = temperature
+        self.ensemble = ensemble
+        self.ensemble_weight = ensemble_weight
+        self.seen_calibration = seen_calibration
+        self.target_stride = target_stride
+        self.mask_ignore_pixels = mask_ignore_pixels
+        self.pseudo_label_threshold = pseudo_label_threshold
+        self.pseudo_label_with_clip = pseudo_label_with_clip
+
+    @classmethod
+    def from_config(cls, cfg: Any, clip: Any) -> dict[str, Any]:
+        check_two_stage_cfg(cfg)
+        ts = cfg.MODEL.TWO_STAGE
+        backbone = ResNetBackbone(cfg)
+        return {
+            "backbone": backbone,
+            "pixel_decoder": FPNPixelDecoder(cfg, in_channels=backbone.out_channels),
+            "decoder": QueryDecoder(cfg, res5_channels=backbone.out_channels["res5"],
+                                    embed_dim=clip.embed_dim),
+            "criterion": SetCriterion(cfg),
+            "crop_classifier": CropClassifier.from_config(cfg),
+            "embed_dim": clip.embed_dim,
+            "temperature": ts.DECODER.TEMPERATURE,
+            "ensemble": ts.CLIP_ENSEMBLE.ENABLED,
+            "ensemble_weight": ts.CLIP_ENSEMBLE.WEIGHT,
+            "seen_calibration": ts.CLIP_ENSEMBLE.SEEN_CALIBRATION,
+            "target_stride": ts.LOSS.TARGET_STRIDE,
+            "mask_ignore_pixels": ts.LOSS.MASK_IGNORE_PIXELS,
+            "pseudo_label_threshold": ts.SELF_TRAINING.SCORE_THRESHOLD,
+            "pseudo_label_with_clip": ts.SELF_TRAINING.USE_CLIP,
+        }
+
+    # --------------------------------------------------------------------------- stages
+    def propose(self, images: torch.Tensor) -> list[Prediction]:
+        """Stage ``proposal_network``: predictions of every decoder layer (last = final)."""
+        with stage("proposal_network"):
+            features = self.backbone(images)
+            mask_features, multi_scale = self.pixel_decoder(features)
+            return self.decoder(features["res5"], multi_scale, mask_features)
+
+    def classify_queries(self, embeddings: torch.Tensor,
+                         text_embeddings: torch.Tensor) -> torch.Tensor:
+        """Query-classifier logits B x Q x (K+1): cosine with the K class texts and the learned
+        void embedding (last), divided by the temperature."""
+        void = F.normalize(self.void_embedding.weight, dim=-1)
+        classes = torch.cat([text_embeddings.to(embeddings.dtype), void.to(embeddings.dtype)])
+        return embeddings @ classes.T / self.temperature
+
+    def prepare_crops(self, mask_logits: torch.Tensor, image_size: tuple[int, int]) -> CropBatch:
+        """Stage ``crop_preparation``: thresholded proposal regions at image size."""
+        with stage("crop_preparation"):
+            return self.crop_classifier.prepare(mask_logits, image_size)
+
+    def classify_crops(self, clip: Any, images: torch.Tensor, crops: CropBatch,
+                       text_embeddings: torch.Tensor) -> torch.Tensor:
+        """Stage ``clip_crops``: CLIP probabilities B x Q x K (1 for empty proposals)."""
+        with stage("clip_crops"):
+            return self.crop_classifier.classify(clip, images, crops, text_embeddings)
+
+    def fuse(self, query_logits: torch.Tensor, mask_logits: torch.Tensor,
+             clip_probs: torch.Tensor | None, valid: torch.Tensor | None,
+             is_seen: torch.Tensor) -> torch.Tensor:
+        """Stage ``fusion``: per-class scores B x K x h x w.
+
+        ``p`` = softmax over vocabulary + void with void dropped; fused with ``clip_probs`` by
+        :func:`ensemble_probs` (if given); then summed over queries weighted by the sigmoid
+        masks; ``seen_calibration`` subtracted from seen classes.
+        """
+        with stage("fusion"):
+            p = query_logits.float().softmax(-1)[..., :-1]
+            scores = ensemble_probs(p, clip_probs, is_seen, self.ensemble_weight, valid)
+            semseg = semantic_inference(scores, mask_logits.float().sigmoid())
+            if self.seen_calibration:
+                seen = is_seen.to(semseg.device).view(1, -1, 1, 1).to(semseg.dtype)
+                semseg = semseg - self.seen_calibration * seen
+            return semseg
+
+    # --------------------------------------------------------------------------- forward
+    def forward(self, images: torch.Tensor, vocab: Any, clip: Any,
+                targets: torch.Tensor | None = None) -> Any:
+        """Losses (``targets`` given) or B x K x H/4 x W/4 class scores (inference)."""
+        if targets is None:
+            return self.inference(images, vocab, clip)
+        return self.losses(images, vocab, clip, targets)
+
+    def inference(self, images: torch.Tensor, vocab: Any, clip: Any,
+                  predictions: list[Prediction] | None = None) -> torch.Tensor:
+        """Per-class scores over ``vocab`` (B x K x H/4 x W/4)."""
+        embeddings, mask_logits = (predictions or self.propose(images))[-1]
+        query_logits = self.classify_queries(embeddings, vocab.embeddings)
+        clip_probs = valid = None
+        if self.ensemble:
+            crops = self.prepare_crops(mask_logits, tuple(images.shape[-2:]))
+            clip_probs = self.classify_crops(clip, images, crops, vocab.embeddings)
+            valid = crops.valid
+        return self.fuse(query_logits, mask_logits, clip_probs, valid, vocab.is_seen)
+
+    def losses(self, images: torch.Tensor, vocab: Any, clip: Any,
+               targets: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Matching losses of every decoder layer against per-class target masks."""
+        predictions = self.propose(images)
+        if getattr(vocab, "self_training", False):
+            targets = self.pseudo_label(images, vocab, clip, predictions, targets)
+        h, w = targets.shape[-2:]
+        size = (h // self.target_stride, w // self.target_stride)
+        gt = semantic_targets(targets, len(vocab), size=size, with_valid=self.mask_ignore_pixels)
+        outputs = []
+        for embeddings, masks in predictions:
+            if tuple(masks.shape[-2:]) != size:
+                masks = F.interpolate(masks, size=size, mode="bilinear", align_corners=False)
+            outputs.append((self.classify_queries(embeddings, vocab.embeddings), masks))
+        return self.criterion(outputs, gt)
+
+    @torch.no_grad()
+    def pseudo_label(self, images: torch.Tensor, vocab: Any, clip: Any,
+                     predictions: list[Prediction], targets: torch.Tensor) -> torch.Tensor:
+        """Self-training (transductive): labels for the unlabelled pixels (254).
+
+        The current model's fused scores (this step's final prediction, detached; with the CLIP
+        crop ensemble unless ``pseudo_label_with_clip`` is False) are normalised over the
+        vocabulary per pixel; an unlabelled pixel takes its arg-max *unseen* class if that
+        class's normalised score reaches ``pseudo_label_threshold``, else it is ignored (255).
+        """
+        unseen = (~vocab.is_seen).nonzero().flatten().to(targets.device)
+        unlabelled = targets == UNLABELLED_LABEL
+        out = targets.clone()
+        out[unlabelled] = IGNORE_LABEL
+        if len(unseen) == 0 or not bool(unlabelled.any()):
+            return out
+        final = [(e.detach(), m.detach()) for e, m in predictions[-1:]]
+        ensemble, self.ensemble = self.ensemble, self.ensemble and self.pseudo_label_with_clip
+        try:
+            scores = self.inference(images, vocab, clip, predictions=final)
+        finally:
+            self.ensemble = ensemble
+        scores = F.interpolate(scores, size=targets.shape[-2:], mode="bilinear",
+                               align_corners=False).clamp(min=0)
+        probs = scores / scores.sum(1, keepdim=True).clamp(min=1e-6)
+        conf, idx = probs[:, unseen].max(1)
+        label = unseen[idx]
+        keep = unlabelled & (conf >= self.pseudo_label_threshold)
+        out[keep] = label[keep]
+        return out

@@ -1,0 +1,210 @@
+"""Query decoder of the proposal network: N learned queries -> per-query embeddings and masks.
+
+Two styles, chosen by ``masked_attention``:
+
+- **MaskFormer** (``False``; zsseg, ZegFormer): a DETR decoder (self-attention -> cross-attention
+  -> FFN, post-norm by default) whose memory is the backbone's ``res5`` (projected to
+  ``hidden_dim``) with sine positional encodings; queries start at zero with learned positional
+  embeddings; one prediction per layer.
+- **Mask2Former** (``True``): masked cross-attention -> self-attention -> FFN, round-robin over
+  three pixel-decoder scales (strides 32, 16, 8) with level embeddings; learned query features;
+  each layer attends only inside the foreground (sigmoid > 0.5) of the previous prediction;
+  predictions from the initial queries and after every layer.
+
+Every prediction is (``embeddings`` B x Q x D, L2-normalised in CLIP's joint space by the
+query-classifier MLP; ``masks`` B x Q x H/4 x W/4 logits from the dot product of a mask
+embedding with the per-pixel mask features).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from zsseg_bench.config import configurable
+
+
+class MLP(nn.Module):
+    """``num_layers`` linear layers with ReLU in between (DETR's MLP)."""
+
+    def __init__(self, in_dim: int, hidden_dim: int, out_dim: int, num_layers: int):
+        super().__init__()
+        dims = [in_dim] + [hidden_dim] * (num_layers - 1) + [out_dim]
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i < len(self.layers) - 1:
+                x = F.relu(x)
+        return x
+
+
+def sine_position_encoding(x: torch.Tensor, num_feats: int,
+                           temperature: float = 10000.0) -> torch.Tensor:
+    """DETR's normalised sine positional encoding of a B x C x H x W map -> B x 2F x H x W.
+
+    Constants (temperature 10000, scale 2*pi, normalised coordinates) from DETR's
+    ``PositionEmbeddingSine(normalize=True)`` as used by MaskFormer and Mask2Former.
+    """
+    b, _, h, w = x.shape
+    eps, scale = 1e-6, 2 * math.pi
+    y_embed = torch.arange(1, h + 1, device=x.device, dtype=torch.float32).view(1, h, 1)
+    x_embed = torch.arange(1, w + 1, device=x.device, dtype=torch.float32).view(1, 1, w)
+    y_embed = (y_embed / (h + eps) * scale).expand(b, h, w)
+    x_embed = (x_embed / (w + eps) * scale).expand(b, h, w)
+    dim_t = torch.arange(num_feats, device=x.device, dtype=torch.float32)
+    dim_t = temperature ** (2 * (dim_t // 2) / num_feats)
+    pos_x, pos_y = x_embed[..., None] / dim_t, y_embed[..., None] / dim_t
+    pos_x = torch.stack((pos_x[..., 0::2].sin(), pos_x[..., 1::2].cos()), dim=4).flatten(3)
+    pos_y = torch.stack((pos_y[..., 0::2].sin(), pos_y[..., 1::2].cos()), dim=4).flatten(3)
+    return torch.cat((pos_y, pos_x), dim=3).permute(0, 3, 1, 2).to(x.dtype)
+
+
+class _Block(nn.Module):
+    """Attention or FFN with residual, dropout and LayerNorm (pre- or post-norm)."""
+
+    def __init__(self, dim: int, nheads: int, dropout: float, pre_norm: bool,
+                 ffn_dim: int = 0):
+        super().__init__()
+        self.ffn = ffn_dim > 0
+        if self.ffn:
+            self.body = nn.Sequential(nn.Linear(dim, ffn_dim), nn.ReLU(inplace=True),
+                                      nn.Dropout(dropout), nn.Linear(ffn_dim, dim))
+        else:
+            self.body = nn.MultiheadAttention(dim, nheads, dropout=dropout, batch_first=True)
+        self.norm = nn.LayerNorm(dim)
+        self.dropout = nn.Dropout(dropout)
+        self.pre_norm = pre_norm
+
+    def forward(self, x: torch.Tensor, query_pos: torch.Tensor | None = None,
+                memory: torch.Tensor | None = None, memory_pos: torch.Tensor | None = None,
+                attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        y = self.norm(x) if self.pre_norm else x
+        if self.ffn:
+            y = self.body(y)
+        else:
+            q = y if query_pos is None else y + query_pos
+            if memory is None:  # self-attention
+                k, v = q, y
+            else:
+                k = memory if memory_pos is None else memory + memory_pos
+                v = memory
+            y = self.body(q, k, v, attn_mask=attn_mask, need_weights=False)[0]
+        x = x + self.dropout(y)
+        return x if self.pre_norm else self.norm(x)
+
+
+class QueryDecoder(nn.Module):
+    """Transformer decoder with prediction heads; see the module docstring for the two styles."""
+
+    @configurable
+    def __init__(self, *, res5_channels: int, conv_dim: int, mask_dim: int, embed_dim: int,
+                 num_queries: int, hidden_dim: int, nheads: int, dim_feedforward: int,
+                 num_layers: int, dropout: float, pre_norm: bool, masked_attention: bool,
+                 embed_layers: int, embed_hidden_dim: int, num_levels: int = 3):
+        super().__init__()
+        self.masked_attention = masked_attention
+        self.num_queries = num_queries
+        self.num_levels = num_levels
+        self.nheads = nheads
+        self.hidden_dim = hidden_dim
+        self.query_pos = nn.Embedding(num_queries, hidden_dim)
+        if masked_attention:
+            self.query_feat = nn.Embedding(num_queries, hidden_dim)
+            self.level_embed = nn.Embedding(num_levels, hidden_dim)
+            self.input_proj = nn.ModuleList(
+                nn.Conv2d(conv_dim, hidden_dim, 1) if conv_dim != hidden_dim else nn.Identity()
+                for _ in range(num_levels))
+        else:
+            self.input_proj = nn.ModuleList([nn.Conv2d(res5_channels, hidden_dim, 1)])
+        order = ("cross", "self", "ffn") if masked_attention else ("self", "cross", "ffn")
+        self.layers = nn.ModuleList()
+        for _ in range(num_layers):
+            self.layers.append(nn.ModuleDict({
+                kind: _Block(hidden_dim, nheads, dropout, pre_norm,
+                             ffn_dim=dim_feedforward if kind == "ffn" else 0)
+                for kind in order}))
+        self.order = order
+        self.decoder_norm = nn.LayerNorm(hidden_dim)
+        self.class_embed = MLP(hidden_dim, embed_hidden_dim, embed_dim, embed_layers)
+        self.mask_embed = MLP(hidden_dim, hidden_dim, mask_dim, 3)
+        for p in self.layers.parameters():  # DETR / MaskFormer: xavier_uniform on matrices
+            if p.dim() > 1:
+                nn.init.xavier_uniform_(p)
+
+    @classmethod
+    def from_config(cls, cfg: Any, res5_channels: int, embed_dim: int) -> dict[str, Any]:
+        d, p = cfg.MODEL.TWO_STAGE.DECODER, cfg.MODEL.TWO_STAGE.PIXEL_DECODER
+        return {"res5_channels": res5_channels, "conv_dim": p.CONV_DIM, "mask_dim": p.MASK_DIM,
+                "embed_dim": embed_dim, "num_queries": d.NUM_QUERIES, "hidden_dim": d.HIDDEN_DIM,
+                "nheads": d.NHEADS, "dim_feedforward": d.DIM_FEEDFORWARD, "num_layers": d.LAYERS,
+                "dropout": d.DROPOUT, "pre_norm": d.PRE_NORM,
+                "masked_attention": d.MASKED_ATTENTION, "embed_layers": d.EMBED_LAYERS,
+                "embed_hidden_dim": d.EMBED_HIDDEN_DIM}
+
+    # ---------------------------------------------------------------------------- predictions
+    def predict(self, queries: torch.Tensor, mask_features: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(L2-normalised class embeddings B x Q x D, mask logits B x Q x h x w)."""
+        out = self.decoder_norm(queries)
+        embeddings = F.normalize(self.class_embed(out), dim=-1)
+        masks = torch.einsum("bqc,bchw->bqhw", self.mask_embed(out), mask_features)
+        return embeddings, masks
+
+    def _attention_mask(self, masks: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """Mask2Former: True (blocked) outside sigmoid > 0.5 of the previous prediction;
+        a query whose mask is empty attends everywhere."""
+        m = F.interpolate(masks.detach(), size=size, mode="bilinear", align_corners=False)
+        blocked = (m.sigmoid() < 0.5).flatten(2)  # B x Q x HW
+        blocked[blocked.all(-1)] = False
+        return blocked.repeat_interleave(self.nheads, dim=0)
+
+    # -------------------------------------------------------------------------------- forward
+    def forward(self, res5: torch.Tensor, multi_scale: list[torch.Tensor],
+                mask_features: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Predictions of every layer, the last one being the final output.
+
+        Args:
+            res5: backbone res5 (MaskFormer-style memory).
+            multi_scale: pixel-decoder outputs at strides 32, 16, 8 (Mask2Former-style memory).
+            mask_features: B x mask_dim x H/4 x W/4.
+        """
+        b = mask_features.shape[0]
+        query_pos = self.query_pos.weight.unsqueeze(0).expand(b, -1, -1)
+        if self.masked_attention:
+            levels = multi_scale[: self.num_levels]
+            memories, positions, sizes = [], [], []
+            for i, x in enumerate(levels):
+                sizes.append(tuple(x.shape[-2:]))
+                positions.append(sine_position_encoding(x, self.hidden_dim // 2)
+                                 .flatten(2).transpose(1, 2))
+                mem = self.input_proj[i](x).flatten(2).transpose(1, 2)
+                memories.append(mem + self.level_embed.weight[i][None, None])
+            tgt = self.query_feat.weight.unsqueeze(0).expand(b, -1, -1)
+            preds = [self.predict(tgt, mask_features)]
+        else:
+            memories = [self.input_proj[0](res5).flatten(2).transpose(1, 2)]
+            positions = [sine_position_encoding(res5, self.hidden_dim // 2)
+                         .flatten(2).transpose(1, 2)]
+            sizes = [tuple(res5.shape[-2:])]
+            tgt = torch.zeros_like(query_pos)
+            preds = []
+        for i, layer in enumerate(self.layers):
+            level = i % len(memories)
+            attn_mask = (self._attention_mask(preds[-1][1], sizes[level])
+                         if self.masked_attention else None)
+            for kind in self.order:
+                if kind == "cross":
+                    tgt = layer[kind](tgt, query_pos, memories[level], positions[level],
+                                      attn_mask=attn_mask)
+                elif kind == "self":
+                    tgt = layer[kind](tgt, query_pos)
+                else:
+                    tgt = layer[kind](tgt)
+            preds.append(self.predict(tgt, mask_features))
+        return preds

@@ -1,0 +1,190 @@
+"""``ZegCLIPHead``: deep prompts on the frozen CLIP ViT, relationship descriptor, light decoder.
+
+One forward of the prompted CLIP gives normalised patch embeddings and the ``[CLS]``
+embedding; class queries ``Linear([cls ⊙ t_c, t_c])`` cross-attend to the patch embeddings
+in a light decoder whose query-key logits (averaged over heads) are the class masks. Training:
+sigmoid focal + dice per class (non-mutually-exclusive). Inference: sigmoid scores, with a
+constant subtracted from seen classes (calibration).
+
+Seen and unseen classes (the meta-architecture's vocabulary decides which exist):
+
+- inductive: the vocabulary holds seen classes only; before transductive self-training starts
+  the head likewise restricts itself to the seen classes (the official transductive run starts
+  from an inductive model) and ignores unlabelled pixels. Either way no unseen text
+  embedding and no unseen label reaches the loss -- :meth:`ZegCLIPHead.training_classes`
+  enforces it.
+- transductive self-training (``vocab.self_training``): all classes; unlabelled pixels get
+  pseudo-labels = argmax of the detached masks over the unseen classes (:mod:`.pseudo_label`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from zsseg_bench.config import configurable
+from zsseg_bench.modeling import HEAD_REGISTRY
+from zsseg_bench.modeling.vocabulary import ClassVocabulary
+
+from .decoder import LightDecoder, RelationshipDescriptor, init_decoder_weights, upsample
+from .losses import IGNORE_LABEL, mask_losses
+from .prompts import DeepPrompts
+from .pseudo_label import UNLABELLED_LABEL, pseudo_label
+
+
+@HEAD_REGISTRY.register()
+class ZegCLIPHead(nn.Module):
+    """ZegCLIP (Zhou et al., CVPR 2023) as a head of ``ZeroShotSegmentor``.
+
+    Learnable: the deep prompts (and their shared projection), the relationship descriptor,
+    the decoder (and its optional input projection). CLIP itself stays frozen and is passed in
+    by the meta-architecture on every call.
+    """
+
+    @configurable
+    def __init__(self, *, clip_width: int, clip_layers: int, embed_dim: int, patch_size: int,
+                 num_prompt_tokens: int = 10, prompt_projection: bool = True,
+                 prompt_dropout: float = 0.1, hidden_dim: int = 0, num_decoder_layers: int = 3,
+                 num_heads: int = 8, mlp_ratio: int = 4, dropout: float = 0.1,
+                 attn_dropout: float = 0.1, query_self_attn: bool = False,
+                 deep_supervision: bool = False, focal_weight: float = 100.0,
+                 dice_weight: float = 1.0, focal_alpha: float = 0.25, focal_gamma: float = 2.0,
+                 self_train_focal_weight: float = -1.0, ignore_as_negative: bool = True,
+                 seen_score_calibration: float = 0.1):
+        """See ``projects/zegclip/config.py`` for the meaning and source of every argument."""
+        super().__init__()
+        dim = hidden_dim or embed_dim
+        self.prompts = (DeepPrompts(clip_layers, num_prompt_tokens, clip_width, patch_size,
+                                    prompt_projection, prompt_dropout)
+                        if num_prompt_tokens > 0 else None)
+        # Official use_proj=True path; identity when the decoder works in the CLIP space.
+        self.input_proj: nn.Module = (nn.Sequential(nn.Linear(embed_dim, dim), nn.LayerNorm(dim))
+                                      if dim != embed_dim else nn.Identity())
+        self.descriptor = RelationshipDescriptor(embed_dim, dim)
+        self.decoder = LightDecoder(dim, num_decoder_layers, num_heads, mlp_ratio, dropout,
+                                    attn_dropout, query_self_attn)
+        for module in (self.input_proj, self.descriptor, self.decoder):
+            init_decoder_weights(module)
+        self.deep_supervision = deep_supervision
+        self.loss_args = {"dice_weight": dice_weight, "alpha": focal_alpha, "gamma": focal_gamma,
+                          "ignore_as_negative": ignore_as_negative}
+        self.focal_weight = focal_weight
+        self.self_train_focal_weight = (focal_weight if self_train_focal_weight < 0
+                                        else self_train_focal_weight)
+        self.seen_score_calibration = seen_score_calibration
+
+    @classmethod
+    def from_config(cls, cfg: Any, clip: Any) -> dict[str, Any]:
+        z = cfg.MODEL.ZEGCLIP
+        return {
+            "clip_width": clip.width,
+            "clip_layers": clip.num_layers,
+            "embed_dim": clip.embed_dim,
+            "patch_size": clip.patch_size,
+            "num_prompt_tokens": z.PROMPT.NUM_TOKENS,
+            "prompt_projection": z.PROMPT.PROJECTION,
+            "prompt_dropout": z.PROMPT.DROPOUT,
+            "hidden_dim": z.DECODER.HIDDEN_DIM,
+            "num_decoder_layers": z.DECODER.NUM_LAYERS,
+            "num_heads": z.DECODER.NUM_HEADS,
+            "mlp_ratio": z.DECODER.MLP_RATIO,
+            "dropout": z.DECODER.DROPOUT,
+            "attn_dropout": z.DECODER.ATTN_DROPOUT,
+            "query_self_attn": z.DECODER.QUERY_SELF_ATTN,
+            "deep_supervision": z.DECODER.DEEP_SUPERVISION,
+            "focal_weight": z.LOSS.FOCAL_WEIGHT,
+            "dice_weight": z.LOSS.DICE_WEIGHT,
+            "focal_alpha": z.LOSS.FOCAL_ALPHA,
+            "focal_gamma": z.LOSS.FOCAL_GAMMA,
+            "self_train_focal_weight": z.LOSS.SELF_TRAIN_FOCAL_WEIGHT,
+            "ignore_as_negative": z.LOSS.IGNORE_AS_NEGATIVE,
+            "seen_score_calibration": (z.SELF_TRAIN_SEEN_SCORE_CALIBRATION
+                                       if cfg.ZERO_SHOT.SETTING == "transductive"
+                                       else z.SEEN_SCORE_CALIBRATION),
+        }
+
+    # ------------------------------------------------------------------------------- forward
+    def mask_logits(self, images: torch.Tensor, text: torch.Tensor,
+                    clip: Any) -> list[torch.Tensor]:
+        """Class-mask logits ``B x K x h x w`` (patch grid) of every decoder layer.
+
+        Args:
+            images: CLIP-normalised ``B x 3 x H x W``.
+            text: ``K x D`` L2-normalised text embeddings of the classes to segment.
+            clip: the frozen CLIP model (``encode_dense``).
+        """
+        prompts = self.prompts(images.shape[0]) if self.prompts is not None else None
+        dense = clip.encode_dense(images, deep_prompts=prompts)
+        patches = dense.patch_embeddings  # B x D x h x w, normalised
+        b, _, h, w = patches.shape
+        memory = self.input_proj(patches.flatten(2).transpose(1, 2))
+        queries = self.descriptor(dense.cls_embedding, text)
+        return [m.reshape(b, -1, h, w) for m in self.decoder(queries, memory)]
+
+    def forward(self, images: torch.Tensor, vocab: ClassVocabulary, clip: Any,
+                targets: torch.Tensor | None = None) -> Any:
+        """Losses (``targets`` given) or ``B x K x H x W`` calibrated scores over ``vocab``.
+
+        Args:
+            images: normalised, padded ``B x 3 x H x W``.
+            vocab: the classes (training: the meta-architecture's training vocabulary).
+            clip: the shared frozen CLIP model.
+            targets: ``B x H x W`` vocabulary indices, 255 ignore, 254 unlabelled.
+        """
+        if targets is None:
+            return self.scores(self.mask_logits(images, vocab.embeddings, clip)[-1],
+                               images.shape[-2:], vocab.is_seen)
+        active = self.training_classes(vocab, targets)
+        masks = self.mask_logits(images, vocab.embeddings[active], clip)
+        labels = self.training_labels(targets, vocab, active, masks[-1])
+        focal_weight = self.self_train_focal_weight if vocab.self_training else self.focal_weight
+        losses = mask_losses(masks[-1], labels, focal_weight=focal_weight, **self.loss_args)
+        if self.deep_supervision:
+            for i, aux in enumerate(masks[:-1]):
+                aux_losses = mask_losses(aux, labels, focal_weight=focal_weight, **self.loss_args)
+                losses.update({f"{k}_{i}": v for k, v in aux_losses.items()})
+        return losses
+
+    def scores(self, logits: torch.Tensor, size: tuple[int, int],
+               is_seen: torch.Tensor) -> torch.Tensor:
+        """Sigmoid class scores at ``size``, ``seen_score_calibration`` subtracted from seen
+        classes (the official ``semantic_inference``)."""
+        scores = upsample(logits.float(), tuple(size)).sigmoid()
+        if self.seen_score_calibration:
+            offset = is_seen.to(scores.device, scores.dtype) * self.seen_score_calibration
+            scores = scores - offset.view(1, -1, 1, 1)
+        return scores
+
+    # ------------------------------------------------------------------- seen / unseen logic
+    @staticmethod
+    def training_classes(vocab: ClassVocabulary, targets: torch.Tensor) -> torch.Tensor:
+        """Indices of the classes whose text embeddings enter training.
+
+        Seen classes only, unless transductive self-training has started. Raises if a label of
+        an unseen class reaches the head outside self-training (an inductive leak).
+        """
+        if vocab.self_training:
+            return torch.arange(len(vocab), device=vocab.is_seen.device)
+        unseen = vocab.unseen_indices.to(targets.device)
+        if len(unseen) and torch.isin(targets, unseen).any():
+            raise RuntimeError("training labels contain unseen classes outside self-training: "
+                               "unseen pixels must be ignored (inductive) or unlabelled "
+                               "(transductive)")
+        return vocab.seen_indices
+
+    @staticmethod
+    def training_labels(targets: torch.Tensor, vocab: ClassVocabulary, active: torch.Tensor,
+                        logits: torch.Tensor) -> torch.Tensor:
+        """Targets in the index space of ``active``; unlabelled pixels are pseudo-labelled in
+        self-training and ignored otherwise."""
+        if vocab.self_training:
+            labels = targets
+            if (labels == UNLABELLED_LABEL).any():
+                full = upsample(logits.detach().float(), tuple(targets.shape[-2:]))
+                labels = pseudo_label(targets, full, vocab.unseen_indices)
+            return labels
+        lut = torch.full((256,), IGNORE_LABEL, dtype=torch.long, device=targets.device)
+        lut[active.to(targets.device)] = torch.arange(len(active), device=targets.device)
+        return lut[targets.long().clamp(0, 255)]

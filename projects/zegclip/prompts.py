@@ -1,0 +1,51 @@
+"""Deep visual prompts of ZegCLIP (VPT-deep on a frozen CLIP ViT)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+class DeepPrompts(nn.Module):
+    """Learnable tokens for every layer of the CLIP ViT, through a shared projection + dropout.
+
+    The CLIP layer inserts them after ``[CLS]`` and replaces them at every layer
+    (``clip.encode_dense(images, deep_prompts=...)``). As in ZegCLIP's
+    ``VPTCLIPVisionTransformer`` (``models/backbone/img_encoder.py``): prompts are initialised
+    uniformly in ``+-sqrt(6 / (3 * patch_size**2 + width))`` (Xavier-uniform as in VPT), pass a
+    Linear shared by all layers (kaiming-normal, fan_out) and a dropout drawn independently for
+    every image of the batch.
+
+    Args:
+        num_layers: layers of the visual transformer (one set of tokens each).
+        num_tokens: tokens per layer.
+        width: width of the visual transformer.
+        patch_size: patch size of the ViT (enters the initialisation range only).
+        projection: apply the shared Linear.
+        dropout: dropout probability on the projected prompts.
+    """
+
+    def __init__(self, num_layers: int, num_tokens: int, width: int, patch_size: int,
+                 projection: bool = True, dropout: float = 0.1):
+        super().__init__()
+        bound = math.sqrt(6.0 / float(3 * patch_size * patch_size + width))
+        self.embeddings = nn.Parameter(torch.empty(num_layers, num_tokens, width))
+        nn.init.uniform_(self.embeddings, -bound, bound)
+        self.proj: nn.Module = nn.Linear(width, width) if projection else nn.Identity()
+        if projection:
+            nn.init.kaiming_normal_(self.proj.weight, a=0, mode="fan_out")
+        self.dropout = nn.Dropout(dropout)
+
+    @property
+    def num_tokens(self) -> int:
+        return self.embeddings.shape[1]
+
+    def forward(self, batch_size: int) -> torch.Tensor:
+        """Prompts ``B x num_layers x N x width`` in training (per-image dropout), else
+        ``num_layers x N x width``."""
+        prompts = self.proj(self.embeddings)
+        if self.training and self.dropout.p > 0:
+            prompts = self.dropout(prompts.unsqueeze(0).expand(batch_size, -1, -1, -1))
+        return prompts

@@ -1,0 +1,90 @@
+"""Small pieces of the engine: gradient clipping, the out-of-memory message, the TensorBoard
+writer, the self-training start and solver checks."""
+
+import pytest
+import torch
+
+from zsseg_bench.config import get_cfg
+from zsseg_bench.engine.errors import out_of_memory_error
+from zsseg_bench.engine.train_loop import clip_gradients
+from zsseg_bench.engine.trainer import _check_solver, self_training_start
+from zsseg_bench.engine.writers import TensorboardWriter
+from zsseg_bench.utils.errors import UserError
+
+
+def _params_with_grads():
+    a, b = torch.zeros(3, requires_grad=True), torch.zeros(4, requires_grad=True)
+    a.grad = torch.tensor([3.0, 0.0, 4.0])  # norm 5
+    b.grad = torch.tensor([0.0, 0.0, 0.0, 12.0])  # norm 12
+    return a, b
+
+
+def test_gradient_clipping_kinds():
+    a, b = _params_with_grads()
+    total = clip_gradients([a, b], "full_model", 1.0)
+    assert total.item() == pytest.approx(13.0)
+    assert torch.cat([a.grad, b.grad]).norm().item() == pytest.approx(1.0, rel=1e-4)
+    a, b = _params_with_grads()
+    clip_gradients([a, b], "norm", 1.0)
+    assert a.grad.norm().item() == pytest.approx(1.0, rel=1e-4)
+    assert b.grad.norm().item() == pytest.approx(1.0, rel=1e-4)
+    a, b = _params_with_grads()
+    clip_gradients([a, b], "value", 2.0)
+    assert a.grad.tolist() == [2.0, 0.0, 2.0] and b.grad.max().item() == 2.0
+
+
+def test_out_of_memory_message_names_the_keys_to_lower():
+    msg = str(out_of_memory_error(12, "training"))
+    assert "iteration 12" in msg
+    for key in ("SOLVER.IMS_PER_BATCH", "INPUT.CROP.SIZE", "SOLVER.ACCUMULATION_STEPS"):
+        assert key in msg
+    assert "TEST.SLIDE.CROP" in str(out_of_memory_error(None, "evaluation"))
+
+
+def test_self_training_start_fraction_or_iteration():
+    cfg = get_cfg()
+    cfg.SOLVER.MAX_ITER = 20000
+    assert self_training_start(cfg) is None  # inductive
+    cfg.ZERO_SHOT.SETTING = "transductive"
+    cfg.ZERO_SHOT.SELF_TRAIN_START = 0.5
+    assert self_training_start(cfg) == 10000  # ZegCLIP: second half of the schedule
+    cfg.ZERO_SHOT.SELF_TRAIN_START = 1500
+    assert self_training_start(cfg) == 1500
+
+
+def test_bad_solver_values_are_user_errors():
+    cfg = get_cfg()
+    cfg.SOLVER.CLIP_GRADIENTS.ENABLED = True
+    cfg.SOLVER.CLIP_GRADIENTS.CLIP_TYPE = "l2"
+    with pytest.raises(UserError, match="CLIP_TYPE"):
+        _check_solver(cfg)
+    cfg = get_cfg()
+    cfg.SOLVER.ACCUMULATION_STEPS = 0
+    with pytest.raises(UserError, match="ACCUMULATION_STEPS"):
+        _check_solver(cfg)
+
+
+class _FakeSummaryWriter:
+    def __init__(self, log_dir):
+        self.log_dir, self.scalars, self.closed = log_dir, [], False
+
+    def add_scalar(self, tag, value, step):
+        self.scalars.append((tag, value, step))
+
+    def flush(self):
+        pass
+
+    def close(self):
+        self.closed = True
+
+
+def test_tensorboard_writer_tags_and_steps(tmp_path):
+    w = TensorboardWriter(tmp_path, summary_writer_cls=_FakeSummaryWriter)
+    w.write_train(9, {"loss_ce": 1.5, "lr": 0.1})
+    w.write_eval(10, "synthetic_val", {"mIoU": 40.0, "IoU-cat": 30.0})
+    w.close()
+    fake = w._writer
+    assert fake.log_dir == str(tmp_path) and fake.closed
+    assert fake.scalars == [("train/loss_ce", 1.5, 10), ("train/lr", 0.1, 10),
+                            ("eval/synthetic_val/mIoU", 40.0, 10),
+                            ("eval/synthetic_val/IoU-cat", 30.0, 10)]

@@ -1,0 +1,139 @@
+"""TwoStageHead: training losses, inference stages, pseudo-labels, backbone, configs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision
+
+from zsseg_bench.modeling import build_head
+from zsseg_bench.modeling.stage_timer import StageTimer
+from zsseg_bench.projects.two_stage import TwoStageHead
+from zsseg_bench.projects.two_stage.backbone import ResNetBackbone
+from zsseg_bench.utils.errors import UserError
+
+from .conftest import tiny_cfg, vocabulary
+
+STAGES = {"proposal_network", "crop_preparation", "clip_crops", "fusion"}
+
+
+def _head(clip, **kw) -> TwoStageHead:
+    torch.manual_seed(0)
+    cfg = tiny_cfg(**kw)
+    cfg.MODEL.HEAD.NAME = "TwoStageHead"
+    return build_head(cfg, clip)
+
+
+def _batch(seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    images = torch.randn(2, 3, 64, 64, generator=g)
+    targets = torch.zeros(2, 64, 64, dtype=torch.long)
+    targets[0, 8:30, 10:40] = 1
+    targets[1, 30:60, 5:25] = 3
+    targets[1, :4] = 255
+    return images, targets
+
+
+@pytest.mark.parametrize("masked_attention", [False, True])
+def test_training_losses_with_deep_supervision(clip, masked_attention):
+    head = _head(clip, masked_attention=masked_attention).train()
+    vocab = vocabulary(clip, names=["background", "red circle", "blue square", "green cross"],
+                       seen=[True] * 4)
+    images, targets = _batch()
+    losses = head(images, vocab, clip, targets=targets)
+    # 3 decoder layers: final + 2 auxiliary (MaskFormer), or + 3 (Mask2Former: initial queries)
+    aux = 3 if masked_attention else 2
+    assert len(losses) == 3 * (aux + 1)
+    assert all(torch.isfinite(v) for v in losses.values())
+    sum(losses.values()).backward()
+    assert head.backbone.conv1.weight.grad is not None
+    assert head.void_embedding.weight.grad is not None
+    assert all(p.grad is None for p in clip.parameters())
+
+
+def test_inference_scores_and_stages(clip):
+    head = _head(clip).eval()
+    vocab = vocabulary(clip)
+    images, _ = _batch()
+    with torch.no_grad(), StageTimer() as timer:
+        scores = head(images, vocab, clip)
+    assert scores.shape == (2, len(vocab), 16, 16)
+    assert torch.isfinite(scores).all() and (scores >= 0).all()
+    assert STAGES <= set(timer.totals_s)
+    head.ensemble = False
+    with torch.no_grad(), StageTimer() as timer:
+        plain = head(images, vocab, clip)
+    assert set(timer.totals_s) == {"proposal_network", "fusion"}
+    assert not torch.allclose(plain, scores)
+
+
+def test_seen_calibration_lowers_seen_scores_only(clip):
+    head = _head(clip).eval()
+    vocab = vocabulary(clip)
+    images, _ = _batch()
+    with torch.no_grad():
+        base = head(images, vocab, clip)
+        head.seen_calibration = 0.1
+        cal = head(images, vocab, clip)
+    diff = base - cal
+    torch.testing.assert_close(diff[:, vocab.is_seen], torch.full_like(diff[:, vocab.is_seen],
+                                                                        0.1))
+    torch.testing.assert_close(diff[:, ~vocab.is_seen], torch.zeros_like(diff[:, ~vocab.is_seen]))
+
+
+def test_pseudo_labels_only_unlabelled_pixels_and_unseen_classes(clip):
+    head = _head(clip).train()
+    vocab = vocabulary(clip)  # class 4 unseen
+    vocab.self_training = True
+    images, targets = _batch(1)
+    targets[:, 40:, 40:] = 254
+    predictions = head.propose(images)
+    head.pseudo_label_threshold = 0.0
+    labels = head.pseudo_label(images, vocab, clip, predictions, targets)
+    region = labels[:, 40:, 40:]
+    assert set(region.unique().tolist()) <= {4}
+    assert torch.equal(labels[targets != 254], targets[targets != 254])
+    head.pseudo_label_threshold = 1.01  # nothing confident enough: all ignored
+    labels = head.pseudo_label(images, vocab, clip, predictions, targets)
+    assert set(labels[:, 40:, 40:].unique().tolist()) == {255}
+    losses = head(images, vocab, clip, targets=targets)  # self-training path end to end
+    assert all(torch.isfinite(v) for v in losses.values())
+
+
+def test_backbone_loads_torchvision_weights_and_renormalises(tmp_path):
+    torch.manual_seed(0)
+    ref = torchvision.models.resnet18(weights=None).eval()
+    path = tmp_path / "r18.pth"
+    torch.save(ref.state_dict(), path)
+    clip_mean, clip_std = [122.8, 116.7, 104.1], [68.5, 66.6, 70.3]
+    in_mean, in_std = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
+    bb = ResNetBackbone(depth=18, weights=str(path), renormalize=True, input_mean=clip_mean,
+                        input_std=clip_std, pixel_mean=in_mean, pixel_std=in_std).eval()
+    raw = torch.rand(1, 3, 64, 64) * 255
+    clip_in = (raw - torch.tensor(clip_mean).view(1, 3, 1, 1)) / torch.tensor(clip_std).view(
+        1, 3, 1, 1)
+    imnet_in = (raw - torch.tensor(in_mean).view(1, 3, 1, 1)) / torch.tensor(in_std).view(
+        1, 3, 1, 1)
+    with torch.no_grad():
+        res5 = bb(clip_in)["res5"]
+        x = ref.maxpool(ref.relu(ref.bn1(ref.conv1(imnet_in))))
+        expected = ref.layer4(ref.layer3(ref.layer2(ref.layer1(x))))
+    torch.testing.assert_close(res5, expected, atol=1e-4, rtol=1e-4)
+    assert bb.out_channels == {"res2": 64, "res3": 128, "res4": 256, "res5": 512}
+    with pytest.raises(UserError, match="does not match"):
+        ResNetBackbone(depth=50, weights=str(path))
+
+
+def test_config_errors_are_user_errors(clip):
+    cfg = tiny_cfg()
+    cfg.MODEL.TWO_STAGE.BACKBONE.RANDOM_INIT = False
+    with pytest.raises(UserError, match="RANDOM_INIT"):
+        TwoStageHead(cfg, clip)
+    cfg = tiny_cfg()
+    cfg.MODEL.TWO_STAGE.BACKBONE.WEIGHTS = "/nonexistent/r101.pth"
+    with pytest.raises(UserError, match="not found"):
+        TwoStageHead(cfg, clip)
+    cfg = tiny_cfg()
+    cfg.MODEL.TWO_STAGE.CLIP_ENSEMBLE.CROP = "box"
+    with pytest.raises(UserError, match="CLIP_ENSEMBLE.CROP"):
+        TwoStageHead(cfg, clip)

@@ -1,0 +1,28 @@
+"""A tiny random-init CLIP (the real CLIP layer on a 2-layer open_clip model) for fast tests."""
+
+import open_clip
+import pytest
+import torch
+
+from zsseg_bench.modeling.clip import CLIPModel
+
+TINY_CLIP = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "head_width": 32,
+                   "patch_size": 8},
+    "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2,
+                 "layers": 1},
+}
+
+
+def tiny_clip() -> CLIPModel:
+    """A frozen 2-layer ViT CLIP with random weights (seeded)."""
+    torch.manual_seed(0)
+    model = open_clip.CLIP(**TINY_CLIP)
+    tokenizer = open_clip.get_tokenizer("ViT-B-16", context_length=16)
+    return CLIPModel(model, tokenizer, name="tiny", frozen=True)
+
+
+@pytest.fixture(scope="module")
+def clip() -> CLIPModel:
+    return tiny_clip()

@@ -1,0 +1,41 @@
+"""Every ZegCLIP config loads, and carries the official recipe's constants."""
+
+from pathlib import Path
+
+import pytest
+
+from zsseg_bench.engine.defaults import setup_cfg
+
+CONFIGS = Path(__file__).resolve().parents[3] / "configs"
+ZEGCLIP_CONFIGS = sorted(CONFIGS.glob("*/zegclip*.yaml"))
+
+
+def test_configs_exist_for_every_dataset_and_setting():
+    names = {f"{p.parent.name}/{p.name}" for p in ZEGCLIP_CONFIGS}
+    for dataset, iters in (("voc", "20k"), ("coco_stuff", "80k"), ("pcontext", "40k")):
+        for setting in ("inductive", "transductive"):
+            assert f"{dataset}/zegclip_vitb16_512x512_{iters}_{setting}.yaml" in names
+    assert "synthetic/zegclip.yaml" in names
+
+
+@pytest.mark.parametrize("path", ZEGCLIP_CONFIGS, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_config_loads(path):
+    cfg = setup_cfg(str(path))
+    assert cfg.MODEL.HEAD.NAME == "ZegCLIPHead"
+    assert cfg.ZERO_SHOT.SETTING == ("transductive" if "transductive" in path.stem
+                                     else "inductive")
+
+
+def test_voc_recipe_constants():
+    cfg = setup_cfg(str(CONFIGS / "voc" / "zegclip_vitb16_512x512_20k_transductive.yaml"))
+    z = cfg.MODEL.ZEGCLIP
+    assert (z.PROMPT.NUM_TOKENS, z.DECODER.NUM_LAYERS, z.DECODER.NUM_HEADS) == (10, 3, 8)
+    assert (z.LOSS.FOCAL_WEIGHT, z.LOSS.DICE_WEIGHT, z.LOSS.SELF_TRAIN_FOCAL_WEIGHT) == (
+        100.0, 1.0, 20.0)
+    assert (z.SEEN_SCORE_CALIBRATION, z.SELF_TRAIN_SEEN_SCORE_CALIBRATION) == (0.1, 0.0)
+    s = cfg.SOLVER
+    assert (s.BASE_LR, s.MAX_ITER, s.IMS_PER_BATCH, s.WARMUP_ITERS) == (2e-5, 20000, 16, 1500)
+    assert cfg.ZERO_SHOT.SELF_TRAIN_START == 0.5
+    assert (cfg.TEST.MODE, tuple(cfg.TEST.SLIDE.STRIDE)) == ("slide", (426, 426))
+    coco = setup_cfg(str(CONFIGS / "coco_stuff" / "zegclip_vitb16_512x512_80k_inductive.yaml"))
+    assert (coco.MODEL.ZEGCLIP.PROMPT.NUM_TOKENS, coco.SOLVER.MAX_ITER) == (100, 80000)

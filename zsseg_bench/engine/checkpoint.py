@@ -1,0 +1,217 @@
+"""Checkpoints of trained models: trainable parameters only, written atomically, loaded safely.
+
+A checkpoint (``model_XXXXXXX.pth``, ``model_final.pth`` in ``OUTPUT_DIR``) holds
+
+- ``model``: the *trainable* state: parameters with ``requires_grad=True`` plus the buffers of
+  modules that are not entirely frozen (e.g. a head's BatchNorm statistics). Frozen weights
+  (the CLIP layer) are left out: they come from their own files (``MODEL.CLIP.WEIGHTS``) when the
+  model is built, so a checkpoint of ZegCLIP is megabytes, not the whole ViT;
+- ``optimizer``, ``scheduler``, ``grad_scaler``: their state dicts;
+- ``iteration`` (the last completed one, 0-based), ``rng`` (python / numpy / torch / cuda
+  states of every rank), ``sampler`` (the training stream's position), ``train_time_s``;
+- ``meta``: format version, head name, world size.
+
+Files are written to a temporary name and renamed (``os.replace``), and ``last_checkpoint`` is
+updated the same way after the file is complete, so a kill (even SIGKILL) leaves either the old
+or the new checkpoint, never a truncated one. Loading uses ``torch.load(weights_only=True)``:
+a checkpoint holds tensors and plain Python values only, nothing that runs code when read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import pickle
+import re
+from typing import Any
+
+import torch
+from fvcore.common.checkpoint import Checkpointer, PeriodicCheckpointer
+from torch import nn
+
+from zsseg_bench.utils.errors import UserError
+from zsseg_bench.utils.file_io import PathManager, atomic_save, atomic_write_text
+
+logger = logging.getLogger(__name__)
+
+#: Version of the checkpoint layout written by :class:`TrainableCheckpointer`.
+CHECKPOINT_FORMAT = 1
+LAST_CHECKPOINT = "last_checkpoint"
+_PERIODIC_NAME = re.compile(r"^model_(\d{7})\.pth$")
+#: Temporary names of :func:`~zsseg_bench.utils.file_io.atomic_save` (``.<name>.<random>.tmp``).
+_TEMP_NAME = re.compile(r"^\.(model_.*\.pth|last_checkpoint)\..*\.tmp$")
+
+
+def frozen_prefixes(model: nn.Module) -> list[str]:
+    """Names of the outermost submodules whose parameters are all frozen (e.g. ``"clip"``)."""
+    out: list[str] = []
+    for name, module in model.named_modules():
+        if not name or any(name == p or name.startswith(p + ".") for p in out):
+            continue
+        params = list(module.parameters())
+        if params and not any(p.requires_grad for p in params):
+            out.append(name)
+    return out
+
+
+def trainable_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """``model.state_dict()`` without frozen parameters and without the buffers of entirely
+    frozen submodules."""
+    frozen_params = {n for n, p in model.named_parameters() if not p.requires_grad}
+    prefixes = frozen_prefixes(model)
+    return {k: v for k, v in model.state_dict().items()
+            if k not in frozen_params
+            and not any(k.startswith(p + ".") for p in prefixes)}
+
+
+class TrainableCheckpointer(Checkpointer):
+    """fvcore's ``Checkpointer`` saving only the trainable state, atomically, and loading with
+    ``weights_only=True``. Errors a user can fix (missing file, another model's checkpoint)
+    raise :class:`~zsseg_bench.utils.errors.UserError`.
+
+    Args:
+        model: the model (a DDP wrapper is unwrapped).
+        save_dir: where checkpoints and ``last_checkpoint`` live.
+        save_to_disk: write files (only the main process under DDP).
+        max_to_keep: keep the newest ``max_to_keep`` periodic checkpoints (None: all).
+        **checkpointables: objects with ``state_dict``/``load_state_dict``.
+    """
+
+    def __init__(self, model: nn.Module, save_dir: str = "", *, save_to_disk: bool = True,
+                 max_to_keep: int | None = None, **checkpointables: Any):
+        super().__init__(model, save_dir, save_to_disk=save_to_disk, **checkpointables)
+        self.path_manager = PathManager
+        self.max_to_keep = max_to_keep
+
+    # ---------------------------------------------------------------------------------- save
+    def save(self, name: str, **kwargs: Any) -> None:
+        """Writes ``<save_dir>/<name>.pth`` atomically and points ``last_checkpoint`` at it."""
+        if not self.save_dir or not self.save_to_disk:
+            return
+        data: dict[str, Any] = {"model": trainable_state_dict(self.model)}
+        for key, obj in self.checkpointables.items():
+            data[key] = obj.state_dict()
+        data.update(kwargs)
+        data.setdefault("meta", {})["format"] = CHECKPOINT_FORMAT
+        basename = f"{name}.pth"
+        path = os.path.join(self.save_dir, basename)
+        atomic_save(data, path)
+        self.tag_last_checkpoint(basename)
+        logger.info("Saved checkpoint %s", path)
+        self.prune()
+
+    def tag_last_checkpoint(self, last_filename_basename: str) -> None:
+        """Points ``last_checkpoint`` at ``last_filename_basename`` (atomically)."""
+        atomic_write_text(os.path.join(self.save_dir, LAST_CHECKPOINT), last_filename_basename)
+
+    def periodic_checkpoints(self) -> list[str]:
+        """Paths of the ``model_XXXXXXX.pth`` files in ``save_dir``, oldest iteration first."""
+        if not os.path.isdir(self.save_dir):
+            return []
+        names = sorted(n for n in os.listdir(self.save_dir) if _PERIODIC_NAME.match(n))
+        return [os.path.join(self.save_dir, n) for n in names]
+
+    def prune(self) -> None:
+        """Deletes all but the newest ``max_to_keep`` periodic checkpoints (never the one
+        ``last_checkpoint`` names, never ``model_final.pth``)."""
+        if not self.max_to_keep or not self.save_to_disk:
+            return
+        last = self.get_checkpoint_file()
+        for path in self.periodic_checkpoints()[:-self.max_to_keep]:
+            if os.path.abspath(path) != os.path.abspath(last):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(path)
+
+    def remove_stale_temp_files(self) -> list[str]:
+        """Deletes temporary files a killed run left behind (``.model_*.pth.*.tmp``, never a
+        complete checkpoint); call before training in a run directory. Returns their names."""
+        if not self.save_to_disk or not os.path.isdir(self.save_dir):
+            return []
+        stale = [n for n in os.listdir(self.save_dir) if _TEMP_NAME.match(n)]
+        for name in stale:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(self.save_dir, name))
+        return stale
+
+    # ---------------------------------------------------------------------------------- load
+    def load(self, path: str, checkpointables: list[str] | None = None) -> dict[str, Any]:
+        """Loads ``path`` (a local file or any PathManager path): the model's trainable state,
+        then the named checkpointables (all if None). Returns the remaining entries."""
+        if not path:
+            logger.info("No checkpoint given: trainable parameters start from initialisation")
+            return {}
+        local = path if os.path.isfile(path) else None
+        if local is None:
+            try:
+                local = self.path_manager.get_local_path(path)
+            except Exception:  # noqa: BLE001  (unknown prefix, missing file)
+                local = None
+        if local is None or not os.path.isfile(local):
+            raise UserError(f"checkpoint not found: {path} (pass a model_*.pth written by "
+                            "`zsseg-bench train`)")
+        logger.info("Loading checkpoint %s", path)
+        checkpoint = self._load_file(local)
+        self._load_model(checkpoint)
+        for key in self.checkpointables if checkpointables is None else checkpointables:
+            if key in checkpoint:
+                self.checkpointables[key].load_state_dict(checkpoint.pop(key))
+        checkpoint.pop("model", None)
+        return checkpoint
+
+    def _load_file(self, f: str) -> dict[str, Any]:
+        try:
+            checkpoint = torch.load(f, map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as e:
+            raise UserError(f"cannot read checkpoint {f}: {str(e).splitlines()[0]} (is it a "
+                            "model_*.pth written by `zsseg-bench train`?)") from e
+        if not isinstance(checkpoint, dict) or "model" not in checkpoint:
+            raise UserError(f"{f} is not a zsseg-bench checkpoint (no 'model' entry); pass a "
+                            "model_*.pth written by `zsseg-bench train`")
+        return checkpoint
+
+    def _load_model(self, checkpoint: dict[str, Any]) -> None:  # type: ignore[override]
+        state = checkpoint["model"]
+        expected = trainable_state_dict(self.model)
+        own = self.model.state_dict()
+        unexpected = sorted(k for k in state if k not in own)
+        missing = sorted(k for k in expected if k not in state)
+        mismatched = sorted(f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+                            for k in state if k in own and state[k].shape != own[k].shape)
+        problems = []
+        if missing:
+            problems.append(f"missing trainable weights {_summary(missing)}")
+        if unexpected:
+            problems.append(f"weights the model does not have {_summary(unexpected)}")
+        if mismatched:
+            problems.append(f"shape mismatches {_summary(mismatched)}")
+        if problems:
+            raise UserError("the checkpoint does not fit the model built from the config ("
+                            + "; ".join(problems) + "): was it trained with another "
+                            "MODEL.HEAD.NAME or method config?")
+        self.model.load_state_dict(state, strict=False)
+
+
+def _summary(items: list[str], n: int = 5) -> str:
+    more = f" and {len(items) - n} more" if len(items) > n else ""
+    return ", ".join(items[:n]) + more
+
+
+class TrainingPeriodicCheckpointer(PeriodicCheckpointer):
+    """fvcore's ``PeriodicCheckpointer`` whose ``max_to_keep`` counts the files on disk (so it
+    also prunes checkpoints of an earlier, resumed session)."""
+
+    def __init__(self, checkpointer: TrainableCheckpointer, period: int,
+                 max_iter: int | None = None, max_to_keep: int | None = None):
+        super().__init__(checkpointer, period, max_iter=max_iter, max_to_keep=None)
+        checkpointer.max_to_keep = max_to_keep
+
+    def step(self, iteration: int, **kwargs: Any) -> None:
+        """Saves ``model_{iteration:07d}`` every ``period`` iterations and ``model_final`` at the
+        last one (``iteration`` is 0-based and completed)."""
+        iteration = int(iteration)
+        state = {"iteration": iteration, **kwargs}
+        if self.period > 0 and (iteration + 1) % self.period == 0:
+            self.checkpointer.save(f"{self.file_prefix}_{iteration:07d}", **state)
+        if self.max_iter is not None and iteration >= self.max_iter - 1:
+            self.checkpointer.save(f"{self.file_prefix}_final", **state)

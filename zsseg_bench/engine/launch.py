@@ -1,0 +1,72 @@
+"""What ``train`` and ``eval`` do before and after their work: config, datasets, device, process
+group (under torchrun), logger and run directory (Detectron2's ``default_setup``)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from zsseg_bench.engine import comm
+from zsseg_bench.engine.defaults import setup_cfg
+from zsseg_bench.modeling.build import resolve_device
+from zsseg_bench.utils.logger import setup_logger
+from zsseg_bench.utils.run_dir import JSONLWriter, setup_run_dir
+
+
+@dataclass
+class Session:
+    """The set-up of one command: resolved config, run directory, device and rank."""
+
+    cfg: Any
+    log: JSONLWriter
+    output_dir: Path
+    device: str
+    is_main_process: bool
+
+
+@contextmanager
+def command_session(config_file: str, opts: Sequence[str] | None,
+                    output_dir: str | None) -> Iterator[Session]:
+    """Sets up a command; joins (and leaves) the DDP process group when run by torchrun.
+
+    The config's ``MODEL.DEVICE`` is resolved (``auto`` -> ``cuda``/``cpu``; under DDP on GPU,
+    ``cuda:LOCAL_RANK``) and the run directory gets ``config.yaml``, ``env.json`` and
+    ``log.jsonl`` (rank 0 only).
+    """
+    import zsseg_bench.data.datasets  # noqa: F401  (registers the built-in datasets)
+
+    cfg = setup_cfg(config_file, list(opts or []), output_dir)
+    with comm.distributed_session(resolve_device(cfg.MODEL.DEVICE)) as device:
+        cfg = cfg.clone()
+        cfg.defrost()
+        cfg.MODEL.DEVICE = device
+        cfg.freeze()
+        torch.backends.cudnn.benchmark = bool(cfg.CUDNN_BENCHMARK)
+        main = comm.is_main_process()
+        out = Path(cfg.OUTPUT_DIR)
+        logger = setup_logger(out, rank=comm.get_rank())
+        log = setup_run_dir(out, cfg, device=device, is_main_process=main)
+        if comm.get_world_size() > 1:
+            logger.info("Distributed run: %d processes (%s)", comm.get_world_size(),
+                        torch.distributed.get_backend())
+        try:
+            yield Session(cfg=cfg, log=log, output_dir=out, device=device, is_main_process=main)
+            comm.synchronize()
+        finally:
+            _close_file_handlers(logger, out)
+
+
+def _close_file_handlers(logger: logging.Logger, output_dir: Path) -> None:
+    """Detaches the run's ``log.txt`` handler (so a later command in the same process, e.g. in
+    tests, does not write into this run's log)."""
+    target = str((output_dir / "log.txt").resolve())
+    for handler in list(logger.handlers):
+        if getattr(handler, "baseFilename", None) == target:
+            logger.removeHandler(handler)
+            handler.close()

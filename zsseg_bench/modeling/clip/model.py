@@ -1,0 +1,388 @@
+"""The shared CLIP layer: dense patch features, crop classification and text embeddings.
+
+:class:`CLIPModel` wraps an open_clip model with a ``VisionTransformer`` image tower and runs its
+own forward loop over the tower's residual blocks, so that
+
+- any input size works (positional embeddings interpolated bicubically, cached per grid size),
+- deep prompts (ZegCLIP / VPT-deep) can be inserted after ``[CLS]`` and replaced at every layer,
+- intermediate layers can be returned.
+
+Attention runs in open_clip's blocks (``nn.MultiheadAttention``, batch first, called with
+``need_weights=False``), which dispatches to ``scaled_dot_product_attention``.
+
+The model is frozen by default (every parameter ``requires_grad=False``); a method that fine-tunes
+parts of CLIP unfreezes them itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import open_clip
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from zsseg_bench.modeling.stage_timer import stage
+from zsseg_bench.utils.errors import UserError
+
+from .templates import get_templates
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class DenseFeatures:
+    """Output of :meth:`CLIPModel.encode_dense`.
+
+    Attributes:
+        patch_embeddings: B x D x h x w, patch tokens projected to the joint space, L2-normalised.
+        cls_embedding: B x D, the image embedding exactly as open_clip pools it (``[CLS]`` token
+            or mean of patch tokens, per the model's ``pool_type``), projected, L2-normalised.
+        patch_tokens: B x (h*w) x width, last-layer patch tokens after ``ln_post``, before the
+            projection.
+        intermediate: block index -> B x (1+h*w) x width, the output of that residual block
+            (0-based; prompts removed) for the requested layers.
+    """
+
+    patch_embeddings: torch.Tensor
+    cls_embedding: torch.Tensor
+    patch_tokens: torch.Tensor
+    intermediate: dict[int, torch.Tensor] = field(default_factory=dict)
+
+
+class CLIPModel(nn.Module):
+    """An open_clip ViT CLIP with dense, crop and text encoders (see module docstring).
+
+    Args:
+        model: an open_clip ``CLIP``/``CustomTextCLIP`` whose ``visual`` is a
+            ``VisionTransformer`` (attentional pooling not supported).
+        tokenizer: the model's open_clip tokenizer.
+        name: architecture name (for logs and cache keys).
+        weights: weights path (for cache keys).
+        frozen: set ``requires_grad=False`` on every parameter.
+
+    Attributes:
+        embed_dim: joint image-text embedding size D.
+        width: visual transformer width.
+        num_layers: number of visual residual blocks.
+        patch_size: patch side in pixels.
+        grid_size: pretraining patch grid (h, w).
+        image_size: pretraining input size (H, W) = grid_size * patch_size.
+        image_mean, image_std: CLIP normalisation constants (0-1 scale).
+    """
+
+    def __init__(self, model: nn.Module, tokenizer: Any, name: str = "", weights: str = "",
+                 frozen: bool = True):
+        super().__init__()
+        visual = model.visual
+        if not isinstance(visual, open_clip.transformer.VisionTransformer):
+            raise UserError("the CLIP layer supports open_clip VisionTransformer image towers")
+        if visual.attn_pool is not None or visual.pool_type not in ("tok", "avg"):
+            raise UserError("the CLIP layer supports ViT towers pooled by [CLS] token or mean "
+                            "('tok'/'avg'), not attentional or no pooling")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.name = name
+        self.weights = weights
+        self.embed_dim: int = int(visual.output_dim)
+        self.width: int = int(visual.conv1.out_channels)
+        self.num_layers: int = len(visual.transformer.resblocks)
+        self.patch_size: int = int(visual.patch_size[0])
+        self.grid_size: tuple[int, int] = tuple(int(g) for g in visual.grid_size)
+        #: Pretraining input size (H, W): the natural crop size for encode_crops.
+        self.image_size: tuple[int, int] = (self.grid_size[0] * self.patch_size,
+                                            self.grid_size[1] * self.patch_size)
+        pp = getattr(visual, "preprocess_cfg", None) or {}
+        self.image_mean: tuple[float, ...] = tuple(
+            pp.get("mean", open_clip.constants.OPENAI_DATASET_MEAN))
+        self.image_std: tuple[float, ...] = tuple(
+            pp.get("std", open_clip.constants.OPENAI_DATASET_STD))
+        self._pos_cache: dict[tuple, torch.Tensor] = {}
+        self._text_cache: dict[tuple, torch.Tensor] = {}
+        if frozen:
+            for p in self.parameters():
+                p.requires_grad_(False)
+        self.model.eval()
+
+    # ------------------------------------------------------------------------------ helpers
+    @property
+    def visual(self) -> nn.Module:
+        return self.model.visual
+
+    @property
+    def device(self) -> torch.device:
+        return self.visual.conv1.weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.visual.conv1.weight.dtype
+
+    def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
+        self._pos_cache.clear()
+        self._text_cache.clear()
+        super()._load_from_state_dict(*args, **kwargs)
+
+    def positional_embedding(self, h: int, w: int) -> torch.Tensor:
+        """Positional embedding for an h x w patch grid, (1 + h*w) x width.
+
+        The pretrained grid is resized bicubically (``align_corners=False``); the pretrained grid
+        size itself is returned unchanged. Results are cached per (h, w) unless the embedding
+        requires grad.
+        """
+        pos = self.visual.positional_embedding
+        gh, gw = self.grid_size
+        if (h, w) == (gh, gw):
+            return pos
+        key = (h, w, pos.dtype, pos.device, pos._version)
+        if not pos.requires_grad and key in self._pos_cache:
+            return self._pos_cache[key]
+        grid = pos[1:].reshape(1, gh, gw, -1).permute(0, 3, 1, 2).float()
+        grid = F.interpolate(grid, size=(h, w), mode="bicubic", align_corners=False)
+        grid = grid.permute(0, 2, 3, 1).reshape(h * w, -1).to(pos.dtype)
+        out = torch.cat([pos[:1], grid], dim=0)
+        if not pos.requires_grad:
+            self._pos_cache = {k: v for k, v in self._pos_cache.items() if k[4] == pos._version}
+            self._pos_cache[key] = out
+        return out
+
+    # ------------------------------------------------------------------------------ images
+    def encode_dense(
+        self,
+        images: torch.Tensor,
+        deep_prompts: torch.Tensor | None = None,
+        layers: Sequence[int] | None = None,
+    ) -> DenseFeatures:
+        """Dense CLIP features of CLIP-normalised images of any size.
+
+        Args:
+            images: float B x 3 x H x W, CLIP-normalised, H and W multiples of ``patch_size``.
+            deep_prompts: optional L x N x width or B x L x N x width prompt tokens, L <=
+                ``num_layers``. Before block ``i < L`` the N tokens after ``[CLS]`` are replaced
+                by ``deep_prompts[i]`` (inserted before block 0); after block ``L-1`` they are
+                carried on. Prompt tokens never enter the pooled embedding or the outputs.
+            layers: 0-based block indices whose outputs to return in ``intermediate``
+                (negative indices count from the end).
+
+        Returns:
+            :class:`DenseFeatures`.
+        """
+        v = self.visual
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"images must be B x 3 x H x W, got {tuple(images.shape)}")
+        bsz, _, img_h, img_w = images.shape
+        p = self.patch_size
+        if img_h % p or img_w % p:
+            raise ValueError(f"image size {img_h}x{img_w} is not a multiple of the patch size "
+                             f"{p}")
+        h, w = img_h // p, img_w // p
+        x = v.conv1(images.to(self.dtype)).flatten(2).transpose(1, 2)  # B x hw x width
+        pos = self.positional_embedding(h, w).to(x.dtype)
+        cls = (v.class_embedding.to(x.dtype) + pos[0]).view(1, 1, -1).expand(bsz, 1, -1)
+        x = torch.cat([cls, x + pos[1:]], dim=1)
+        x = v.ln_pre(x)
+
+        prompts = self._check_prompts(deep_prompts, bsz)
+        n_prompt = 0 if prompts is None else prompts.shape[2]
+        wanted = {(i % self.num_layers) for i in (layers or [])}
+        intermediate: dict[int, torch.Tensor] = {}
+        for i, blk in enumerate(v.transformer.resblocks):
+            if prompts is not None and i < prompts.shape[1]:
+                pr = prompts[:, i].to(x.dtype)
+                rest = x[:, 1:] if i == 0 else x[:, 1 + n_prompt:]
+                x = torch.cat([x[:, :1], pr, rest], dim=1)
+            x = blk(x)
+            if i in wanted:
+                intermediate[i] = self._strip(x, n_prompt)
+        x = self._strip(x, n_prompt)
+
+        if v.final_ln_after_pool:
+            pooled = v.ln_post(v._global_pool(x)[0])
+            patch_tokens = v.ln_post(x[:, 1:])
+        else:
+            xn = v.ln_post(x)
+            pooled, patch_tokens = v._global_pool(xn)[0], xn[:, 1:]
+        cls_emb = pooled @ v.proj
+        patch_emb = F.normalize(patch_tokens @ v.proj, dim=-1)
+        patch_emb = patch_emb.transpose(1, 2).reshape(bsz, -1, h, w)
+        return DenseFeatures(
+            patch_embeddings=patch_emb,
+            cls_embedding=F.normalize(cls_emb, dim=-1),
+            patch_tokens=patch_tokens,
+            intermediate={i: intermediate[i] for i in sorted(intermediate)},
+        )
+
+    @staticmethod
+    def _strip(x: torch.Tensor, n_prompt: int) -> torch.Tensor:
+        return x if n_prompt == 0 else torch.cat([x[:, :1], x[:, 1 + n_prompt:]], dim=1)
+
+    def _check_prompts(self, prompts: torch.Tensor | None, batch: int) -> torch.Tensor | None:
+        if prompts is None:
+            return None
+        if prompts.ndim == 3:
+            prompts = prompts.unsqueeze(0).expand(batch, -1, -1, -1)
+        if prompts.ndim != 4 or prompts.shape[0] != batch or prompts.shape[-1] != self.width:
+            raise ValueError(
+                f"deep_prompts must be L x N x {self.width} or {batch} x L x N x {self.width}, "
+                f"got {tuple(prompts.shape)}")
+        if prompts.shape[1] > self.num_layers:
+            raise ValueError(f"deep_prompts has {prompts.shape[1]} layers, the model "
+                             f"{self.num_layers}")
+        return prompts
+
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        """Normalised image embeddings B x D (open_clip's pooling) of images of any size."""
+        return self.encode_dense(images).cls_embedding
+
+    # ------------------------------------------------------------------------------ crops
+    def encode_crops(
+        self,
+        images: torch.Tensor,
+        masks_or_boxes: Sequence[torch.Tensor],
+        size: int | None = None,
+        mode: str = "batched",
+        crop: str = "bbox",
+        chunk_size: int = 64,
+    ) -> torch.Tensor:
+        """CLIP embeddings of image regions (two-stage methods' region classification).
+
+        Each region is cut out along its bounding box and resized to ``size`` x ``size``
+        (bilinear). With ``crop="masked"`` the pixels outside the region's mask are set to the
+        CLIP mean (0 after normalisation) first, as zsseg does; with ``crop="bbox"`` only the box
+        is cut. An empty mask takes the whole image as its box (and is all background when
+        masked).
+
+        Args:
+            images: float B x 3 x H x W, CLIP-normalised.
+            masks_or_boxes: per image, bool M_i x H x W masks or float M_i x 4 boxes
+                (x0, y0, x1, y1 in pixels; a box is its own mask).
+            size: crop side fed to CLIP; ``None`` = the model's pretraining input size
+                (224 for ViT-B/16, 64 for the toy CLIP).
+            mode: ``"batched"`` (crops encoded ``chunk_size`` at a time) or ``"loop"`` (one CLIP
+                pass per crop); both give the same result.
+            crop: ``"bbox"`` or ``"masked"``.
+            chunk_size: crops per CLIP pass in batched mode.
+
+        Cutting and resizing run inside a ``crop_preparation`` stage (speed harness; nested in
+        the caller's ``clip_crops`` stage).
+
+        Returns:
+            float N x D normalised embeddings, N = sum M_i, in input order.
+        """
+        if mode not in ("batched", "loop"):
+            raise ValueError(f"mode must be 'batched' or 'loop', got {mode!r}")
+        if crop not in ("bbox", "masked"):
+            raise ValueError(f"crop must be 'bbox' or 'masked', got {crop!r}")
+        if len(masks_or_boxes) != images.shape[0]:
+            raise ValueError("masks_or_boxes needs one entry per image")
+        size = self.image_size[0] if size is None else size
+        if size % self.patch_size:
+            raise ValueError(f"crop size {size} is not a multiple of the patch size")
+        if mode == "loop":
+            out = []
+            for img, regions in zip(images, masks_or_boxes):
+                for j in range(regions.shape[0]):
+                    with stage("crop_preparation"):
+                        c = self._cut(img, regions[j:j + 1], size, crop)
+                    out.append(self.encode_image(c))
+            return torch.cat(out, dim=0) if out else images.new_zeros((0, self.embed_dim))
+        with stage("crop_preparation"):
+            crops = [self._cut(img, regions, size, crop)
+                     for img, regions in zip(images, masks_or_boxes) if regions.shape[0]]
+        if not crops:
+            return images.new_zeros((0, self.embed_dim))
+        allc = torch.cat(crops, dim=0)
+        return torch.cat([self.encode_image(allc[s:s + chunk_size])
+                          for s in range(0, allc.shape[0], chunk_size)], dim=0)
+
+    @staticmethod
+    def _boxes_of(regions: torch.Tensor, img_h: int,
+                  img_w: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(boxes M x 4 float xyxy, masks M x H x W bool) of masks or boxes."""
+        if regions.ndim == 2 and regions.shape[1] == 4:
+            boxes = regions.float().clone()
+            boxes[:, 0::2] = boxes[:, 0::2].clamp(0, img_w)
+            boxes[:, 1::2] = boxes[:, 1::2].clamp(0, img_h)
+            ys = torch.arange(img_h, device=regions.device).view(1, img_h, 1) + 0.5
+            xs = torch.arange(img_w, device=regions.device).view(1, 1, img_w) + 0.5
+            b = boxes.view(-1, 4, 1, 1)
+            masks = (xs >= b[:, 0]) & (xs < b[:, 2]) & (ys >= b[:, 1]) & (ys < b[:, 3])
+            return boxes, masks
+        if regions.ndim != 3 or regions.shape[-2:] != (img_h, img_w):
+            raise ValueError(f"masks must be M x {img_h} x {img_w}, got {tuple(regions.shape)}")
+        masks = regions.bool()
+        rows, cols = masks.any(2), masks.any(1)  # M x H, M x W
+        ar_h = torch.arange(img_h, device=masks.device)
+        ar_w = torch.arange(img_w, device=masks.device)
+        big = max(img_h, img_w) + 1
+        y0 = torch.where(rows, ar_h, big).min(1).values
+        y1 = torch.where(rows, ar_h, -1).max(1).values + 1
+        x0 = torch.where(cols, ar_w, big).min(1).values
+        x1 = torch.where(cols, ar_w, -1).max(1).values + 1
+        empty = ~rows.any(1)
+        boxes = torch.stack([x0, y0, x1, y1], 1).float()
+        boxes[empty] = torch.tensor([0.0, 0.0, img_w, img_h], device=masks.device)
+        return boxes, masks
+
+    def _cut(self, img: torch.Tensor, regions: torch.Tensor, size: int, crop: str) -> torch.Tensor:
+        """Crops M x 3 x size x size of one image (same math for one or many regions)."""
+        _, img_h, img_w = img.shape
+        boxes, masks = self._boxes_of(regions, img_h, img_w)
+        n = boxes.shape[0]
+        # Affine sampling grid mapping the output square onto each box (pixel-centre aligned).
+        t = (torch.arange(size, device=img.device, dtype=torch.float32) + 0.5) / size
+        x0, y0, x1, y1 = boxes.unbind(1)
+        gx = (x0[:, None] + t[None] * (x1 - x0)[:, None]) / img_w * 2 - 1  # n x size
+        gy = (y0[:, None] + t[None] * (y1 - y0)[:, None]) / img_h * 2 - 1
+        grid = torch.stack([gx[:, None, :].expand(n, size, size),
+                            gy[:, :, None].expand(n, size, size)], dim=-1)
+        src = img.float().unsqueeze(0).expand(n, -1, -1, -1)
+        out = F.grid_sample(src, grid, mode="bilinear", padding_mode="border",
+                            align_corners=False)
+        if crop == "masked":
+            m = F.grid_sample(masks.float().unsqueeze(1), grid, mode="bilinear",
+                              padding_mode="zeros", align_corners=False)
+            out = out * (m > 0.5)
+        return out.to(img.dtype)
+
+    # ------------------------------------------------------------------------------ text
+    def tokenize(self, texts: Sequence[str]) -> torch.Tensor:
+        """Token ids N x context_length for ``texts``."""
+        return self.tokenizer(list(texts)).to(self.device)
+
+    def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Normalised text embeddings N x D of token ids."""
+        return F.normalize(self.model.encode_text(tokens).float(), dim=-1)
+
+    def embed_texts(self, class_names: Sequence[str],
+                    templates: str | Sequence[str] = "single") -> torch.Tensor:
+        """Prompt-ensembled, normalised text embeddings K x D of class names.
+
+        Each class's prompts (one per template) are encoded and normalised, averaged, and the
+        mean normalised again. Results are cached per (class names, templates) for this model;
+        the cache is dropped when weights are loaded. Computed without gradient.
+
+        Args:
+            class_names: K class names.
+            templates: a template-set name (``single``, ``imagenet_80``, ``vild_14``) or a list
+                of templates with one ``{}`` each.
+        """
+        tmpl = get_templates(templates)
+        names = tuple(class_names)
+        key = (names, tmpl, str(self.device))
+        if key not in self._text_cache:
+            with torch.no_grad():
+                prompts = [t.format(n) for n in names for t in tmpl]
+                feats = []
+                for s in range(0, len(prompts), 1024):
+                    feats.append(self.encode_text(self.tokenize(prompts[s:s + 1024])))
+                emb = torch.cat(feats).view(len(names), len(tmpl), -1).mean(1)
+                self._text_cache[key] = F.normalize(emb, dim=-1)
+        return self._text_cache[key]
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Normalised image embeddings (same as :meth:`encode_image`)."""
+        return self.encode_image(images)

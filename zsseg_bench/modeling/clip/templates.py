@@ -1,0 +1,78 @@
+"""Prompt templates for turning class names into CLIP text prompts.
+
+Each template contains one ``{}`` placeholder for the class name. A class's text embedding is the
+L2-normalised mean of the normalised embeddings of its prompts (CLIP's prompt ensembling).
+
+- ``SINGLE``: ``"a photo of a {}."`` (CLIP paper, Radford et al. 2021, Sec. 3.1.4).
+- ``IMAGENET_80``: the 80 ImageNet templates of OpenAI CLIP's prompt-engineering notebook, taken
+  from the installed ``open_clip.zero_shot_metadata.OPENAI_IMAGENET_TEMPLATES``.
+- ``VILD_14``: the 14 templates of ViLD (Gu et al. 2022), as used by zsseg (MendelXu/zsseg.baseline,
+  ``PREDEFINED_TEMPLATES["vild"]``).
+
+``cfg.MODEL.CLIP.TEMPLATES`` names one set (case-insensitive): ``single``, ``imagenet_80``,
+``vild_14``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
+
+from zsseg_bench.utils.errors import UserError
+
+SINGLE: tuple[str, ...] = ("a photo of a {}.",)
+
+IMAGENET_80: tuple[str, ...] = tuple(t("{}") for t in OPENAI_IMAGENET_TEMPLATES)
+
+VILD_14: tuple[str, ...] = (
+    "a photo of a {}.",
+    "This is a photo of a {}",
+    "There is a {} in the scene",
+    "There is the {} in the scene",
+    "a photo of a {} in the scene",
+    "a photo of a small {}.",
+    "a photo of a medium {}.",
+    "a photo of a large {}.",
+    "This is a photo of a small {}.",
+    "This is a photo of a medium {}.",
+    "This is a photo of a large {}.",
+    "There is a small {} in the scene.",
+    "There is a medium {} in the scene.",
+    "There is a large {} in the scene.",
+)
+
+TEMPLATE_SETS: dict[str, tuple[str, ...]] = {
+    "single": SINGLE,
+    "imagenet_80": IMAGENET_80,
+    "vild_14": VILD_14,
+}
+
+assert len(IMAGENET_80) == 80 and len(VILD_14) == 14
+
+
+def get_templates(templates: str | Sequence[str]) -> tuple[str, ...]:
+    """Resolve a template-set name (or an explicit list of templates) to a tuple of templates.
+
+    Args:
+        templates: ``"single"``, ``"imagenet_80"``, ``"vild_14"`` (case-insensitive), or a sequence
+            of template strings each containing one ``{}``.
+
+    Raises:
+        UserError: unknown set name, or a template without exactly one ``{}``.
+    """
+    if isinstance(templates, str):
+        key = templates.strip().lower()
+        if key not in TEMPLATE_SETS:
+            raise UserError(
+                f"unknown prompt template set {templates!r} (MODEL.CLIP.TEMPLATES); "
+                f"choose one of {sorted(TEMPLATE_SETS)}"
+            )
+        return TEMPLATE_SETS[key]
+    out = tuple(templates)
+    if not out:
+        raise UserError("empty list of prompt templates")
+    for t in out:
+        if t.count("{}") != 1:
+            raise UserError(f"prompt template {t!r} must contain exactly one '{{}}'")
+    return out

@@ -1,0 +1,207 @@
+"""The report's plots (matplotlib, no display needed: figures render with the Agg canvas).
+
+- ``hiou_vs_fps.png``: accuracy-speed scatter, one marker per method, error bars over seeds.
+- ``per_class_iou.png``: IoU of every class per method, unseen classes highlighted.
+- ``speed_breakdown.png``: per-stage latency (stacked bars), end-to-end latency marked.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
+DPI = 120
+UNSEEN_COLOUR = "#fde0c5"
+UNSEEN_TEXT = "#c0392b"
+_INCH_PER_CLASS = 0.35
+_MAX_WIDTH_IN = 60.0
+
+
+def _new_figure(width: float, height: float) -> Figure:
+    fig = Figure(figsize=(width, height), dpi=DPI)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    """Saves atomically (temp file + rename) so a partial PNG never stays behind."""
+    import io
+
+    from zsseg_bench.utils.file_io import atomic_write_bytes
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight")
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
+def _method_styles(labels: list[str]) -> dict[str, tuple[str, str]]:
+    colours = [f"C{i}" for i in range(10)]
+    return {m: (MARKERS[i % len(MARKERS)], colours[i % len(colours)])
+            for i, m in enumerate(labels)}
+
+
+def _no_data(path: Path, title: str, message: str) -> Path:
+    fig = _new_figure(6, 2.5)
+    ax = fig.add_subplot()
+    ax.axis("off")
+    ax.set_title(title)
+    ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True)
+    return _save(fig, path)
+
+
+def plot_hiou_vs_fps(agg: pd.DataFrame, path: str | Path) -> Path:
+    """Scatter of hIoU against FPS, one subplot per dataset, one marker per method.
+
+    Error bars are the std over seeds of both quantities; filled markers are inductive,
+    hollow markers transductive. Rows without FPS are left out.
+    """
+    path = Path(path)
+    title = "Accuracy vs speed"
+    data = agg.dropna(subset=["fps_mean", "hIoU_mean"])
+    if data.empty:
+        return _no_data(path, title, "no run has both metrics.json and speed.json")
+    datasets = list(dict.fromkeys(data["dataset"]))
+    styles = _method_styles(list(dict.fromkeys(agg["method_label"])))
+    fig = _new_figure(5.5 * len(datasets), 4.5)
+    axes = fig.subplots(1, len(datasets), squeeze=False)[0]
+    for ax, dataset in zip(axes, datasets):
+        for _, r in data[data["dataset"] == dataset].iterrows():
+            marker, colour = styles[r["method_label"]]
+            hollow = r["setting"] == "transductive"
+            label = r["method_label"] + ("" if r["setting"] == "inductive" else
+                                         f" ({r['setting']})")
+            if r["variant"] != "default":
+                label += f" [{r['variant']}]"
+            ax.errorbar(r["fps_mean"], r["hIoU_mean"],
+                        xerr=None if math.isnan(r["fps_std"]) else r["fps_std"],
+                        yerr=None if math.isnan(r["hIoU_std"]) else r["hIoU_std"],
+                        fmt=marker, color=colour, markersize=9, capsize=4,
+                        markerfacecolor="none" if hollow else colour, label=label)
+        ax.set_xlabel("FPS (images / s)")
+        ax.set_ylabel("hIoU (%)")
+        ax.set_title(f"{title}: {dataset}")
+        ax.grid(True, alpha=0.3)
+        ax.margins(0.2)
+        ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_per_class_iou(per_class: pd.DataFrame, path: str | Path) -> Path:
+    """Grouped bars of per-class IoU (mean over seeds) per method, one row per dataset;
+    unseen classes get a shaded background and red labels."""
+    path = Path(path)
+    title = "Per-class IoU"
+    if per_class.empty:
+        return _no_data(path, title, "no per-class IoU (IoU-<class>) in any metrics.json")
+    per_class = per_class.copy()
+    per_class["group"] = per_class["method_label"] + per_class["setting"].map(
+        lambda s: "" if s == "inductive" else f" ({s})") + per_class["variant"].map(
+        lambda v: "" if v == "default" else f" [{v}]")
+    datasets = list(dict.fromkeys(per_class["dataset"]))
+    max_classes = max(per_class[per_class["dataset"] == d]["class"].nunique() for d in datasets)
+    width = min(_MAX_WIDTH_IN, max(8.0, _INCH_PER_CLASS * max_classes + 2))
+    fig = _new_figure(width, 3.8 * len(datasets))
+    axes = fig.subplots(len(datasets), 1, squeeze=False)[:, 0]
+    for ax, dataset in zip(axes, datasets):
+        d = per_class[per_class["dataset"] == dataset]
+        classes = list(d.sort_values("order", kind="stable")["class"].drop_duplicates())
+        unseen = set(d.loc[d["unseen"], "class"])
+        groups = list(dict.fromkeys(d["group"]))
+        mean = d.groupby(["group", "class"])["iou"].mean()
+        std = d.groupby(["group", "class"])["iou"].std(ddof=1)
+        bar_w = 0.8 / len(groups)
+        for i, c in enumerate(classes):
+            if c in unseen:
+                ax.axvspan(i - 0.5, i + 0.5, color=UNSEEN_COLOUR, zorder=0)
+        for j, g in enumerate(groups):
+            xs = [i - 0.4 + bar_w * (j + 0.5) for i in range(len(classes))]
+            ys = [mean.get((g, c), math.nan) for c in classes]
+            es = [std.get((g, c), math.nan) for c in classes]
+            es = None if all(math.isnan(e) for e in es) else [0 if math.isnan(e) else e
+                                                              for e in es]
+            ax.bar(xs, ys, width=bar_w, yerr=es, capsize=2, label=g, color=f"C{j % 10}",
+                   zorder=2)
+        ax.set_xticks(range(len(classes)))
+        ax.set_xticklabels(classes, rotation=60, ha="right", fontsize=8)
+        for tick, c in zip(ax.get_xticklabels(), classes):
+            if c in unseen:
+                tick.set_color(UNSEEN_TEXT)
+                tick.set_fontweight("bold")
+        ax.set_xlim(-0.5, len(classes) - 0.5)
+        ax.set_ylim(0, 100)
+        ax.set_ylabel("IoU (%)")
+        ax.set_title(f"{title}: {dataset} (unseen classes shaded, red labels)")
+        handles, labels = ax.get_legend_handles_labels()
+        handles.append(Patch(facecolor=UNSEEN_COLOUR, label="unseen class"))
+        ax.legend(handles=handles, fontsize=8, loc="upper right")
+        ax.grid(True, axis="y", alpha=0.3, zorder=1)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _group_label(method_label: str, dataset: str, setting: str, variant: str) -> str:
+    return (f"{method_label} · {dataset}" + ("" if setting == "inductive" else f" ({setting})")
+            + ("" if variant == "default" else f" [{variant}]"))
+
+
+def plot_speed_breakdown(breakdown: pd.DataFrame, agg: pd.DataFrame, path: str | Path) -> Path:
+    """Horizontal stacked bars of the per-stage latency (ms, mean over seeds) per method.
+
+    Only top-level stages are stacked (a nested ``outer/inner`` stage is part of ``outer``).
+    A black tick marks the end-to-end mean latency; a method whose speed.json has no stage
+    times gets one grey bar of its latency.
+    """
+    path = Path(path)
+    title = "Latency breakdown (ms / image)"
+    rows = agg.dropna(subset=["latency_ms_mean"])
+    b = breakdown[~breakdown["stage"].str.contains("/", regex=False)].copy()
+    if rows.empty and b.empty:
+        return _no_data(path, title, "no speed.json with latency or breakdown_ms")
+    b["group"] = [_group_label(*t) for t in
+                  zip(b["method_label"], b["dataset"], b["setting"], b["variant"])]
+    latency = {_group_label(r["method_label"], r["dataset"], r["setting"], r["variant"]):
+               r["latency_ms_mean"] for _, r in rows.iterrows()}
+    groups = list(dict.fromkeys([*latency, *b["group"]]))
+    stages = list(b.sort_values("order", kind="stable")["stage"].drop_duplicates())
+    mean = b.groupby(["group", "stage"])["ms"].mean()
+    has_stages = set(b["group"])
+    fig = _new_figure(10, max(2.5, 1.2 + 0.6 * len(groups)))
+    ax = fig.add_subplot()
+    left = [0.0] * len(groups)
+    for k, stage in enumerate(stages):
+        widths = [float(mean.get((g, stage), 0.0)) for g in groups]
+        ax.barh(range(len(groups)), widths, left=left, label=stage, color=f"C{k % 10}")
+        left = [a + w for a, w in zip(left, widths)]
+    unmarked = [i for i, g in enumerate(groups) if g not in has_stages]
+    if unmarked:
+        ax.barh(unmarked, [latency[groups[i]] for i in unmarked], color="0.8", hatch="//",
+                label="no stages marked")
+        for i in unmarked:
+            left[i] = latency[groups[i]]
+    for i, g in enumerate(groups):
+        lat = latency.get(g, math.nan)
+        end = left[i]
+        if not math.isnan(lat):
+            ax.plot([lat, lat], [i - 0.4, i + 0.4], color="black", linewidth=2)
+            end = max(end, lat)
+        ax.text(end, i, f"  {lat if not math.isnan(lat) else left[i]:.1f} ms", va="center",
+                fontsize=8)
+    ax.plot([], [], color="black", linewidth=2, label="end-to-end latency")
+    ax.set_yticks(range(len(groups)))
+    ax.set_yticklabels(groups)
+    ax.set_ylim(len(groups) - 0.5, -0.5)
+    ax.set_xlabel("ms per image")
+    ax.set_title(title)
+    ax.margins(x=0.15)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.grid(True, axis="x", alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, path)

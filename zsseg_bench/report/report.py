@@ -1,0 +1,106 @@
+"""``zsseg-bench report D``: results.csv, seed aggregates, table.md/.tex and the plots."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from zsseg_bench.report.aggregate import aggregate_seeds
+from zsseg_bench.report.plots import plot_hiou_vs_fps, plot_per_class_iou, plot_speed_breakdown
+from zsseg_bench.report.published import canonical_dataset, published_rows
+from zsseg_bench.report.results import collect_results
+from zsseg_bench.report.tables import build_table, to_latex, to_markdown
+from zsseg_bench.utils.errors import UserError
+from zsseg_bench.utils.file_io import atomic_write_text
+
+PUBLISHED_CHOICES = ("auto", "all", "none")
+RESULTS_CSV = "results.csv"
+AGGREGATE_CSV = "results_aggregated.csv"
+TABLE_MD = "table.md"
+TABLE_TEX = "table.tex"
+PLOT_FILES = ("hiou_vs_fps.png", "per_class_iou.png", "speed_breakdown.png")
+
+
+@dataclasses.dataclass
+class ReportOutputs:
+    """Paths of everything a report wrote, and the Markdown table text."""
+
+    results_csv: Path
+    aggregate_csv: Path
+    table_md: Path
+    table_tex: Path
+    plots: list[Path]
+    markdown: str
+    warnings: list[str]
+
+
+def write_report(root: str | Path, output_dir: str | Path | None = None,
+                 baseline: str | None = None, published: str = "auto",
+                 title: str | None = None) -> ReportOutputs:
+    """Collects the runs under ``root`` and writes the report files.
+
+    Args:
+        root: a sweep directory (or any directory with run directories below it).
+        output_dir: where to write (default: ``root``).
+        baseline: the method speed-ups are relative to (default: the sweep's ``baseline``,
+            else ``two_stage``).
+        published: reference rows from the papers: ``auto`` (only for datasets among the
+            runs), ``all`` or ``none``.
+        title: the table's title (default: from the directory name).
+
+    Returns:
+        The written paths and the table text.
+    """
+    if published not in PUBLISHED_CHOICES:
+        raise UserError(f"report: --published must be one of {', '.join(PUBLISHED_CHOICES)}")
+    root = Path(root)
+    out = Path(output_dir) if output_dir is not None else root
+    collected = collect_results(root)
+    warnings = []
+    if collected.unfinished:
+        warnings.append(f"{len(collected.unfinished)} unfinished run(s) without metrics.json "
+                        "left out: " + ", ".join(Path(d).name for d in collected.unfinished))
+    if collected.duplicates:
+        warnings.append(f"{len(collected.duplicates)} older run(s) with the same method/"
+                        "dataset/setting/variant/seed as a newer one left out: "
+                        + ", ".join(collected.duplicates))
+    runs = collected.runs
+    if runs.empty:
+        raise UserError(f"report: no finished run under {root} (none has train/metrics.json); "
+                        "wait for the sweep or re-launch it")
+    agg = aggregate_seeds(runs, baseline=baseline)
+    if published == "none":
+        pub = []
+    elif published == "all":
+        pub = published_rows(None)
+    else:
+        keys = {canonical_dataset(d) for d in runs["dataset"]} - {None}
+        pub = published_rows(keys) if keys else []
+    table = build_table(agg, runs, pub, title=title or f"Results: {root.resolve().name}")
+    out.mkdir(parents=True, exist_ok=True)
+    outputs = ReportOutputs(out / RESULTS_CSV, out / AGGREGATE_CSV, out / TABLE_MD,
+                            out / TABLE_TEX, [out / p for p in PLOT_FILES], to_markdown(table),
+                            warnings)
+    atomic_write_text(outputs.results_csv, runs.to_csv(index=False))
+    atomic_write_text(outputs.aggregate_csv, agg.to_csv(index=False))
+    atomic_write_text(outputs.table_md, outputs.markdown)
+    atomic_write_text(outputs.table_tex, to_latex(table))
+    plot_hiou_vs_fps(agg, outputs.plots[0])
+    plot_per_class_iou(collected.per_class, outputs.plots[1])
+    plot_speed_breakdown(collected.breakdown, agg, outputs.plots[2])
+    return outputs
+
+
+def print_report(outputs: ReportOutputs, stream: TextIO | None = None) -> None:
+    """Prints the Markdown table, warnings and the paths of the files written."""
+    stream = stream or sys.stdout
+    print(outputs.markdown, file=stream)
+    for w in outputs.warnings:
+        print(f"warning: {w}", file=stream)
+    print("wrote:", file=stream)
+    for p in [outputs.results_csv, outputs.aggregate_csv, outputs.table_md, outputs.table_tex,
+              *outputs.plots]:
+        print(f"  {p}", file=stream)
+    stream.flush()

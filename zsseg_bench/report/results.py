@@ -1,0 +1,222 @@
+"""Reading run directories into tables (the results store).
+
+A run directory is any directory holding ``cell.json`` (written by the sweep); its results are
+``train/metrics.json`` (accuracy, written by the engine) and ``speed/speed.json`` (written by
+the speed harness). A run without ``metrics.json`` is unfinished and left out; a run without
+``speed.json`` keeps blank speed columns. A file that exists but is malformed is an error that
+names the file: a report never silently drops a result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from zsseg_bench.sweep.layout import CELL_FILE, result_file
+from zsseg_bench.utils.errors import UserError
+
+#: metrics.json key -> results column.
+METRIC_COLUMNS = {
+    "mIoU-seen": "mIoU-S",
+    "mIoU-unseen": "mIoU-U",
+    "hIoU": "hIoU",
+    "pAcc": "pAcc",
+    "mIoU": "mIoU",
+    "mAcc": "mAcc",
+}
+REQUIRED_METRICS = ("mIoU-seen", "mIoU-unseen", "hIoU", "pAcc")
+CLASS_IOU_PREFIX = "IoU-"
+LABEL_COLUMNS = ["run_id", "method", "method_label", "dataset", "setting", "variant", "seed"]
+SPEED_COLUMNS = ["fps", "latency_ms", "latency_median_ms", "latency_p90_ms", "latency_std_ms",
+                 "gflops", "params_total", "params_learnable", "peak_memory_mb"]
+
+
+class ResultFileError(UserError):
+    """A result file that exists but cannot be used; the message names it."""
+
+
+@dataclasses.dataclass
+class CollectedResults:
+    """Everything a report needs, read from the run directories under one root.
+
+    Attributes:
+        runs: one row per finished run: labels, metrics, speed, paths.
+        per_class: long table (run labels, ``class``, ``iou``, ``unseen``).
+        breakdown: long table (run labels, ``stage``, ``ms``).
+        unfinished: run directories without ``metrics.json``.
+        duplicates: run directories left out because a newer run has the same labels.
+    """
+
+    runs: pd.DataFrame
+    per_class: pd.DataFrame
+    breakdown: pd.DataFrame
+    unfinished: list[str]
+    duplicates: list[str]
+
+
+def _load_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise ResultFileError(f"{path} is not valid JSON ({e}); re-run the run (delete the "
+                              "file) or fix it") from e
+    if not isinstance(data, dict):
+        raise ResultFileError(f"{path} must hold a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _number(path: Path, key: str, value: Any, required: bool = True) -> float:
+    if value is None and not required:
+        return math.nan
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ResultFileError(f"{path}: {key} must be a number, got {value!r}")
+    return float(value)
+
+
+def _mapping(path: Path, key: str, value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ResultFileError(f"{path}: {key} must be an object, got {value!r}")
+    return value
+
+
+def read_metrics(path: Path) -> tuple[dict[str, Any], dict[str, float], list[str]]:
+    """Reads a ``metrics.json``.
+
+    Returns:
+        (scalar columns, per-class IoU by class name, unseen class names).
+    """
+    data = _load_json(path)
+    metrics = data.get("metrics")
+    if not isinstance(metrics, dict):
+        raise ResultFileError(f"{path}: missing 'metrics' object (expected the engine's "
+                              "metrics.json with mIoU-seen, mIoU-unseen, hIoU, pAcc)")
+    row: dict[str, Any] = {}
+    for key, col in METRIC_COLUMNS.items():
+        if key not in metrics and key in REQUIRED_METRICS:
+            raise ResultFileError(f"{path}: metrics has no {key!r} "
+                                  f"(keys: {', '.join(sorted(metrics)) or 'none'})")
+        row[col] = _number(path, f"metrics.{key}", metrics.get(key), required=False)
+    per_class = {k[len(CLASS_IOU_PREFIX):]: _number(path, f"metrics.{k}", v, required=False)
+                 for k, v in metrics.items() if k.startswith(CLASS_IOU_PREFIX)}
+    unseen = data.get("unseen_classes", [])
+    if not isinstance(unseen, list):
+        raise ResultFileError(f"{path}: unseen_classes must be a list of class names")
+    row["iteration"] = data.get("iteration")
+    row["train_time_s"] = _number(path, "wall_time_s", data.get("wall_time_s"), required=False)
+    row["eval_dataset"] = data.get("dataset")
+    return row, per_class, [str(u) for u in unseen]
+
+
+def read_speed(path: Path) -> tuple[dict[str, Any], dict[str, float]]:
+    """Reads a ``speed.json``. Returns (scalar columns, breakdown ms by stage)."""
+    data = _load_json(path)
+    if "fps" not in data:
+        raise ResultFileError(f"{path}: missing 'fps' (expected the speed harness's speed.json)")
+    lat = _mapping(path, "latency_ms", data.get("latency_ms"))
+    params = _mapping(path, "params", data.get("params"))
+    row = {
+        "fps": _number(path, "fps", data["fps"]),
+        "latency_ms": _number(path, "latency_ms.mean", lat.get("mean"), required=False),
+        "latency_median_ms": _number(path, "latency_ms.median", lat.get("median"),
+                                     required=False),
+        "latency_p90_ms": _number(path, "latency_ms.p90", lat.get("p90"), required=False),
+        "latency_std_ms": _number(path, "latency_ms.std", lat.get("std"), required=False),
+        "gflops": _number(path, "gflops", data.get("gflops"), required=False),
+        "params_total": _number(path, "params.total", params.get("total"), required=False),
+        "params_learnable": _number(path, "params.learnable", params.get("learnable"),
+                                    required=False),
+        "peak_memory_mb": _number(path, "peak_memory_mb", data.get("peak_memory_mb"),
+                                  required=False),
+    }
+    for key, value in _mapping(path, "protocol", data.get("protocol")).items():
+        row[f"protocol.{key}"] = value if isinstance(value, (str, int, float, bool)) or \
+            value is None else json.dumps(value)
+    breakdown = {str(k): _number(path, f"breakdown_ms.{k}", v)
+                 for k, v in _mapping(path, "breakdown_ms", data.get("breakdown_ms")).items()}
+    return row, breakdown
+
+
+def read_cell_labels(run_dir: Path) -> dict[str, Any]:
+    """The labels of the run in ``run_dir`` from its ``cell.json``."""
+    path = run_dir / CELL_FILE
+    data = _load_json(path)
+    missing = [k for k in ("method", "dataset", "setting", "seed") if k not in data]
+    if missing:
+        raise ResultFileError(f"{path}: missing {', '.join(missing)}")
+    return {
+        "run_id": str(data.get("run_id") or run_dir.name),
+        "method": str(data["method"]),
+        "method_label": str(data.get("method_label") or data["method"]),
+        "dataset": str(data["dataset"]),
+        "setting": str(data["setting"]),
+        "variant": str(data.get("variant") or "default"),
+        "seed": int(data["seed"]),
+        "baseline": data.get("baseline"),
+    }
+
+
+def find_run_dirs(root: str | Path) -> list[Path]:
+    """Every run directory (holding ``cell.json``) at or below ``root``, sorted."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"report: {root} is not a directory (pass a sweep --output-dir)")
+    return sorted(p.parent for p in root.rglob(CELL_FILE))
+
+
+def collect_results(root: str | Path) -> CollectedResults:
+    """Reads every run under ``root`` (see the module docstring).
+
+    Raises:
+        UserError: no run directory under ``root``, or a malformed result file.
+    """
+    run_dirs = find_run_dirs(root)
+    if not run_dirs:
+        raise UserError(f"report: no runs under {root} (no */{CELL_FILE}); run "
+                        "`zsseg-bench sweep SPEC --output-dir` first")
+    rows, classes, breakdowns, unfinished = [], [], [], []
+    for run_dir in run_dirs:
+        labels = read_cell_labels(run_dir)
+        metrics_path = result_file(run_dir, "train")
+        if not metrics_path.is_file():
+            unfinished.append(str(run_dir))
+            continue
+        metrics, per_class, unseen = read_metrics(metrics_path)
+        speed_path = result_file(run_dir, "speed")
+        speed, breakdown = read_speed(speed_path) if speed_path.is_file() else ({}, {})
+        row = {**labels, **metrics, **{c: math.nan for c in SPEED_COLUMNS}, **speed,
+               "run_dir": str(run_dir), "metrics_file": str(metrics_path),
+               "speed_file": str(speed_path) if speed_path.is_file() else "",
+               "_mtime": metrics_path.stat().st_mtime}
+        rows.append(row)
+        key = {**{k: labels[k] for k in LABEL_COLUMNS}, "run_dir": str(run_dir)}
+        unseen_set = set(unseen)
+        for order, (name, iou) in enumerate(per_class.items()):
+            classes.append({**key, "class": name, "iou": iou, "unseen": name in unseen_set,
+                            "order": order})
+        for order, (stage, ms) in enumerate(breakdown.items()):
+            breakdowns.append({**key, "stage": stage, "ms": ms, "order": order})
+
+    runs = pd.DataFrame(rows)
+    duplicates: list[str] = []
+    if not runs.empty:
+        runs = runs.sort_values("_mtime")
+        dup = runs.duplicated(["method", "dataset", "setting", "variant", "seed"], keep="last")
+        duplicates = runs.loc[dup, "run_dir"].tolist()
+        runs = runs.loc[~dup].drop(columns="_mtime")
+        runs = runs.sort_values(["dataset", "setting", "method", "variant", "seed"])
+        runs = runs.reset_index(drop=True)
+    kept = set(runs["run_dir"]) if not runs.empty else set()
+    per_class_df = pd.DataFrame(classes, columns=[*LABEL_COLUMNS, "run_dir", "class", "iou",
+                                                  "unseen", "order"])
+    per_class_df = per_class_df[per_class_df["run_dir"].isin(kept)].reset_index(drop=True)
+    breakdown_df = pd.DataFrame(breakdowns, columns=[*LABEL_COLUMNS, "run_dir", "stage", "ms",
+                                                     "order"])
+    breakdown_df = breakdown_df[breakdown_df["run_dir"].isin(kept)].reset_index(drop=True)
+    return CollectedResults(runs, per_class_df, breakdown_df, unfinished, duplicates)

@@ -1,0 +1,189 @@
+"""``table.md`` and ``table.tex``: the comparison table (measured rows, then published rows)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+MISSING = "–"
+PM = "±"
+TIMES = "×"
+#: Header of each column and how it is filled from an aggregate row.
+COLUMNS = ("Method", "Setting", "Dataset", "mIoU-S", "mIoU-U", "hIoU", "pAcc", "FPS",
+           "GFLOPs", "Learnable params (M)", "Speed-up")
+_ACCURACY = {"mIoU-S": "mIoU-S", "mIoU-U": "mIoU-U", "hIoU": "hIoU", "pAcc": "pAcc"}
+_PARAMS_UNIT = 1e6
+#: Fields of speed.json's ``protocol`` summarised under the table (all are in results.csv).
+PROTOCOL_NOTE_KEYS = ("device_name", "device", "threads", "precision", "input_size", "mode",
+                      "batch_size", "vocabulary_size", "text_embeddings_cached")
+_SIG_DIGITS = 3
+_MAX_DECIMALS = 4
+
+
+@dataclasses.dataclass
+class Table:
+    """A formatted table: header, rows of cell strings, which rows are published, notes."""
+
+    header: list[str]
+    rows: list[list[str]]
+    published: list[bool]
+    notes: list[str]
+    title: str
+
+
+def _isnan(x: Any) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x))
+
+
+def _decimals(x: float) -> int:
+    if x == 0 or _isnan(x):
+        return 1
+    return int(min(_MAX_DECIMALS, max(0, _SIG_DIGITS - 1 - math.floor(math.log10(abs(x))))))
+
+
+def format_value(mean: Any, std: Any = None, decimals: int | None = None) -> str:
+    """``mean ± std`` (std omitted when missing); ``decimals`` None = 3 significant digits."""
+    if _isnan(mean):
+        return MISSING
+    d = _decimals(mean) if decimals is None else decimals
+    text = f"{mean:.{d}f}"
+    if not _isnan(std):
+        text += f" {PM} {std:.{d}f}"
+    return text
+
+
+def _speedup(x: Any, std: Any = None) -> str:
+    if _isnan(x):
+        return MISSING
+    text = f"{x:.2f}{TIMES}"
+    if not _isnan(std):
+        text = f"{x:.2f} {PM} {std:.2f}{TIMES}"
+    return text
+
+
+def build_table(agg: pd.DataFrame, runs: pd.DataFrame, published: Sequence[dict] = (),
+                title: str = "Zero-shot segmentation: accuracy and speed") -> Table:
+    """Formats the aggregate rows (and published reference rows) of a report.
+
+    Args:
+        agg: :func:`~zsseg_bench.report.aggregate.aggregate_seeds` output.
+        runs: the per-run table (for the speed protocol and seed notes).
+        published: rows of :func:`~zsseg_bench.report.published.published_rows`.
+        title: the table's title.
+    """
+    show_variant = agg["variant"].nunique() > 1 or (agg["variant"] != "default").any()
+    header = list(COLUMNS)
+    if show_variant:
+        header.insert(3, "Variant")
+    rows, is_pub = [], []
+    for _, r in agg.iterrows():
+        cells = [r["method_label"], r["setting"], r["dataset"]]
+        if show_variant:
+            cells.append(r["variant"])
+        for col in _ACCURACY.values():
+            cells.append(format_value(r[f"{col}_mean"], r[f"{col}_std"], decimals=1))
+        cells.append(format_value(r["fps_mean"], r["fps_std"]))
+        cells.append(format_value(r["gflops_mean"]))  # deterministic: no std
+        cells.append(format_value(r["params_learnable_mean"] / _PARAMS_UNIT))
+        cells.append(_speedup(r["speedup"], r["speedup_std"]))
+        rows.append(cells)
+        is_pub.append(False)
+    for p in published:
+        cells = [f"{p['method_label']} (published)", p["setting"], p["dataset"]]
+        if show_variant:
+            cells.append(MISSING)
+        for col in _ACCURACY:
+            cells.append(format_value(p[col], decimals=1))
+        cells += [format_value(p["fps"]), format_value(p["gflops"]),
+                  format_value(p["params_learnable_m"]), _speedup(p["speedup"])]
+        rows.append(cells)
+        is_pub.append(True)
+    return Table(header, rows, is_pub, _notes(agg, runs, published), title)
+
+
+def _notes(agg: pd.DataFrame, runs: pd.DataFrame, published: Sequence[dict]) -> list[str]:
+    notes = []
+    counts = sorted(set(agg["n_seeds"]))
+    if counts == [1]:
+        notes.append("One seed per row (no std).")
+    else:
+        notes.append(f"Mean {PM} sample std over seeds ({', '.join(map(str, counts))} "
+                     "seeds per row).")
+    base = agg.loc[agg["is_baseline"], "method_label"].unique()
+    if len(base):
+        notes.append(f"Speed-up: FPS relative to {base[0]} on the same dataset and setting.")
+    notes.append("mIoU-S / mIoU-U: mean IoU over seen / unseen classes; "
+                 "hIoU = 2·S·U / (S + U); pAcc: pixel accuracy (%).")
+    parts = []
+    for key in PROTOCOL_NOTE_KEYS:
+        col = f"protocol.{key}"
+        vals = sorted({str(v) for v in runs[col].dropna()}) if col in runs else []
+        if vals:
+            parts.append(f"{key}={' / '.join(vals)}")
+    if parts:
+        notes.append("Speed protocol: " + ", ".join(parts) + ".")
+    regions = sorted({str(v) for v in runs["protocol.timed_region"].dropna()}) \
+        if "protocol.timed_region" in runs else []
+    if regions:
+        notes.append("Timed region: " + " / ".join(regions) + ".")
+    missing_speed = agg[agg["fps_mean"].isna()]["method_label"].tolist()
+    if missing_speed:
+        notes.append(f"No speed.json for: {', '.join(missing_speed)} (FPS blank).")
+    if published:
+        sources = sorted({p["source"] for p in published})
+        notes.append("Rows marked (published) are numbers from the papers, not measured here; "
+                     "their FPS was measured on a GTX 1080Ti at 512×512 and is not comparable "
+                     "with measured FPS. Sources: " + "; ".join(sources) + ".")
+    return notes
+
+
+def to_markdown(table: Table) -> str:
+    """GitHub-flavoured Markdown: title, table, notes."""
+    numeric = {i for i, h in enumerate(table.header)
+               if h not in ("Method", "Setting", "Dataset", "Variant")}
+    lines = [f"# {table.title}", ""]
+    lines.append("| " + " | ".join(table.header) + " |")
+    lines.append("|" + "|".join("---:" if i in numeric else "---"
+                                for i in range(len(table.header))) + "|")
+    for cells in table.rows:
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    lines.append("")
+    lines += [f"- {n}" for n in table.notes]
+    return "\n".join(lines) + "\n"
+
+
+_LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+                  "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
+                  "^": r"\textasciicircum{}", PM: r"$\pm$", TIMES: r"$\times$", MISSING: "--",
+                  "·": r"$\cdot$"}
+
+
+def latex_escape(text: str) -> str:
+    """Escapes LaTeX special characters (and writes ±, ×, – as math/dashes)."""
+    return "".join(_LATEX_ESCAPES.get(ch, ch) for ch in text)
+
+
+def to_latex(table: Table) -> str:
+    """A ``booktabs`` table (``\\usepackage{booktabs}``); published rows in italics after a rule."""
+    align = "".join("l" if h in ("Method", "Setting", "Dataset", "Variant") else "r"
+                    for h in table.header)
+    out = [r"% " + latex_escape(table.title), r"\begin{tabular}{" + align + "}", r"\toprule",
+           " & ".join(latex_escape(h) for h in table.header) + r" \\", r"\midrule"]
+    first_pub = True
+    for cells, pub in zip(table.rows, table.published):
+        if pub and first_pub:
+            out.append(r"\midrule")
+            out.append(rf"\multicolumn{{{len(table.header)}}}{{l}}"
+                       r"{\textit{Published (reference, not measured here)}} \\")
+            first_pub = False
+        text = [latex_escape(c) for c in cells]
+        if pub:
+            text = [rf"\textit{{{t}}}" for t in text]
+        out.append(" & ".join(text) + r" \\")
+    out += [r"\bottomrule", r"\end{tabular}"]
+    out += ["% " + latex_escape(n) for n in table.notes]
+    return "\n".join(out) + "\n"

@@ -1,0 +1,357 @@
+"""Running one cell: its stages as subprocesses, output to ``stdout.log``, state to ``status.json``.
+
+:func:`run_cell` is what every launcher executes (in a thread of the local launcher, or
+pickled into a submitit job). Stages already finished (result file present) are skipped, so a
+re-launched run redoes only what is missing. Children run in their own process group; a
+:class:`ProcessRegistry` terminates them all when the sweep is interrupted, and their runs are
+marked ``interrupted`` (resumable), not ``failed``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from zsseg_bench.sweep.layout import (
+    CELL_FILE,
+    RESULT_FILES,
+    STATUS_FILE,
+    STDOUT_FILE,
+    result_file,
+    stage_dir,
+    stage_finished,
+)
+from zsseg_bench.sweep.spec import Cell
+from zsseg_bench.utils.errors import UserError
+from zsseg_bench.utils.file_io import atomic_write_json
+
+PENDING, RUNNING, DONE, FAILED, INTERRUPTED = "pending", "running", "done", "failed", "interrupted"
+#: Seconds a child gets between SIGTERM and SIGKILL when the sweep is interrupted.
+TERMINATE_GRACE_S = 30.0  # time enough for the engine to save a checkpoint on SIGTERM
+_POLL_S = 0.2
+
+
+class ProcessRegistry:
+    """The live child processes of this sweep process, so that a signal can stop them all."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()  # re-entrant: stop() may run in a signal handler
+        self._procs: set[subprocess.Popen] = set()
+        self.stopping = threading.Event()
+        self.stop_time: float | None = None
+        self._callbacks: list[Callable[[], None]] = []
+
+    def add_stop_callback(self, fn: Callable[[], None]) -> None:
+        """Calls ``fn()`` when the sweep stops (e.g. to cancel submitted jobs)."""
+        with self._lock:
+            self._callbacks.append(fn)
+
+    def remove_stop_callback(self, fn: Callable[[], None]) -> None:
+        """Undoes :meth:`add_stop_callback`."""
+        with self._lock:
+            if fn in self._callbacks:
+                self._callbacks.remove(fn)
+
+    def register(self, proc: subprocess.Popen) -> None:
+        """Tracks ``proc``; if the sweep is already stopping, terminates it at once."""
+        with self._lock:
+            self._procs.add(proc)
+        if self.stopping.is_set():
+            _signal_group(proc, signal.SIGTERM)
+
+    def unregister(self, proc: subprocess.Popen) -> None:
+        """Stops tracking ``proc`` (it has exited)."""
+        with self._lock:
+            self._procs.discard(proc)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        """Marks the sweep as stopping and sends ``sig`` to every child's process group.
+
+        Safe to call from a signal handler. Threads waiting on a child escalate to SIGKILL
+        after :data:`TERMINATE_GRACE_S`.
+        """
+        if not self.stopping.is_set():
+            self.stop_time = time.monotonic()
+            self.stopping.set()
+        with self._lock:
+            procs = list(self._procs)
+            callbacks = list(self._callbacks)
+        for proc in procs:
+            _signal_group(proc, sig)
+        for fn in callbacks:
+            fn()
+
+    def reset(self) -> None:
+        """Forgets a previous stop (a new sweep in the same process, e.g. in tests)."""
+        self.stopping.clear()
+        self.stop_time = None
+
+
+#: The registry of this process (launchers and signal handlers share it).
+REGISTRY = ProcessRegistry()
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
+
+
+def build_stage_command(cell: Cell, stage: str, run_dir: str | Path) -> list[str]:
+    """The command line of ``stage`` of ``cell`` run in ``run_dir``.
+
+    Placeholders in the template and in override values: ``{python}`` (this interpreter),
+    ``{config_file}``, ``{output_dir}`` (``<run dir>/<stage>``), ``{run_dir}``, ``{seed}``,
+    ``{stage}``; an element equal to ``{args}`` expands to the stage's extra options, one equal
+    to ``{opts}`` to its ``KEY VALUE`` list.
+    """
+    subs = {
+        "{python}": sys.executable,
+        "{config_file}": cell.config_file,
+        "{output_dir}": str(stage_dir(run_dir, stage)),
+        "{run_dir}": str(run_dir),
+        "{seed}": str(cell.seed),
+        "{stage}": stage,
+    }
+
+    def sub(text: str) -> str:
+        for key, value in subs.items():
+            text = text.replace(key, value)
+        return text
+
+    cmd: list[str] = []
+    for part in cell.commands[stage]:
+        if part == "{opts}":
+            cmd += [sub(o) for o in cell.opts[stage]]
+        elif part == "{args}":
+            cmd += [sub(a) for a in cell.args.get(stage, [])]
+        else:
+            cmd.append(sub(part))
+    return cmd
+
+
+# ------------------------------------------------------------------------------------------
+# status.json
+# ------------------------------------------------------------------------------------------
+def read_cell(run_dir: str | Path) -> Cell:
+    """The cell stored in ``<run_dir>/cell.json``; raises UserError naming a malformed file."""
+    path = Path(run_dir) / CELL_FILE
+    try:
+        return Cell.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError as e:
+        raise UserError(f"{path} does not exist: not a sweep run directory") from e
+    except (ValueError, KeyError, TypeError) as e:
+        raise UserError(f"{path} is malformed ({e}); delete the run directory and relaunch "
+                        "the sweep") from e
+
+
+def read_status(run_dir: str | Path) -> dict[str, Any] | None:
+    """The run's ``status.json`` or None if it has none; raises UserError if it is malformed."""
+    path = Path(run_dir) / STATUS_FILE
+    if not path.is_file():
+        return None
+    try:
+        status = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise UserError(f"{path} is not valid JSON ({e}); delete it to reset the run") from e
+    if not isinstance(status, dict) or "state" not in status:
+        raise UserError(f"{path} has no 'state'; delete it to reset the run")
+    return status
+
+
+def _write_status(run_dir: Path, status: dict[str, Any]) -> None:
+    status["updated"] = time.time()
+    atomic_write_json(run_dir / STATUS_FILE, status)
+
+
+def _overall_state(stages: Mapping[str, Mapping[str, Any]], wanted: tuple[str, ...]) -> str:
+    states = [stages.get(s, {}).get("state", PENDING) for s in wanted]
+    for state in (RUNNING, INTERRUPTED, FAILED):
+        if state in states:
+            return state
+    return DONE if all(s == DONE for s in states) else PENDING
+
+
+def init_status(run_dir: str | Path, cell: Cell) -> dict[str, Any]:
+    """(Re)computes the run's status from its result files, keeping attempt counts.
+
+    Stages whose result file exists are ``done``; the others keep ``failed``/``interrupted``
+    from a previous launch (shown in the summary until retried) or become ``pending``.
+    """
+    run_dir = Path(run_dir)
+    old = read_status(run_dir) or {}
+    stages: dict[str, dict[str, Any]] = {}
+    for stage in cell.stages:
+        prev = dict(old.get("stages", {}).get(stage, {}))
+        if stage_finished(run_dir, stage):
+            prev["state"] = DONE
+        elif prev.get("state") not in (FAILED, INTERRUPTED):
+            prev["state"] = PENDING
+        stages[stage] = prev
+    status = {"run_id": cell.run_id, "state": _overall_state(stages, cell.stages),
+              "stages": stages}
+    _write_status(run_dir, status)
+    return status
+
+
+def _is_stage_process(pid: int, run_dir: Path, stage: str) -> bool:
+    """Whether ``pid`` is alive and is the command of ``stage`` of this run (its command line
+    names the stage's output directory), so a recycled pid is never mistaken for it."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return os.fsencode(str(stage_dir(run_dir, stage))) in cmdline
+
+
+def stop_orphans(run_dir: str | Path, grace_s: float = TERMINATE_GRACE_S) -> list[int]:
+    """Stops stage processes a killed sweep left running (SIGTERM, then SIGKILL after
+    ``grace_s``), so a re-launched run never runs twice at once. Returns their pids.
+
+    Only processes on this host whose command line names the stage's output directory are
+    touched (status.json records pid and host of every running stage).
+    """
+    run_dir = Path(run_dir)
+    status = read_status(run_dir) or {}
+    stopped = []
+    for stage, entry in status.get("stages", {}).items():
+        pid = entry.get("pid")
+        if (entry.get("state") != RUNNING or not pid or entry.get("host") != socket.gethostname()
+                or not _is_stage_process(int(pid), run_dir, stage)):
+            continue
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(int(pid), signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        while _is_stage_process(int(pid), run_dir, stage) and time.monotonic() < deadline:
+            time.sleep(_POLL_S)
+        if _is_stage_process(int(pid), run_dir, stage):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(int(pid), signal.SIGKILL)
+        stopped.append(int(pid))
+    return stopped
+
+
+# ------------------------------------------------------------------------------------------
+# Running
+# ------------------------------------------------------------------------------------------
+def run_stage(
+    run_dir: str | Path,
+    cell: Cell,
+    stage: str,
+    registry: ProcessRegistry = REGISTRY,
+    env: Mapping[str, str] | None = None,
+    command_builder: Callable[[Cell, str, Path], list[str]] | None = None,
+) -> str:
+    """Runs one stage of a cell unless it is finished; returns its final state.
+
+    The stage's output (stdout and stderr) is appended to ``<run_dir>/stdout.log``. The stage
+    is ``done`` when its command exits 0 *and* its result file exists; ``interrupted`` when
+    the sweep was stopping; ``failed`` otherwise (return code recorded in ``status.json``).
+    """
+    run_dir = Path(run_dir)
+    status = read_status(run_dir) or init_status(run_dir, cell)
+    entry = status["stages"].setdefault(stage, {})
+    if stage_finished(run_dir, stage):
+        entry["state"] = DONE
+        status["state"] = _overall_state(status["stages"], cell.stages)
+        _write_status(run_dir, status)
+        return DONE
+    if registry.stopping.is_set():
+        return INTERRUPTED
+    cmd = (command_builder or build_stage_command)(cell, stage, run_dir)
+    entry.update(state=RUNNING, attempt=int(entry.get("attempt", 0)) + 1, started=time.time(),
+                 returncode=None, host=socket.gethostname(), command=cmd)
+    entry.pop("error", None)
+    status["state"] = RUNNING
+    _write_status(run_dir, status)
+
+    log_path = run_dir / STDOUT_FILE
+    with open(log_path, "ab") as log:
+        log.write(f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} stage {stage} attempt "
+                  f"{entry['attempt']}: {' '.join(cmd)}\n".encode())
+        log.flush()
+        try:
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True,
+                                    env=None if env is None else dict(env))
+        except OSError as e:
+            log.write(f"cannot start {cmd[0]}: {e}\n".encode())
+            returncode: int | None = None
+            error = f"cannot start {cmd[0]}: {e}"
+        else:
+            registry.register(proc)
+            entry["pid"] = proc.pid
+            _write_status(run_dir, status)
+            try:
+                returncode = _wait(proc, registry)
+            finally:
+                registry.unregister(proc)
+            error = None
+
+    entry.update(returncode=returncode, ended=time.time(), pid=None)
+    if registry.stopping.is_set() and not stage_finished(run_dir, stage):
+        entry["state"] = INTERRUPTED
+    elif returncode == 0 and stage_finished(run_dir, stage):
+        entry["state"] = DONE
+    else:
+        entry["state"] = FAILED
+        if error is None and returncode == 0:
+            error = (f"exited 0 but wrote no {RESULT_FILES[stage]} "
+                     f"({result_file(run_dir, stage)})")
+        entry["error"] = error or f"exit code {returncode}"
+    status["state"] = _overall_state(status["stages"], cell.stages)
+    _write_status(run_dir, status)
+    return entry["state"]
+
+
+def _wait(proc: subprocess.Popen, registry: ProcessRegistry) -> int:
+    killed = False
+    while True:
+        try:
+            return proc.wait(timeout=_POLL_S)
+        except subprocess.TimeoutExpired:
+            if (registry.stopping.is_set() and not killed and registry.stop_time is not None
+                    and time.monotonic() - registry.stop_time > TERMINATE_GRACE_S):
+                _signal_group(proc, signal.SIGKILL)
+                killed = True
+
+
+def run_cell(
+    run_dir: str | Path,
+    registry: ProcessRegistry = REGISTRY,
+    env: Mapping[str, str] | None = None,
+    handle_signals: bool = False,
+) -> dict[str, Any]:
+    """Runs the unfinished stages of the cell in ``run_dir`` in order; stops at a failure.
+
+    Args:
+        run_dir: a run directory holding ``cell.json``.
+        registry: where children are registered (for interruption).
+        env: environment of the children (default: this process's).
+        handle_signals: install SIGINT/SIGTERM handlers that stop the children (for a process
+            that runs only this cell, e.g. a submitit job).
+
+    Returns:
+        The final ``status.json`` content.
+    """
+    run_dir = Path(run_dir)
+    cell = read_cell(run_dir)
+    if handle_signals and threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda signum, frame: registry.stop())
+    init_status(run_dir, cell)
+    for stage in cell.stages:
+        if run_stage(run_dir, cell, stage, registry=registry, env=env) != DONE:
+            break
+    status = read_status(run_dir)
+    assert status is not None
+    return status

@@ -1,0 +1,309 @@
+"""``zsseg-bench sweep``: expand a spec into runs, skip finished ones, launch the rest, summarise.
+
+Re-launching the same command resumes a sweep: runs whose result files exist are skipped,
+failed and interrupted runs are retried (only their unfinished stages).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import json
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from zsseg_bench.sweep.launchers import LocalLauncher, SubmititLauncher
+from zsseg_bench.sweep.layout import (
+    CELL_FILE,
+    LOCK_FILE,
+    RUNS_DIRNAME,
+    SPEC_COPY_FILE,
+    STDOUT_FILE,
+    SUMMARY_FILE,
+    run_finished,
+)
+from zsseg_bench.sweep.runner import (
+    DONE,
+    FAILED,
+    INTERRUPTED,
+    REGISTRY,
+    ProcessRegistry,
+    build_stage_command,
+    init_status,
+    read_status,
+    stop_orphans,
+)
+from zsseg_bench.sweep.spec import Cell, SweepSpec, load_sweep_spec
+from zsseg_bench.utils.errors import UserError
+from zsseg_bench.utils.file_io import atomic_write_json, atomic_write_text
+
+LAUNCHERS = ("local", "slurm")
+
+
+@dataclasses.dataclass
+class RunOutcome:
+    """What happened to one run in a launch."""
+
+    run_id: str
+    run_dir: str
+    state: str
+    skipped: bool
+    error: str | None = None
+    log: str | None = None
+    job_log: str | None = None
+
+
+@dataclasses.dataclass
+class SweepSummary:
+    """The outcome of a launch (also written to ``<output dir>/summary.json``)."""
+
+    name: str
+    output_dir: str
+    runs: list[RunOutcome]
+    interrupted: bool = False
+    dry_run: bool = False
+    wall_time_s: float = 0.0
+
+    def count(self, state: str) -> int:
+        """Number of runs in ``state``."""
+        return sum(r.state == state for r in self.runs)
+
+    @property
+    def failed(self) -> list[RunOutcome]:
+        """Runs that failed (their logs are listed by :meth:`format`)."""
+        return [r for r in self.runs if r.state == FAILED]
+
+    @property
+    def ok(self) -> bool:
+        """Whether every run is done."""
+        return all(r.state == DONE for r in self.runs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form."""
+        return dataclasses.asdict(self)
+
+    def format(self) -> str:
+        """A human-readable summary listing failed runs with the paths of their logs."""
+        skipped = sum(r.skipped for r in self.runs)
+        head = (f"sweep {self.name}: {len(self.runs)} runs: {self.count(DONE)} done "
+                f"({skipped} already finished), {self.count(FAILED)} failed")
+        unfinished = len(self.runs) - self.count(DONE) - self.count(FAILED)
+        if unfinished:
+            head += f", {unfinished} not finished"
+        lines = [head + f" [{self.wall_time_s:.0f} s]"]
+        if self.interrupted:
+            lines.append("interrupted: unfinished runs are left resumable")
+        if self.failed:
+            lines.append("failed runs:")
+            for r in self.failed:
+                lines.append(f"  {r.run_id}: {r.error or 'failed'}")
+                lines.append(f"      log: {r.log}")
+                if r.job_log:
+                    lines.append(f"      job log: {r.job_log}")
+        if not self.ok:
+            lines.append("re-launch the same command to retry failed and unfinished runs "
+                         "(finished runs are skipped)")
+        return "\n".join(lines)
+
+
+def _error_of(status: dict[str, Any] | None) -> str | None:
+    if not status:
+        return None
+    if status.get("error"):
+        return str(status["error"])
+    for stage, entry in status.get("stages", {}).items():
+        if entry.get("state") == FAILED:
+            return f"{stage}: {entry.get('error', 'failed')}"
+    return None
+
+
+@contextlib.contextmanager
+def _sweep_lock(output_dir: Path) -> Iterator[None]:
+    """Holds an exclusive lock on ``<output dir>/sweep.lock`` (released even on SIGKILL)."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with open(output_dir / LOCK_FILE, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as e:
+            raise UserError(f"another sweep is running in {output_dir} (lock {f.name}); wait "
+                            "for it or use another --output-dir") from e
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def _stop_on_signals(registry: ProcessRegistry, stream: TextIO) -> Iterator[None]:
+    """SIGINT/SIGTERM stop the children; a second signal is handled the same way (they are
+    SIGKILLed after the grace period anyway)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if not registry.stopping.is_set():
+            print(f"\nreceived {signal.Signals(signum).name}: stopping runs (their directories "
+                  "stay resumable)...", file=stream, flush=True)
+        registry.stop()
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
+
+
+def make_launcher(name: str, spec: SweepSpec, output_dir: Path, jobs: int | None,
+                  registry: ProcessRegistry = REGISTRY) -> LocalLauncher | SubmititLauncher:
+    """The launcher called ``name`` with its settings from the spec (``--jobs`` wins)."""
+    if name not in LAUNCHERS:
+        raise UserError(f"unknown launcher {name!r}; choose one of {', '.join(LAUNCHERS)}")
+    settings = spec.launcher.get(name) or {}
+    if not isinstance(settings, dict):
+        raise UserError(f"{spec.path}: launcher.{name} must be a mapping")
+    if name == "local":
+        unknown = set(settings) - {"jobs"}
+        if unknown:
+            raise UserError(f"{spec.path}: unknown keys launcher.local.{sorted(unknown)[0]} "
+                            "(allowed: jobs)")
+        return LocalLauncher(jobs=int(jobs or settings.get("jobs", 1)), registry=registry)
+    params = dict(settings)
+    if jobs:
+        params["slurm_array_parallelism"] = jobs
+    return SubmititLauncher(output_dir / "submitit", params, registry=registry)
+
+
+def run_sweep(
+    spec_path: str | Path,
+    output_dir: str | Path,
+    launcher: str | None = None,
+    jobs: int | None = None,
+    dry_run: bool = False,
+    overrides: Sequence[str] = (),
+    stream: TextIO | None = None,
+    registry: ProcessRegistry = REGISTRY,
+    resolver: Callable[[str, list[str]], str] | None = None,
+) -> SweepSummary:
+    """Launches (or resumes) the sweep of ``spec_path`` into ``output_dir``.
+
+    Args:
+        spec_path: the sweep spec (YAML).
+        output_dir: the sweep directory (runs go to ``<output_dir>/runs/<run id>``).
+        launcher: ``local`` or ``slurm``; default: the spec's ``launcher.default`` or local.
+        jobs: local: runs in parallel; slurm: the array parallelism. Default: from the spec.
+        dry_run: print the runs and their commands, run nothing, write nothing.
+        overrides: ``KEY VALUE ...`` applied to every run (part of the run ids).
+        stream: where progress and the summary are printed (default stdout).
+        registry: the child-process registry (tests pass their own).
+        resolver: config resolver for run ids (see :meth:`SweepSpec.expand`).
+
+    Returns:
+        The summary; ``summary.interrupted`` tells whether a signal stopped the sweep.
+    """
+    stream = stream or sys.stdout
+    start = time.time()
+    spec = load_sweep_spec(spec_path)
+    cells = spec.expand(overrides, resolver=resolver)
+    output_dir = Path(output_dir).resolve()
+    name = launcher or spec.launcher.get("default", "local")
+    runner = make_launcher(name, spec, output_dir, jobs, registry)
+    runs_root = output_dir / RUNS_DIRNAME
+    if dry_run:
+        return _dry_run(spec, cells, runs_root, name, stream)
+
+    with _sweep_lock(output_dir):
+        registry.reset()
+        atomic_write_text(output_dir / SPEC_COPY_FILE, spec.text)
+        todo: list[Path] = []
+        outcomes: dict[str, RunOutcome] = {}
+        for cell in cells:
+            run_dir = runs_root / cell.run_id
+            run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(run_dir / CELL_FILE, cell.to_dict())
+            for pid in stop_orphans(run_dir):
+                print(f"stopped process {pid} of {cell.run_id}, left running by a killed sweep",
+                      file=stream, flush=True)
+            init_status(run_dir, cell)
+            finished = run_finished(run_dir, cell.stages)
+            outcomes[cell.run_id] = RunOutcome(cell.run_id, str(run_dir),
+                                               DONE if finished else "pending", finished,
+                                               log=str(run_dir / STDOUT_FILE))
+            if not finished:
+                todo.append(run_dir)
+        retried = sum(1 for d in todo if (read_status(d) or {}).get("state")
+                      in (FAILED, INTERRUPTED))
+        print(f"sweep {spec.name}: {len(cells)} runs, {len(cells) - len(todo)} already "
+              f"finished, {len(todo)} to run ({retried} retried) with the {name} launcher "
+              f"-> {output_dir}", file=stream, flush=True)
+        counter = {"n": 0}
+
+        def progress(run_dir: str, status: dict[str, Any]) -> None:
+            counter["n"] += 1
+            state = status.get("state")
+            if state == "pending" and registry.stopping.is_set():
+                state = "not started (sweep stopping)"
+            extra = f" ({_error_of(status)}; log: {Path(run_dir) / STDOUT_FILE})" \
+                if state == FAILED else ""
+            print(f"[{counter['n']}/{len(todo)}] {Path(run_dir).name}: {state}{extra}",
+                  file=stream, flush=True)
+
+        with _stop_on_signals(registry, stream):
+            runner.launch(todo, progress=progress)
+        for _run_id, outcome in outcomes.items():
+            if outcome.skipped:
+                continue
+            status = read_status(Path(outcome.run_dir)) or {}
+            outcome.state = status.get("state", "pending")
+            outcome.error = _error_of(status) if outcome.state != DONE else None
+            outcome.job_log = status.get("job_log")
+        summary = SweepSummary(spec.name, str(output_dir), list(outcomes.values()),
+                               interrupted=registry.stopping.is_set(),
+                               wall_time_s=time.time() - start)
+        atomic_write_json(output_dir / SUMMARY_FILE, summary.to_dict())
+    print(summary.format(), file=stream, flush=True)
+    return summary
+
+
+def _dry_run(spec: SweepSpec, cells: list[Cell], runs_root: Path, launcher: str,
+             stream: TextIO) -> SweepSummary:
+    outcomes = []
+    print(f"sweep {spec.name} (dry run, {launcher} launcher): {len(cells)} runs",
+          file=stream)
+    for cell in cells:
+        run_dir = runs_root / cell.run_id
+        finished = run_finished(run_dir, cell.stages)
+        state = DONE if finished else "pending"
+        print(f"\n{cell.run_id}  [{'finished' if finished else 'to run'}]", file=stream)
+        print(f"  method={cell.method} dataset={cell.dataset} setting={cell.setting} "
+              f"seed={cell.seed} variant={cell.variant}", file=stream)
+        for stage in cell.stages:
+            cmd = build_stage_command(cell, stage, run_dir)
+            print(f"  {stage}: {' '.join(_quote(c) for c in cmd)}", file=stream)
+        outcomes.append(RunOutcome(cell.run_id, str(run_dir), state, finished))
+    stream.flush()
+    return SweepSummary(spec.name, str(runs_root.parent), outcomes, dry_run=True)
+
+
+def _quote(arg: str) -> str:
+    import shlex
+
+    return shlex.quote(arg)
+
+
+def load_summary(output_dir: str | Path) -> dict[str, Any] | None:
+    """The ``summary.json`` of the last launch in ``output_dir``, or None."""
+    path = Path(output_dir) / SUMMARY_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise UserError(f"{path} is not valid JSON ({e})") from e
