@@ -11,6 +11,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 from typing import NamedTuple
 
 from zsseg_bench.utils.errors import UserError
@@ -19,50 +20,42 @@ from zsseg_bench.utils.errors import UserError
 class Command(NamedTuple):
     module: str
     help: str
-    issue: str
 
 
 COMMANDS = {
     "train": Command("zsseg_bench.engine.train_command",
-                     "train a model (and evaluate it at the end)", "#6 engine"),
+                     "train a model (and evaluate it at the end)"),
     "eval": Command("zsseg_bench.engine.eval_command",
-                    "evaluate trained weights on DATASETS.TEST", "#6 engine"),
+                    "evaluate trained weights on DATASETS.TEST"),
     "speed": Command("zsseg_bench.benchmark.speed_command",
-                     "measure FPS, latency, FLOPs, parameters and memory", "#9 speed harness"),
+                     "measure FPS, latency, FLOPs, parameters and memory"),
     "sweep": Command("zsseg_bench.sweep.sweep_command",
-                     "run a grid of methods x datasets x settings x seeds", "#10 sweeps"),
+                     "run a grid of methods x datasets x settings x seeds"),
     "report": Command("zsseg_bench.report.report_command",
-                      "tables and plots from a directory of runs", "#10 reports"),
+                      "tables and plots from a directory of runs"),
     "demo": Command("zsseg_bench.sweep.demo_command",
-                    "the toy-world comparison end to end (sweep + report)", "#10 demo"),
+                    "the toy-world comparison end to end (sweep + report)"),
     "prepare": Command("zsseg_bench.data.prepare_command",
-                       "prepare a dataset (the toy world, or real ones from their downloads)",
-                       "#3 data layer"),
+                       "prepare a dataset (the toy world, or real ones from their downloads)"),
 }
 
 
-def _load(command: Command):  # noqa: ANN202
-    """The command's module, or None while its issue has not landed."""
-    try:
-        return importlib.import_module(command.module)
-    except ModuleNotFoundError as e:
-        if e.name == command.module:
-            return None
-        raise
+def _load(command: Command) -> ModuleType:
+    """The module implementing ``command``."""
+    return importlib.import_module(command.module)
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The argument parser; ``only`` imports just that subcommand's module."""
+    """The argument parser; only the subcommand ``only`` gets its arguments (imported lazily)."""
     parser = argparse.ArgumentParser(
         prog="zsseg-bench",
         description="Zero-shot semantic segmentation with CLIP: two-stage vs one-stage methods "
                     "on the same data, evaluator and timing protocol.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, command in COMMANDS.items():
-        module = _load(command) if only in (None, name) else None
         p = sub.add_parser(name, help=command.help, description=command.help)
-        if module is not None:
-            module.add_arguments(p)
+        if only == name:
+            _load(command).add_arguments(p)
     return parser
 
 
@@ -70,10 +63,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     name = next((a for a in argv if not a.startswith("-")), None)
-    if name in COMMANDS and _load(COMMANDS[name]) is None:
-        print(f"zsseg-bench {name}: not available yet (issue {COMMANDS[name].issue} has not "
-              "landed)", file=sys.stderr)
-        return 3
     args = build_parser(only=name if name in COMMANDS else None).parse_args(argv)
     module = _load(COMMANDS[args.command])
     try:

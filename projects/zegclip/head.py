@@ -26,6 +26,7 @@ from torch import nn
 
 from zsseg_bench.config import configurable
 from zsseg_bench.modeling import HEAD_REGISTRY
+from zsseg_bench.modeling.stage_timer import stage
 from zsseg_bench.modeling.vocabulary import ClassVocabulary
 
 from .decoder import LightDecoder, RelationshipDescriptor, init_decoder_weights, upsample
@@ -115,13 +116,15 @@ class ZegCLIPHead(nn.Module):
             text: ``K x D`` L2-normalised text embeddings of the classes to segment.
             clip: the frozen CLIP model (``encode_dense``).
         """
-        prompts = self.prompts(images.shape[0]) if self.prompts is not None else None
-        dense = clip.encode_dense(images, deep_prompts=prompts)
-        patches = dense.patch_embeddings  # B x D x h x w, normalised
-        b, _, h, w = patches.shape
-        memory = self.input_proj(patches.flatten(2).transpose(1, 2))
-        queries = self.descriptor(dense.cls_embedding, text)
-        return [m.reshape(b, -1, h, w) for m in self.decoder(queries, memory)]
+        with stage("clip_encoder"):
+            prompts = self.prompts(images.shape[0]) if self.prompts is not None else None
+            dense = clip.encode_dense(images, deep_prompts=prompts)
+        with stage("decoder"):
+            patches = dense.patch_embeddings  # B x D x h x w, normalised
+            b, _, h, w = patches.shape
+            memory = self.input_proj(patches.flatten(2).transpose(1, 2))
+            queries = self.descriptor(dense.cls_embedding, text)
+            return [m.reshape(b, -1, h, w) for m in self.decoder(queries, memory)]
 
     def forward(self, images: torch.Tensor, vocab: ClassVocabulary, clip: Any,
                 targets: torch.Tensor | None = None) -> Any:
@@ -151,11 +154,12 @@ class ZegCLIPHead(nn.Module):
                is_seen: torch.Tensor) -> torch.Tensor:
         """Sigmoid class scores at ``size``, ``seen_score_calibration`` subtracted from seen
         classes (the official ``semantic_inference``)."""
-        scores = upsample(logits.float(), tuple(size)).sigmoid()
-        if self.seen_score_calibration:
-            offset = is_seen.to(scores.device, scores.dtype) * self.seen_score_calibration
-            scores = scores - offset.view(1, -1, 1, 1)
-        return scores
+        with stage("post_process"):
+            scores = upsample(logits.float(), tuple(size)).sigmoid()
+            if self.seen_score_calibration:
+                offset = is_seen.to(scores.device, scores.dtype) * self.seen_score_calibration
+                scores = scores - offset.view(1, -1, 1, 1)
+            return scores
 
     # ------------------------------------------------------------------- seen / unseen logic
     @staticmethod

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from zsseg_bench.benchmark.presets import (
     PRESETS,
@@ -14,7 +15,7 @@ from zsseg_bench.benchmark.presets import (
     run_commands,
     run_preset_spec,
 )
-from zsseg_bench.cli import build_parser
+from zsseg_bench.cli import build_parser, main
 from zsseg_bench.utils.errors import UserError
 
 CONFIGS = Path(__file__).parent / "configs"
@@ -97,7 +98,11 @@ def test_bad_preset_files_are_user_errors(tmp_path):
         load_preset(bad)
 
 
-@pytest.mark.slow
+def _in_process(cmd: list[str]) -> int:
+    assert cmd[1:4] == ["-m", "zsseg_bench", "speed"]
+    return main(cmd[3:])
+
+
 def test_tiny_preset_end_to_end(tmp_path):
     spec = {
         "name": "tiny", "input_size": [32, 32], "args": ["--random-init"],
@@ -111,8 +116,8 @@ def test_tiny_preset_end_to_end(tmp_path):
         ],
         "ratios": [{"label": "floor / ZegCLIP", "fast": "floor", "slow": "zegclip"}],
     }
-    args = _args("--device", "cpu", "--threads", "1")
-    comparison = run_preset_spec(spec, args, tmp_path)
+    args = _args("--device", "cpu", "--threads", str(torch.get_num_threads()))
+    comparison = run_preset_spec(spec, args, tmp_path, runner=_in_process)
     assert json.loads((tmp_path / "comparison.json").read_text()) == comparison
     assert "floor / ZegCLIP" in (tmp_path / "comparison.md").read_text()
     floor = json.loads((tmp_path / "floor" / "speed.json").read_text())

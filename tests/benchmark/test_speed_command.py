@@ -45,7 +45,12 @@ def test_cli_writes_speed_json_with_every_field(tmp_path):
     assert speed["protocol"]["input_size"] == [64, 64]  # INPUT.CROP.SIZE of the config
     assert speed["protocol"]["vocabulary_size"] == 21  # the toy world's classes, no data needed
     assert speed["protocol"]["threads"] == 1
+    assert {"clip_encoder", "decoder", "post_process", "other"} == set(speed["breakdown_ms"])
     assert speed["gflops"] > 0 and len(speed["repeats"]) == 2
+    parts = speed["params"]["by_module"]
+    assert parts["clip.visual"]["total"] + parts["clip.non_visual"]["total"] == \
+        parts["clip"]["total"] > 0 == parts["clip"]["learnable"]  # frozen CLIP
+    assert speed["params"]["learnable"] == parts["head"]["learnable"] > 0
     # open_clip's attention runs fused in inference; it is counted, not listed as missing
     assert not any("attention" in op for op in speed["flops_uncounted_ops"])
     assert speed["env"]["versions"]["torch"] and speed["protocol"]["device_name"]

@@ -86,6 +86,18 @@ class CudaGraphRunner:
         with torch.cuda.stream(stream), context():
             for _ in range(warmup):
                 fn(self.static_inputs)
+            # A call that waits for the GPU (.item(), nonzero, data-dependent shapes) cannot be
+            # captured; find out before capturing, which would leave the device in a bad state.
+            previous = torch.cuda.get_sync_debug_mode()
+            torch.cuda.set_sync_debug_mode("error")
+            try:
+                fn(self.static_inputs)
+            except RuntimeError as e:
+                first_line = (str(e).splitlines() or [""])[0]
+                raise RuntimeError("the model synchronises with the host during the call "
+                                   f"({first_line})") from e
+            finally:
+                torch.cuda.set_sync_debug_mode(previous)
         torch.cuda.current_stream().wait_stream(stream)
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph), context():

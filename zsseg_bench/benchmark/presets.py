@@ -14,6 +14,7 @@ import argparse
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -222,9 +223,20 @@ def format_comparison(comparison: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def run_preset_spec(spec: dict[str, Any], args: argparse.Namespace,
-                    output_dir: str | Path) -> dict[str, Any]:
+def _subprocess_runner(cmd: list[str]) -> int:
+    return subprocess.run(cmd, check=False).returncode
+
+
+def run_preset_spec(spec: dict[str, Any], args: argparse.Namespace, output_dir: str | Path,
+                    runner: Callable[[list[str]], int] | None = None) -> dict[str, Any]:
     """Runs every run of ``spec`` as a ``zsseg-bench speed`` process and compares them.
+
+    Args:
+        spec: the preset (:func:`load_preset`).
+        args: the parsed ``zsseg-bench speed`` options forwarded to every run.
+        output_dir: one sub-directory per run, plus ``comparison.json`` / ``comparison.md``.
+        runner: runs one command line and returns its exit code (default: a subprocess;
+            tests run the commands in-process).
 
     Returns:
         The comparison (also written to ``comparison.json`` / ``comparison.md``).
@@ -237,9 +249,9 @@ def run_preset_spec(spec: dict[str, Any], args: argparse.Namespace,
     results = {}
     for name, cmd in commands.items():
         print(f"== speed preset {spec.get('name')}: {name}\n   {' '.join(cmd)}", flush=True)
-        proc = subprocess.run(cmd, check=False)
-        if proc.returncode != 0:
-            raise UserError(f"speed preset run '{name}' failed (exit code {proc.returncode}, "
+        code = (runner or _subprocess_runner)(cmd)
+        if code != 0:
+            raise UserError(f"speed preset run '{name}' failed (exit code {code}, "
                             f"its output is above); command: {' '.join(cmd)}")
         results[name] = json.loads((output_dir / name / SPEED_FILE).read_text())
     comparison = compare(spec, results)

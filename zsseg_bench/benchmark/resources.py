@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import resource
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -11,27 +12,31 @@ from torch import nn
 
 
 def count_parameters(model: nn.Module) -> dict[str, Any]:
-    """Total and learnable (``requires_grad``) parameters, overall and per child module.
+    """Total and learnable (``requires_grad``) parameters, overall and per part.
 
-    Shared tensors are counted once. ``by_module`` lists the model's direct children, and the
-    children of a child named ``clip`` (e.g. ``clip.visual``, ``clip.transformer``), so the
-    image tower, text tower and head can be told apart.
+    Shared tensors are counted once. ``by_module`` lists the model's direct children and, for a
+    child ``clip`` with a ``visual`` tower, ``clip.visual`` (the image encoder, what inference
+    runs) and ``clip.non_visual`` (text tower, token embedding, logit scale: unused at
+    inference once text embeddings are cached).
 
     Returns:
         ``{"total": int, "learnable": int, "by_module": {name: {"total", "learnable"}}}``.
     """
-    def count(module: nn.Module) -> dict[str, int]:
-        params = {id(p): p for p in module.parameters()}.values()
-        return {"total": sum(p.numel() for p in params),
-                "learnable": sum(p.numel() for p in params if p.requires_grad)}
+    def count(params: Iterable[nn.Parameter]) -> dict[str, int]:
+        unique = {id(p): p for p in params}.values()
+        return {"total": sum(p.numel() for p in unique),
+                "learnable": sum(p.numel() for p in unique if p.requires_grad)}
 
     by_module: dict[str, dict[str, int]] = {}
     for name, child in model.named_children():
-        by_module[name] = count(child)
-        if name == "clip":
-            for sub, grandchild in child.named_children():
-                by_module[f"clip.{sub}"] = count(grandchild)
-    return {**count(model), "by_module": by_module}
+        by_module[name] = count(child.parameters())
+        visual = getattr(child, "visual", None) if name == "clip" else None
+        if isinstance(visual, nn.Module):
+            visual_ids = {id(p) for p in visual.parameters()}
+            by_module["clip.visual"] = count(visual.parameters())
+            by_module["clip.non_visual"] = count(
+                p for p in child.parameters() if id(p) not in visual_ids)
+    return {**count(model.parameters()), "by_module": by_module}
 
 
 def reset_peak_memory(device: torch.device | str) -> None:

@@ -188,7 +188,8 @@ def benchmark_model(model: nn.Module, protocol: SpeedProtocol,
     inputs = make_inputs(protocol)
     vocabulary_size = _cache_vocabulary(model)
 
-    def context() -> contextlib.ExitStack:
+    def context() -> contextlib.AbstractContextManager[None]:
+        """Fresh no-grad + precision + SDPA-backend contexts around one call."""
         return entered(torch.no_grad, lambda: precision_context(protocol.precision, device),
                        lambda: sdpa_context(protocol.sdpa))
 
@@ -201,9 +202,10 @@ def benchmark_model(model: nn.Module, protocol: SpeedProtocol,
     if protocol.compile is not None:
         compiled = compile_model(model, protocol.compile)
 
-        def call(x: list[dict[str, Any]]) -> Any:
+        def compiled_call(x: list[dict[str, Any]]) -> Any:
             with context():
                 return compiled(x)
+        call = compiled_call
         compiled_or_graphed = True
     cuda_graphs: bool | str = False
     if protocol.cuda_graphs:
@@ -212,7 +214,8 @@ def benchmark_model(model: nn.Module, protocol: SpeedProtocol,
             cuda_graphs = True
             compiled_or_graphed = True
         except Exception as e:  # noqa: BLE001  (capture fails in many model-specific ways)
-            cuda_graphs = f"failed, ran eagerly: {type(e).__name__}: {str(e).splitlines()[0]}"
+            reason = f"{type(e).__name__}: {e}".splitlines()[0]
+            cuda_graphs = f"failed, ran eagerly: {reason}"
             logger.warning("CUDA graph capture failed (%s); timing the eager model", e)
             torch.cuda.synchronize(device)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +33,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from zsseg_bench.benchmark.presets import PRESETS
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.epilog = (
+    parser.epilog = textwrap.fill(
         "Protocol: batch 1, random uint8 images of --input-size already on the device (data "
         "loading excluded), model(batched_inputs) timed with post-processing and cached text "
         "embeddings, device synchronised around every call. Defaults of --warmup/--iters/"
         "--repeats: " + "; ".join(f"{d}: {v['warmup']}/{v['iters']}/{v['repeats']}"
-                                  for d, v in DEFAULT_ITERATIONS.items()) + ".")
+                                  for d, v in DEFAULT_ITERATIONS.items()) + ".", width=79)
     parser.add_argument("--config-file", metavar="FILE",
                         help="the method's YAML config (required unless --preset)")
     parser.add_argument("--preset", choices=sorted(PRESETS),
@@ -158,7 +159,7 @@ def build_speed_cfg(args: argparse.Namespace) -> Any:
 def build_speed_model(cfg: Any, random_init: bool) -> torch.nn.Module:
     """Builds the model of ``cfg`` (registering the built-in datasets' metadata first) and
     loads ``MODEL.WEIGHTS`` unless ``random_init``."""
-    import zsseg_bench.data.datasets  # noqa: F401  (registers the built-in datasets' metadata)
+    import zsseg_bench.data  # noqa: F401  (registers the built-in datasets' metadata)
     from zsseg_bench.modeling import build_model
 
     model = build_model(cfg)

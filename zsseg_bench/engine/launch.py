@@ -39,7 +39,7 @@ def command_session(config_file: str, opts: Sequence[str] | None,
     ``cuda:LOCAL_RANK``) and the run directory gets ``config.yaml``, ``env.json`` and
     ``log.jsonl`` (rank 0 only).
     """
-    import zsseg_bench.data.datasets  # noqa: F401  (registers the built-in datasets)
+    import zsseg_bench.data  # noqa: F401  (registers the built-in datasets)
 
     cfg = setup_cfg(config_file, list(opts or []), output_dir)
     with comm.distributed_session(resolve_device(cfg.MODEL.DEVICE)) as device:

@@ -61,3 +61,12 @@ def vocabulary(clip: CLIPModel, names: list[str] = NAMES,
 @pytest.fixture(scope="module")
 def clip() -> CLIPModel:
     return tiny_clip()
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models: one thread is fastest on a shared 2-core machine (restored afterwards)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
