@@ -10,7 +10,8 @@ FPS on a GTX 1080Ti = 5.3x; 110.4 vs 1829.3 GFLOPs) with our ratios.
 Same as ``zsseg-bench speed --preset paper-voc``; every option of ``zsseg-bench speed`` is
 accepted (e.g. ``--device cuda --precision fp16``, ``--iters 20``, ``--output-dir DIR``).
 On a 2-core CPU one two-stage call takes tens of seconds, so the CPU default is 1 warm-up
-call and 3 x 1 timed calls per method (about 10 minutes in all; see
+call and 3 x 1 timed calls per method (about 25 minutes in all on a 2-core CPU, the two-stage
+loop mode taking most; see
 zsseg_bench/benchmark/presets/paper_voc.yaml).
 
 Usage::

@@ -30,7 +30,7 @@ def test_toy_run_beats_chance_on_unseen_classes(tmp_path):
            "--config-file", str(REPO / "configs" / "synthetic" / "zegclip.yaml"),
            "--output-dir", str(out),
            "DATASETS.TRAIN", '("zegclip_test_train",)', "DATASETS.TEST", '("zegclip_test_val",)',
-           "SOLVER.MAX_ITER", "60", "SOLVER.IMS_PER_BATCH", "4", "DATALOADER.NUM_WORKERS", "0",
+           "SOLVER.MAX_ITER", "400", "DATALOADER.NUM_WORKERS", "0",
            "SEED", "0"]
     proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
