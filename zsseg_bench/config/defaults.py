@@ -24,7 +24,8 @@ _C.MODEL.DEVICE = "auto"
 _C.MODEL.WEIGHTS = ""
 # Pixel normalisation in the 0-255 scale. Default: OpenAI CLIP's image mean/std
 # (openai/CLIP clip.py `_transform`: mean (0.48145466, 0.4578275, 0.40821073),
-# std (0.26862954, 0.26130258, 0.27577711)), times 255 as in ZegCLIP's mmseg configs.
+# std (0.26862954, 0.26130258, 0.27577711)), times 255. ZegCLIP's mmseg configs use ImageNet's
+# mean/std instead; its configs under configs/ set those explicitly.
 _C.MODEL.PIXEL_MEAN = [122.7709383, 116.7460125, 104.09373615]
 _C.MODEL.PIXEL_STD = [68.5005327, 66.6321579, 70.32316305]
 # Images of a batch are padded to a multiple of this (the coarsest stride of the model).
