@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 from typing import Any
 
 import torch
@@ -19,6 +20,7 @@ from torchvision.ops.misc import FrozenBatchNorm2d
 
 from zsseg_bench.config import configurable
 from zsseg_bench.utils.errors import UserError
+from zsseg_bench.utils.state_dict import state_dict_mismatch
 
 logger = logging.getLogger(__name__)
 
@@ -119,20 +121,30 @@ class ResNetBackbone(nn.Module):
             raise UserError(f"MODEL.TWO_STAGE.BACKBONE.WEIGHTS: file not found: {path} (weights "
                             "are never downloaded; or set MODEL.TWO_STAGE.BACKBONE.RANDOM_INIT "
                             "True and WEIGHTS '')")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        state = state.get("state_dict", state) if isinstance(state, dict) else state
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as e:
+            raise UserError(f"MODEL.TWO_STAGE.BACKBONE.WEIGHTS: cannot read {path}: "
+                            f"{str(e).splitlines()[0]} (expected a torchvision ResNet "
+                            "state dict saved with torch.save)") from e
+        state = state.get("state_dict", state) if isinstance(state, dict) else None
+        if not isinstance(state, dict):
+            raise UserError(f"MODEL.TWO_STAGE.BACKBONE.WEIGHTS: {path} holds no state dict "
+                            "(expected a torchvision ResNet state dict saved with torch.save)")
         state = {k.removeprefix("module."): v for k, v in state.items()
                  if not k.startswith(("fc.", "module.fc."))}
         what = (f"MODEL.TWO_STAGE.BACKBONE.WEIGHTS {path} does not match a ResNet-"
                 f"{self._depth_hint()} of width {self.conv1.out_channels} (check "
                 "MODEL.TWO_STAGE.BACKBONE.DEPTH / WIDTH)")
-        try:
-            missing, unexpected = self.load_state_dict(state, strict=False)
-        except RuntimeError as e:  # shape mismatches
-            raise UserError(f"{what}: {str(e).splitlines()[1].strip()}") from e
-        missing = [k for k in missing if not k.endswith("num_batches_tracked")]
-        if missing or unexpected:
-            raise UserError(f"{what}: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        target = self.state_dict()
+        # BN step counters: optional in the file, and FrozenBN has none.
+        state = {k: v for k, v in state.items()
+                 if k in target or not k.endswith("num_batches_tracked")}
+        required = [k for k in target if not k.endswith("num_batches_tracked")]
+        problems = state_dict_mismatch(state, target, required=required)
+        if problems:
+            raise UserError(f"{what}: {problems}")
+        self.load_state_dict(state, strict=False)
         logger.info("two-stage backbone: loaded %s", path)
 
     def _depth_hint(self) -> str:

@@ -44,6 +44,10 @@ class ZegCLIPHead(nn.Module):
     by the meta-architecture on every call.
     """
 
+    #: The last decoder layer's value path, LayerNorms and FFN get no gradient (only its
+    #: query-key logits become the masks, as in the official decoder): DDP must look for them.
+    ddp_find_unused_parameters = True
+
     @configurable
     def __init__(self, *, clip_width: int, clip_layers: int, embed_dim: int, patch_size: int,
                  num_prompt_tokens: int = 10, prompt_projection: bool = True,

@@ -27,14 +27,7 @@ def _metadata():
                                          unseen_classes=[2], ignore_label=255)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # On a shared 2-core machine, two intra-op threads make tiny-model latencies jump by tens of
-    # milliseconds whenever one thread is descheduled; one thread keeps them stable.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class StagedHead(nn.Module):

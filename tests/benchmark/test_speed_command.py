@@ -23,12 +23,7 @@ CONFIGS = Path(__file__).parent / "configs"
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_cli_writes_speed_json_with_every_field(tmp_path):

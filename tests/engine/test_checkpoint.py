@@ -63,7 +63,7 @@ def test_saves_only_trainable_state_and_loads_it_back(tmp_path):
 
 def test_checkpoint_of_another_model_is_a_user_error(tmp_path):
     TrainableCheckpointer(_Model(width=4), str(tmp_path)).save("model_final")
-    with pytest.raises(UserError, match="shape mismatches"):
+    with pytest.raises(UserError, match="shape mismatch"):
         TrainableCheckpointer(_Model(width=8)).load(str(tmp_path / "model_final.pth"))
     with pytest.raises(UserError, match="not found"):
         TrainableCheckpointer(_Model()).load(str(tmp_path / "nope.pth"))

@@ -16,13 +16,7 @@ from zsseg_bench.engine.trainer import Trainer
 from zsseg_bench.utils.errors import UserError
 from zsseg_bench.utils.run_dir import setup_run_dir
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _trainer(cfg, resume=False, hooks=()):

@@ -20,7 +20,8 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def make_run(root, method, seed, seen, unseen, fps=None, dataset="toy", setting="inductive",
-             label=None, pacc=90.0, baseline="two_stage", breakdown=None, variant="default"):
+             label=None, pacc=90.0, baseline="two_stage", breakdown=None, variant="default",
+             mode="whole"):
     """A run directory as the sweep + engine + speed harness would leave it."""
     run_id = f"{method}-{dataset}-{setting}-s{seed}-{variant}"
     d = Path(root) / "runs" / run_id
@@ -45,7 +46,8 @@ def make_run(root, method, seed, seen, unseen, fps=None, dataset="toy", setting=
             "peak_memory_mb": 321.0,
             "breakdown_ms": breakdown or {"clip": 600 / fps, "decoder": 400 / fps},
             "protocol": {"device": "cpu", "precision": "fp32", "input_size": [224, 224],
-                         "mode": "whole", "batch_size": 1, "vocabulary_size": 3}}))
+                         "mode": mode, "slide": {"crop": [64, 64], "stride": [32, 32]},
+                         "batch_size": 1, "vocabulary_size": 3}}))
     return d
 
 
@@ -56,8 +58,8 @@ def sweep_dir(tmp_path_factory):
              breakdown={"proposals": 300.0, "crops": 200.0})
     make_run(root, "two_stage", 1, 42.0, 24.0, fps=2.5, label="Two-stage",
              breakdown={"proposals": 250.0, "crops": 150.0})
-    make_run(root, "zegclip", 0, 60.0, 30.0, fps=10.0, label="ZegCLIP")
-    make_run(root, "zegclip", 1, 62.0, 34.0, fps=11.0, label="ZegCLIP")
+    make_run(root, "zegclip", 0, 60.0, 30.0, fps=10.0, label="ZegCLIP", mode="slide")
+    make_run(root, "zegclip", 1, 62.0, 34.0, fps=11.0, label="ZegCLIP", mode="slide")
     return root
 
 
@@ -102,7 +104,10 @@ def test_table_text_markdown_and_latex(report):
     assert lines[1].startswith("| ZegCLIP | inductive | toy | 61.0 ± 1.4 | 32.0 ± 2.8 | ")
     assert "| 10.5 ± 0.7 | 12.3 | 1.50 | 4.67 ± 0.80× |" in lines[1]
     assert "Speed-up: FPS relative to Two-stage" in md
-    assert "Speed protocol: batch_size=1, device=cpu" in md or "device=cpu" in md
+    assert ("Speed protocol: device=cpu, precision=fp32, input_size=[224, 224], batch_size=1, "
+            "vocabulary_size=3.") in md
+    assert ("Speed protocol, per method: mode: Two-stage whole; ZegCLIP slide (64×64 windows, "
+            "stride 32×32).") in md
     assert "published" not in md  # the toy dataset has no published numbers
     tex = out.table_tex.read_text()
     assert r"\begin{tabular}{lllrrrrrrrr}" in tex and r"\toprule" in tex

@@ -65,6 +65,8 @@ def test_mini_demo_with_the_real_toy_methods(tmp_path):
                 "MODEL.CLIP.WEIGHTS", "", timeout=600, env=env)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert "toy world: ready" in res.stdout
+    assert "About these numbers (tiny.yaml):" in res.stdout
+    assert "python scripts/reproduce_speedup.py" in res.stdout
     table = (out / "table.md").read_text()
     assert table.count("| inductive | synthetic |") == len(methods)
     results = pd.read_csv(out / "results.csv")

@@ -113,6 +113,7 @@ def test_demo_spec_covers_the_toy_method_configs():
     ({"methodz": ["a"]}, "unknown key methodz; did you mean methods"),
     ({"methods": ["nope"], "baseline": None}, "nope.yaml of method 'nope'.*does not exist"),
     ({"seeds": [0, 0]}, "duplicates"),
+    ({"description": ["a"]}, "description must be text"),
     ({"seeds": "0"}, "seeds must be a non-empty list"),
     ({"settings": ["semi"]}, "setting 'semi' is not one of"),
     ({"baseline": "x"}, "baseline 'x' is not one of the methods"),

@@ -32,6 +32,7 @@ from torch import nn
 
 from zsseg_bench.utils.errors import UserError
 from zsseg_bench.utils.file_io import PathManager, atomic_save, atomic_write_text
+from zsseg_bench.utils.state_dict import state_dict_mismatch
 
 logger = logging.getLogger(__name__)
 
@@ -172,29 +173,13 @@ class TrainableCheckpointer(Checkpointer):
 
     def _load_model(self, checkpoint: dict[str, Any]) -> None:  # type: ignore[override]
         state = checkpoint["model"]
-        expected = trainable_state_dict(self.model)
-        own = self.model.state_dict()
-        unexpected = sorted(k for k in state if k not in own)
-        missing = sorted(k for k in expected if k not in state)
-        mismatched = sorted(f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
-                            for k in state if k in own and state[k].shape != own[k].shape)
-        problems = []
-        if missing:
-            problems.append(f"missing trainable weights {_summary(missing)}")
-        if unexpected:
-            problems.append(f"weights the model does not have {_summary(unexpected)}")
-        if mismatched:
-            problems.append(f"shape mismatches {_summary(mismatched)}")
+        problems = state_dict_mismatch(state, self.model.state_dict(),
+                                       required=trainable_state_dict(self.model))
         if problems:
-            raise UserError("the checkpoint does not fit the model built from the config ("
-                            + "; ".join(problems) + "): was it trained with another "
-                            "MODEL.HEAD.NAME or method config?")
+            raise UserError(f"the checkpoint does not fit the model built from the config "
+                            f"({problems}): was it trained with another MODEL.HEAD.NAME or "
+                            "method config?")
         self.model.load_state_dict(state, strict=False)
-
-
-def _summary(items: list[str], n: int = 5) -> str:
-    more = f" and {len(items) - n} more" if len(items) > n else ""
-    return ", ".join(items[:n]) + more
 
 
 class TrainingPeriodicCheckpointer(PeriodicCheckpointer):

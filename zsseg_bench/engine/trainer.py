@@ -121,8 +121,10 @@ class Trainer(SimpleTrainer):
         if self.world_size > 1:
             device = next(model.parameters()).device
             device_ids = [device.index] if device.type == "cuda" else None
+            find_unused = bool(getattr(model, "ddp_find_unused_parameters", False))
             model = DistributedDataParallel(model, device_ids=device_ids,
-                                            find_unused_parameters=False, **_no_buffer_sync())
+                                            find_unused_parameters=find_unused,
+                                            **_no_buffer_sync())
         amp = cfg.SOLVER.AMP
         clip = cfg.SOLVER.CLIP_GRADIENTS
         super().__init__(

@@ -186,12 +186,14 @@ def plot_speed_breakdown(breakdown: pd.DataFrame, agg: pd.DataFrame, path: str |
                 label="no stages marked")
         for i in unmarked:
             left[i] = latency[groups[i]]
+    ends = []
     for i, g in enumerate(groups):
         lat = latency.get(g, math.nan)
         end = left[i]
         if not math.isnan(lat):
             ax.plot([lat, lat], [i - 0.4, i + 0.4], color="black", linewidth=2)
             end = max(end, lat)
+        ends.append(end)
         ax.text(end, i, f"  {lat if not math.isnan(lat) else left[i]:.1f} ms", va="center",
                 fontsize=8)
     ax.plot([], [], color="black", linewidth=2, label="end-to-end latency")
@@ -200,7 +202,8 @@ def plot_speed_breakdown(breakdown: pd.DataFrame, agg: pd.DataFrame, path: str |
     ax.set_ylim(len(groups) - 0.5, -0.5)
     ax.set_xlabel("ms per image")
     ax.set_title(title)
-    ax.margins(x=0.15)
+    # Room for the latency labels (zero-width stacked bars pin autoscaling to the data).
+    ax.set_xlim(0, max(ends, default=1.0) * 1.2 or 1.0)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(True, axis="x", alpha=0.3)
     fig.tight_layout()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -105,6 +106,40 @@ def build_table(agg: pd.DataFrame, runs: pd.DataFrame, published: Sequence[dict]
     return Table(header, rows, is_pub, _notes(agg, runs, published), title)
 
 
+def _protocol_value(run: pd.Series, key: str) -> str | None:
+    """One run's ``protocol.<key>`` as shown under the table (slide windows spelled out)."""
+    value = run.get(f"protocol.{key}")
+    if _isnan(value):
+        return None
+    if key == "mode" and value == "slide" and isinstance(run.get("protocol.slide"), str):
+        slide = json.loads(run["protocol.slide"])
+        crop, stride = slide.get("crop"), slide.get("stride")
+        if crop and stride:
+            return f"slide ({crop[0]}×{crop[1]} windows, stride {stride[0]}×{stride[1]})"
+    return str(value)
+
+
+def _protocol_notes(runs: pd.DataFrame) -> list[str]:
+    """The speed protocol shared by every run, then the fields that differ, per method."""
+    same, differ = [], []
+    for key in PROTOCOL_NOTE_KEYS:
+        by_method: dict[str, set[str]] = {}
+        for _, run in runs.iterrows():
+            value = _protocol_value(run, key)
+            if value is not None:
+                by_method.setdefault(run["method_label"], set()).add(value)
+        values = set().union(*by_method.values()) if by_method else set()
+        if len(values) == 1:
+            same.append(f"{key}={values.pop()}")
+        elif values:
+            differ.append(f"{key}: " + "; ".join(f"{m} {' / '.join(sorted(v))}"
+                                                  for m, v in sorted(by_method.items())))
+    notes = ["Speed protocol: " + ", ".join(same) + "."] if same else []
+    if differ:
+        notes.append("Speed protocol, per method: " + "; ".join(differ) + ".")
+    return notes
+
+
 def _notes(agg: pd.DataFrame, runs: pd.DataFrame, published: Sequence[dict]) -> list[str]:
     notes = []
     counts = sorted(set(agg["n_seeds"]))
@@ -118,14 +153,7 @@ def _notes(agg: pd.DataFrame, runs: pd.DataFrame, published: Sequence[dict]) -> 
         notes.append(f"Speed-up: FPS relative to {base[0]} on the same dataset and setting.")
     notes.append("mIoU-S / mIoU-U: mean IoU over seen / unseen classes; "
                  "hIoU = 2·S·U / (S + U); pAcc: pixel accuracy (%).")
-    parts = []
-    for key in PROTOCOL_NOTE_KEYS:
-        col = f"protocol.{key}"
-        vals = sorted({str(v) for v in runs[col].dropna()}) if col in runs else []
-        if vals:
-            parts.append(f"{key}={' / '.join(vals)}")
-    if parts:
-        notes.append("Speed protocol: " + ", ".join(parts) + ".")
+    notes += _protocol_notes(runs)
     regions = sorted({str(v) for v in runs["protocol.timed_region"].dropna()}) \
         if "protocol.timed_region" in runs else []
     if regions:

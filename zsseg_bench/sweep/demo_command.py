@@ -85,4 +85,6 @@ def run(args: argparse.Namespace) -> int:
                            "(CPU)")
     print()
     print_report(outputs)
+    if spec.description:
+        print(f"\nAbout these numbers ({spec_path.name}):\n{spec.description}")
     return 0 if summary.ok else EXIT_FAILED

@@ -3,6 +3,7 @@
 A spec (see ``configs/sweeps/*.yaml`` for commented examples)::
 
     name: toy_comparison
+    description: "..."                              # printed under the demo's table
     config_template: "../{dataset}/{method}.yaml"   # relative to the spec file
     methods: [zegclip, two_stage]                   # or "*", or {name: {config, overrides, label}}
     datasets: [synthetic]                           # or {name: {overrides}}
@@ -156,6 +157,7 @@ class SweepSpec:
 
     path: Path
     name: str
+    description: str
     config_template: str
     methods: list[_MethodEntry]
     datasets: dict[str, dict[str, Any]]
@@ -303,6 +305,9 @@ def load_sweep_spec(path: str | os.PathLike) -> SweepSpec:
     ctx = _Ctx(path)
     ctx.check_keys(raw, _TOP_KEYS, "")
     name = str(raw.get("name") or path.stem)
+    description = raw.get("description") or ""
+    if not isinstance(description, str):
+        raise SweepSpecError(f"{path}: description must be text, got {description!r}")
     template = str(raw.get("config_template", DEFAULT_CONFIG_TEMPLATE))
     labels = ctx.mapping(raw.get("labels", {}), "labels")
     methods = _parse_methods(ctx, raw.get("methods"), raw.get("datasets"), template, labels)
@@ -340,7 +345,8 @@ def load_sweep_spec(path: str | os.PathLike) -> SweepSpec:
     if not isinstance(resolve_configs, bool):
         raise SweepSpecError(f"{path}: resolve_configs must be true or false")
     return SweepSpec(
-        path=path, name=name, config_template=template, methods=methods, datasets=datasets,
+        path=path, name=name, description=description.strip(), config_template=template,
+        methods=methods, datasets=datasets,
         settings=settings, seeds=list(seeds), overrides=overrides, variants=variants,
         speed_enabled=speed_enabled, speed_overrides=speed_overrides, args=args,
         baseline=baseline,

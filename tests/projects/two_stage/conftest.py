@@ -64,9 +64,5 @@ def clip() -> CLIPModel:
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one thread is fastest on a shared 2-core machine (restored afterwards)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _tiny_models_on_one_thread(one_thread: None) -> None:
+    """Every two-stage test runs on one thread (see ``one_thread`` in tests/conftest.py)."""

@@ -120,8 +120,15 @@ def test_backbone_loads_torchvision_weights_and_renormalises(tmp_path):
         expected = ref.layer4(ref.layer3(ref.layer2(ref.layer1(x))))
     torch.testing.assert_close(res5, expected, atol=1e-4, rtol=1e-4)
     assert bb.out_channels == {"res2": 64, "res3": 128, "res4": 256, "res5": 512}
-    with pytest.raises(UserError, match="does not match"):
+    frozen = ResNetBackbone(depth=18, norm="FrozenBN", weights=str(path)).eval()
+    torch.testing.assert_close(frozen.bn1.running_var, ref.bn1.running_var)
+    with pytest.raises(UserError, match=r"does not match.*missing keys"):
         ResNetBackbone(depth=50, weights=str(path))
+    with pytest.raises(UserError, match=r"does not match.*shape mismatch"):
+        ResNetBackbone(depth=18, width=32, weights=str(path))
+    (tmp_path / "garbage.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(UserError, match="cannot read"):
+        ResNetBackbone(depth=18, weights=str(tmp_path / "garbage.pth"))
 
 
 def test_config_errors_are_user_errors(clip):

@@ -43,3 +43,27 @@ def test_toy_run_beats_chance_on_unseen_classes(tmp_path):
     metrics = record["metrics"]
     assert metrics["mIoU-unseen"] > UNSEEN_FLOOR, metrics
     assert metrics["mIoU-seen"] > UNSEEN_FLOOR, metrics
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_train_with_the_unused_decoder_parameters(tmp_path):
+    """The last decoder layer's value path gets no gradient (as in the official code): a
+    2-process gloo DDP run must still train (the head asks DDP to find unused parameters)."""
+    from zsseg_bench.data.synthetic import prepare_synthetic
+
+    root = tmp_path / "datasets"
+    prepare_synthetic(str(root), num_train=8, num_val=2)
+    env = {**os.environ, "ZEGCLIP_TEST_ROOT": str(root), "OMP_NUM_THREADS": "1",
+           "TQDM_DISABLE": "1"}
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+           "2", str(RUN_CLI), "train", "--no-progress",
+           "--config-file", str(REPO / "configs" / "synthetic" / "zegclip.yaml"),
+           "--output-dir", str(out), "MODEL.DEVICE", "cpu",
+           "MODEL.CLIP.RANDOM_INIT", "True", "MODEL.CLIP.WEIGHTS", "",
+           "DATASETS.TRAIN", '("zegclip_test_train",)', "DATASETS.TEST", '("zegclip_test_val",)',
+           "SOLVER.MAX_ITER", "2", "SOLVER.IMS_PER_BATCH", "4", "DATALOADER.NUM_WORKERS", "0"]
+    proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record = json.loads((out / "metrics.json").read_text())
+    assert record["iteration"] == 2

@@ -26,6 +26,7 @@ from torch import nn
 
 from zsseg_bench.utils.errors import UserError
 from zsseg_bench.utils.file_io import PathManager
+from zsseg_bench.utils.state_dict import state_dict_mismatch
 
 from .path_handler import MODEL_ZOO_DIR
 
@@ -149,11 +150,6 @@ def read_checkpoint(path: str) -> tuple[dict[str, torch.Tensor], str]:
     return sd, "state-dict"
 
 
-def _summarise(keys: list[str], n: int = 6) -> str:
-    shown = ", ".join(keys[:n])
-    return f"{len(keys)} ({shown}{', ...' if len(keys) > n else ''})"
-
-
 def load_weights(model: nn.Module, name: str, path: str, sd: dict[str, torch.Tensor]) -> None:
     """Load state dict ``sd`` (read from ``path``) into open_clip ``model`` (architecture ``name``).
 
@@ -178,22 +174,11 @@ def load_weights(model: nn.Module, name: str, path: str, sd: dict[str, torch.Ten
         logger.info("resizing %s from %s to %s", key, tuple(sd[key].shape),
                     tuple(target[key].shape))
         resize_pos_embed(sd, model)
-    missing = sorted(k for k in target if k not in sd)
-    unexpected = sorted(k for k in sd if k not in target)
-    wrong = sorted(f"{k} {tuple(sd[k].shape)} vs {tuple(v.shape)}" for k, v in target.items()
-                   if k in sd and sd[k].shape != v.shape)
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"missing keys {_summarise(missing)}")
-        if unexpected:
-            parts.append(f"unexpected keys {_summarise(unexpected)}")
-        if wrong:
-            parts.append(f"shape mismatch (file vs model) {_summarise(wrong, 3)}")
+    problems = state_dict_mismatch(sd, target)
+    if problems:
         raise UserError(
             f"CLIP weights {path!r} do not match architecture {name!r} (MODEL.CLIP.NAME): "
-            + "; ".join(parts)
-            + f". Check MODEL.CLIP.NAME, or get the right file: {_weights_hint(name)}"
+            f"{problems}. Check MODEL.CLIP.NAME, or get the right file: {_weights_hint(name)}"
         )
     model.load_state_dict(sd, strict=True)
 

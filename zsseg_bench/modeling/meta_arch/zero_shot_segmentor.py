@@ -60,6 +60,12 @@ class ZeroShotSegmentor(nn.Module):
         self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), False)
         self._vocab_cache: dict[tuple, ClassVocabulary] = {}
 
+    @property
+    def ddp_find_unused_parameters(self) -> bool:
+        """Whether some learnable parameters get no gradient in a training step (the head's
+        ``ddp_find_unused_parameters`` attribute, default False): DDP must then look for them."""
+        return bool(getattr(self.head, "ddp_find_unused_parameters", False))
+
     @classmethod
     def from_config(cls, cfg: Any) -> dict[str, Any]:
         """Builds the CLIP layer and the head named in ``cfg``."""
