@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from zsseg_bench.engine.defaults import setup_cfg
+from zsseg_bench.modeling.clip import get_templates
 
 CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 ZEGCLIP_CONFIGS = sorted(CONFIGS.glob("*/zegclip*.yaml"))
@@ -39,3 +40,7 @@ def test_voc_recipe_constants():
     assert (cfg.TEST.MODE, tuple(cfg.TEST.SLIDE.STRIDE)) == ("slide", (426, 426))
     coco = setup_cfg(str(CONFIGS / "coco_stuff" / "zegclip_vitb16_512x512_80k_inductive.yaml"))
     assert (coco.MODEL.ZEGCLIP.PROMPT.NUM_TOKENS, coco.SOLVER.MAX_ITER) == (100, 80000)
+    # Text embeddings: voc12_single.npy / coco_multi.npy prompts (get_embedding.ipynb).
+    assert get_templates(cfg.MODEL.CLIP.TEMPLATES) == ("a photo of a {}",)
+    coco_templates = get_templates(coco.MODEL.CLIP.TEMPLATES)
+    assert len(coco_templates) == 15 and coco_templates[-1] == "This is one {} in the scene."

@@ -8,9 +8,13 @@ L2-normalised mean of the normalised embeddings of its prompts (CLIP's prompt en
   from the installed ``open_clip.zero_shot_metadata.OPENAI_IMAGENET_TEMPLATES``.
 - ``VILD_14``: the 14 templates of ViLD (Gu et al. 2022), as used by zsseg (MendelXu/zsseg.baseline,
   ``PREDEFINED_TEMPLATES["vild"]``).
+- ``ZEGCLIP_SINGLE`` / ``ZEGCLIP_15``: the prompts of ZegCLIP's precomputed text embeddings
+  (ZiqinZhou66/ZegCLIP, ``configs/_base_/datasets/text_embedding/get_embedding.ipynb``):
+  ``voc12_single.npy`` / ``coco_single.npy`` use ``"a photo of a {}"`` (no final period),
+  ``coco_multi.npy`` (the COCO-Stuff config) the mean over its 15 templates.
 
 ``cfg.MODEL.CLIP.TEMPLATES`` names one set (case-insensitive): ``single``, ``imagenet_80``,
-``vild_14``.
+``vild_14``, ``zegclip_single``, ``zegclip_15``.
 """
 
 from __future__ import annotations
@@ -42,21 +46,43 @@ VILD_14: tuple[str, ...] = (
     "There is a large {} in the scene.",
 )
 
+ZEGCLIP_SINGLE: tuple[str, ...] = ("a photo of a {}",)
+
+ZEGCLIP_15: tuple[str, ...] = (
+    "a photo of a {}.",
+    "a photo of a small {}.",
+    "a photo of a medium {}.",
+    "a photo of a large {}.",
+    "This is a photo of a {}.",
+    "This is a photo of a small {}.",
+    "This is a photo of a medium {}.",
+    "This is a photo of a large {}.",
+    "a {} in the scene.",
+    "a photo of a {} in the scene.",
+    "There is a {} in the scene.",
+    "There is the {} in the scene.",
+    "This is a {} in the scene.",
+    "This is the {} in the scene.",
+    "This is one {} in the scene.",
+)
+
 TEMPLATE_SETS: dict[str, tuple[str, ...]] = {
     "single": SINGLE,
     "imagenet_80": IMAGENET_80,
     "vild_14": VILD_14,
+    "zegclip_single": ZEGCLIP_SINGLE,
+    "zegclip_15": ZEGCLIP_15,
 }
 
-assert len(IMAGENET_80) == 80 and len(VILD_14) == 14
+assert len(IMAGENET_80) == 80 and len(VILD_14) == 14 and len(ZEGCLIP_15) == 15
 
 
 def get_templates(templates: str | Sequence[str]) -> tuple[str, ...]:
     """Resolve a template-set name (or an explicit list of templates) to a tuple of templates.
 
     Args:
-        templates: ``"single"``, ``"imagenet_80"``, ``"vild_14"`` (case-insensitive), or a sequence
-            of template strings each containing one ``{}``.
+        templates: a name of :data:`TEMPLATE_SETS` (case-insensitive), or a sequence of
+            template strings each containing one ``{}``.
 
     Raises:
         UserError: unknown set name, or a template without exactly one ``{}``.
