@@ -1,8 +1,8 @@
-"""Fixtures of the two-stage tests: a tiny random-init CLIP layer and a tiny head config."""
+"""Fixtures of the two-stage tests: a tiny head config and vocabulary (the tiny CLIP:
+tests/projects/conftest.py)."""
 
 from __future__ import annotations
 
-import open_clip
 import pytest
 import torch
 
@@ -11,23 +11,8 @@ from zsseg_bench.modeling.clip import CLIPModel
 from zsseg_bench.modeling.vocabulary import ClassVocabulary
 from zsseg_bench.projects.two_stage import add_two_stage_config
 
-TINY_CLIP = {
-    "embed_dim": 32,
-    "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "head_width": 32,
-                   "patch_size": 8},
-    "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2,
-                 "layers": 1},
-}
 NAMES = ["background", "red circle", "blue square", "green cross", "red square"]
 SEEN = [True, True, True, True, False]
-
-
-def tiny_clip() -> CLIPModel:
-    """The real CLIP layer on a frozen 2-layer open_clip ViT with random weights (seeded)."""
-    torch.manual_seed(0)
-    model = open_clip.CLIP(**TINY_CLIP)
-    tokenizer = open_clip.get_tokenizer("ViT-B-16", context_length=16)
-    return CLIPModel(model, tokenizer, name="tiny", frozen=True)
 
 
 def tiny_cfg(masked_attention: bool = False):  # noqa: ANN201
@@ -56,11 +41,6 @@ def vocabulary(clip: CLIPModel, names: list[str] = NAMES,
                seen: list[bool] = SEEN) -> ClassVocabulary:
     return ClassVocabulary(names=list(names), embeddings=clip.embed_texts(names),
                            is_seen=torch.tensor(seen), class_ids=torch.arange(len(names)))
-
-
-@pytest.fixture(scope="module")
-def clip() -> CLIPModel:
-    return tiny_clip()
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,7 @@
-"""A tiny random-init CLIP (the real CLIP layer on a 2-layer open_clip model) for fast tests."""
+"""Fixtures of the method tests: a tiny random-init CLIP (the real CLIP layer on a 2-layer
+open_clip ViT) that needs no download."""
+
+from __future__ import annotations
 
 import open_clip
 import pytest
@@ -16,7 +19,7 @@ TINY_CLIP = {
 
 
 def tiny_clip() -> CLIPModel:
-    """A frozen 2-layer ViT CLIP with random weights (seeded)."""
+    """The real CLIP layer on a frozen 2-layer open_clip ViT with random weights (seeded)."""
     torch.manual_seed(0)
     model = open_clip.CLIP(**TINY_CLIP)
     tokenizer = open_clip.get_tokenizer("ViT-B-16", context_length=16)
@@ -25,4 +28,5 @@ def tiny_clip() -> CLIPModel:
 
 @pytest.fixture(scope="module")
 def clip() -> CLIPModel:
+    """One tiny CLIP per test module."""
     return tiny_clip()
