@@ -19,16 +19,12 @@ from typing import Any
 
 from zsseg_bench.sweep.layout import STATUS_FILE
 from zsseg_bench.sweep.runner import (
-    DONE,
     FAILED,
     INTERRUPTED,
     REGISTRY,
     ProcessRegistry,
-    init_status,
-    read_cell,
     read_status,
     run_cell,
-    run_stage,
 )
 from zsseg_bench.utils.errors import UserError
 from zsseg_bench.utils.file_io import atomic_write_json
@@ -68,6 +64,10 @@ class _StageLock:
         self._readers = 0
         self._writer = False
         self._waiting_writers = 0
+
+    def for_stage(self, stage: str) -> contextlib.AbstractContextManager[None]:
+        """The lock a stage holds while it runs: exclusive for timed stages, else shared."""
+        return self.exclusive() if stage in EXCLUSIVE_STAGES else self.shared()
 
     @contextlib.contextmanager
     def shared(self) -> Iterator[None]:
@@ -122,22 +122,8 @@ class LocalLauncher:
         return env
 
     def _run_one(self, run_dir: Path, lock: _StageLock) -> dict[str, Any]:
-        try:
-            cell = read_cell(run_dir)
-            init_status(run_dir, cell)
-            for stage in cell.stages:
-                guard = lock.exclusive() if stage in EXCLUSIVE_STAGES else lock.shared()
-                with guard:
-                    state = run_stage(run_dir, cell, stage, registry=self.registry,
-                                      env=self._env(stage))
-                if state != DONE:
-                    break
-            status = read_status(run_dir)
-            assert status is not None
-            return status
-        except Exception as e:  # a bug or a broken run dir: isolate it, keep going
-            return _failed_status(run_dir, f"{type(e).__name__}: {e}",
-                                  traceback=traceback.format_exc())
+        return run_cell_job(run_dir, registry=self.registry, env_for=self._env,
+                            guard_for=lock.for_stage)
 
     def launch(self, run_dirs: Sequence[Path], progress: Progress | None = None
                ) -> dict[str, dict[str, Any]]:
@@ -156,11 +142,13 @@ class LocalLauncher:
         return results
 
 
-def run_cell_job(run_dir: str, handle_signals: bool) -> dict[str, Any]:
-    """The function a submitit job executes: :func:`run_cell` that never raises."""
+def run_cell_job(run_dir: str | Path, **kwargs: Any) -> dict[str, Any]:
+    """:func:`run_cell` that never raises: a bug or a broken run directory becomes a failed
+    status, so one run never stops the others (what a submitit job and each thread of the local
+    launcher execute)."""
     try:
-        return run_cell(run_dir, handle_signals=handle_signals)
-    except Exception as e:
+        return run_cell(run_dir, **kwargs)
+    except Exception as e:  # noqa: BLE001
         return _failed_status(Path(run_dir), f"{type(e).__name__}: {e}",
                               traceback=traceback.format_exc())
 
@@ -207,7 +195,7 @@ class SubmititLauncher:
         jobs = []
         with executor.batch():
             for d in run_dirs:
-                jobs.append(executor.submit(run_cell_job, str(d), not in_process))
+                jobs.append(executor.submit(run_cell_job, str(d), handle_signals=not in_process))
         def cancel_all() -> None:
             for job in jobs:
                 with contextlib.suppress(Exception):

@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +68,7 @@ class ProcessRegistry:
         with self._lock:
             self._procs.add(proc)
         if self.stopping.is_set():
-            _signal_group(proc, signal.SIGTERM)
+            _signal_group(proc.pid, signal.SIGTERM)
 
     def unregister(self, proc: subprocess.Popen) -> None:
         """Stops tracking ``proc`` (it has exited)."""
@@ -87,7 +88,7 @@ class ProcessRegistry:
             procs = list(self._procs)
             callbacks = list(self._callbacks)
         for proc in procs:
-            _signal_group(proc, sig)
+            _signal_group(proc.pid, sig)
         for fn in callbacks:
             fn()
 
@@ -101,9 +102,10 @@ class ProcessRegistry:
 REGISTRY = ProcessRegistry()
 
 
-def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+def _signal_group(pid: int, sig: int) -> None:
+    """Signals the process group of ``pid`` (a stage runs in a session of its own)."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, sig)
+        os.killpg(pid, sig)
 
 
 def build_stage_command(cell: Cell, stage: str, run_dir: str | Path) -> list[str]:
@@ -228,15 +230,14 @@ def stop_orphans(run_dir: str | Path, grace_s: float = TERMINATE_GRACE_S) -> lis
         if (entry.get("state") != RUNNING or not pid or entry.get("host") != socket.gethostname()
                 or not _is_stage_process(int(pid), run_dir, stage)):
             continue
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(int(pid), signal.SIGTERM)
+        pid = int(pid)
+        _signal_group(pid, signal.SIGTERM)
         deadline = time.monotonic() + grace_s
-        while _is_stage_process(int(pid), run_dir, stage) and time.monotonic() < deadline:
+        while _is_stage_process(pid, run_dir, stage) and time.monotonic() < deadline:
             time.sleep(_POLL_S)
-        if _is_stage_process(int(pid), run_dir, stage):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(int(pid), signal.SIGKILL)
-        stopped.append(int(pid))
+        if _is_stage_process(pid, run_dir, stage):
+            _signal_group(pid, signal.SIGKILL)
+        stopped.append(pid)
     return stopped
 
 
@@ -249,7 +250,6 @@ def run_stage(
     stage: str,
     registry: ProcessRegistry = REGISTRY,
     env: Mapping[str, str] | None = None,
-    command_builder: Callable[[Cell, str, Path], list[str]] | None = None,
 ) -> str:
     """Runs one stage of a cell unless it is finished; returns its final state.
 
@@ -267,7 +267,7 @@ def run_stage(
         return DONE
     if registry.stopping.is_set():
         return INTERRUPTED
-    cmd = (command_builder or build_stage_command)(cell, stage, run_dir)
+    cmd = build_stage_command(cell, stage, run_dir)
     entry.update(state=RUNNING, attempt=int(entry.get("attempt", 0)) + 1, started=time.time(),
                  returncode=None, host=socket.gethostname(), command=cmd)
     entry.pop("error", None)
@@ -321,24 +321,26 @@ def _wait(proc: subprocess.Popen, registry: ProcessRegistry) -> int:
         except subprocess.TimeoutExpired:
             if (registry.stopping.is_set() and not killed and registry.stop_time is not None
                     and time.monotonic() - registry.stop_time > TERMINATE_GRACE_S):
-                _signal_group(proc, signal.SIGKILL)
+                _signal_group(proc.pid, signal.SIGKILL)
                 killed = True
 
 
 def run_cell(
     run_dir: str | Path,
     registry: ProcessRegistry = REGISTRY,
-    env: Mapping[str, str] | None = None,
     handle_signals: bool = False,
+    env_for: Callable[[str], Mapping[str, str] | None] | None = None,
+    guard_for: Callable[[str], AbstractContextManager[Any]] | None = None,
 ) -> dict[str, Any]:
     """Runs the unfinished stages of the cell in ``run_dir`` in order; stops at a failure.
 
     Args:
         run_dir: a run directory holding ``cell.json``.
         registry: where children are registered (for interruption).
-        env: environment of the children (default: this process's).
         handle_signals: install SIGINT/SIGTERM handlers that stop the children (for a process
             that runs only this cell, e.g. a submitit job).
+        env_for: the environment of a stage's child (default: this process's).
+        guard_for: a context manager held while a stage runs (e.g. a lock between runs).
 
     Returns:
         The final ``status.json`` content.
@@ -350,7 +352,10 @@ def run_cell(
             signal.signal(sig, lambda signum, frame: registry.stop())
     init_status(run_dir, cell)
     for stage in cell.stages:
-        if run_stage(run_dir, cell, stage, registry=registry, env=env) != DONE:
+        with guard_for(stage) if guard_for else contextlib.nullcontext():
+            state = run_stage(run_dir, cell, stage, registry=registry,
+                              env=env_for(stage) if env_for else None)
+        if state != DONE:
             break
     status = read_status(run_dir)
     assert status is not None

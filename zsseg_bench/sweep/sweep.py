@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
-import json
+import shlex
 import signal
 import sys
 import threading
@@ -223,6 +223,7 @@ def run_sweep(
         registry.reset()
         atomic_write_text(output_dir / SPEC_COPY_FILE, spec.text)
         todo: list[Path] = []
+        retried = 0
         outcomes: dict[str, RunOutcome] = {}
         for cell in cells:
             run_dir = runs_root / cell.run_id
@@ -231,15 +232,14 @@ def run_sweep(
             for pid in stop_orphans(run_dir):
                 print(f"stopped process {pid} of {cell.run_id}, left running by a killed sweep",
                       file=stream, flush=True)
-            init_status(run_dir, cell)
-            finished = run_finished(run_dir, cell.stages)
+            state = init_status(run_dir, cell)["state"]  # done iff every result file exists
+            finished = state == DONE
             outcomes[cell.run_id] = RunOutcome(cell.run_id, str(run_dir),
                                                DONE if finished else "pending", finished,
                                                log=str(run_dir / STDOUT_FILE))
             if not finished:
                 todo.append(run_dir)
-        retried = sum(1 for d in todo if (read_status(d) or {}).get("state")
-                      in (FAILED, INTERRUPTED))
+                retried += state in (FAILED, INTERRUPTED)
         print(f"sweep {spec.name}: {len(cells)} runs, {len(cells) - len(todo)} already "
               f"finished, {len(todo)} to run ({retried} retried) with the {name} launcher "
               f"-> {output_dir}", file=stream, flush=True)
@@ -286,24 +286,7 @@ def _dry_run(spec: SweepSpec, cells: list[Cell], runs_root: Path, launcher: str,
               f"seed={cell.seed} variant={cell.variant}", file=stream)
         for stage in cell.stages:
             cmd = build_stage_command(cell, stage, run_dir)
-            print(f"  {stage}: {' '.join(_quote(c) for c in cmd)}", file=stream)
+            print(f"  {stage}: {shlex.join(cmd)}", file=stream)
         outcomes.append(RunOutcome(cell.run_id, str(run_dir), state, finished))
     stream.flush()
     return SweepSummary(spec.name, str(runs_root.parent), outcomes, dry_run=True)
-
-
-def _quote(arg: str) -> str:
-    import shlex
-
-    return shlex.quote(arg)
-
-
-def load_summary(output_dir: str | Path) -> dict[str, Any] | None:
-    """The ``summary.json`` of the last launch in ``output_dir``, or None."""
-    path = Path(output_dir) / SUMMARY_FILE
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as e:
-        raise UserError(f"{path} is not valid JSON ({e})") from e
