@@ -75,10 +75,7 @@ def plot_hiou_vs_fps(agg: pd.DataFrame, path: str | Path) -> Path:
         for _, r in data[data["dataset"] == dataset].iterrows():
             marker, colour = styles[r["method_label"]]
             hollow = r["setting"] == "transductive"
-            label = r["method_label"] + ("" if r["setting"] == "inductive" else
-                                         f" ({r['setting']})")
-            if r["variant"] != "default":
-                label += f" [{r['variant']}]"
+            label = _group_label(r["method_label"], r["setting"], r["variant"])
             ax.errorbar(r["fps_mean"], r["hIoU_mean"],
                         xerr=None if math.isnan(r["fps_std"]) else r["fps_std"],
                         yerr=None if math.isnan(r["hIoU_std"]) else r["hIoU_std"],
@@ -102,9 +99,8 @@ def plot_per_class_iou(per_class: pd.DataFrame, path: str | Path) -> Path:
     if per_class.empty:
         return _no_data(path, title, "no per-class IoU (IoU-<class>) in any metrics.json")
     per_class = per_class.copy()
-    per_class["group"] = per_class["method_label"] + per_class["setting"].map(
-        lambda s: "" if s == "inductive" else f" ({s})") + per_class["variant"].map(
-        lambda v: "" if v == "default" else f" [{v}]")
+    per_class["group"] = [_group_label(*t) for t in zip(
+        per_class["method_label"], per_class["setting"], per_class["variant"])]
     datasets = list(dict.fromkeys(per_class["dataset"]))
     max_classes = max(per_class[per_class["dataset"] == d]["class"].nunique() for d in datasets)
     width = min(_MAX_WIDTH_IN, max(8.0, _INCH_PER_CLASS * max_classes + 2))
@@ -147,8 +143,12 @@ def plot_per_class_iou(per_class: pd.DataFrame, path: str | Path) -> Path:
     return _save(fig, path)
 
 
-def _group_label(method_label: str, dataset: str, setting: str, variant: str) -> str:
-    return (f"{method_label} · {dataset}" + ("" if setting == "inductive" else f" ({setting})")
+def _group_label(method_label: str, setting: str, variant: str, dataset: str | None = None
+                 ) -> str:
+    """A method's display label in plots: ``label[ · dataset][ (setting)][ [variant]]``, the
+    inductive setting and the default variant left out."""
+    return (method_label + ("" if dataset is None else f" · {dataset}")
+            + ("" if setting == "inductive" else f" ({setting})")
             + ("" if variant == "default" else f" [{variant}]"))
 
 
@@ -165,9 +165,9 @@ def plot_speed_breakdown(breakdown: pd.DataFrame, agg: pd.DataFrame, path: str |
     b = breakdown[~breakdown["stage"].str.contains("/", regex=False)].copy()
     if rows.empty and b.empty:
         return _no_data(path, title, "no speed.json with latency or breakdown_ms")
-    b["group"] = [_group_label(*t) for t in
+    b["group"] = [_group_label(m, s, v, d) for m, d, s, v in
                   zip(b["method_label"], b["dataset"], b["setting"], b["variant"])]
-    latency = {_group_label(r["method_label"], r["dataset"], r["setting"], r["variant"]):
+    latency = {_group_label(r["method_label"], r["setting"], r["variant"], r["dataset"]):
                r["latency_ms_mean"] for _, r in rows.iterrows()}
     groups = list(dict.fromkeys([*latency, *b["group"]]))
     stages = list(b.sort_values("order", kind="stable")["stage"].drop_duplicates())

@@ -16,7 +16,9 @@ TIMES = "×"
 #: Header of each column and how it is filled from an aggregate row.
 COLUMNS = ("Method", "Setting", "Dataset", "mIoU-S", "mIoU-U", "hIoU", "pAcc", "FPS",
            "GFLOPs", "Learnable params (M)", "Speed-up")
-_ACCURACY = {"mIoU-S": "mIoU-S", "mIoU-U": "mIoU-U", "hIoU": "hIoU", "pAcc": "pAcc"}
+_ACCURACY = ("mIoU-S", "mIoU-U", "hIoU", "pAcc")
+#: Left-aligned text columns; every other column is a number.
+_TEXT_COLUMNS = ("Method", "Setting", "Dataset", "Variant")
 _PARAMS_UNIT = 1e6
 #: Fields of speed.json's ``protocol`` summarised under the table (all are in results.csv).
 PROTOCOL_NOTE_KEYS = ("device_name", "device", "threads", "precision", "input_size", "mode",
@@ -85,7 +87,7 @@ def build_table(agg: pd.DataFrame, runs: pd.DataFrame, published: Sequence[dict]
         cells = [r["method_label"], r["setting"], r["dataset"]]
         if show_variant:
             cells.append(r["variant"])
-        for col in _ACCURACY.values():
+        for col in _ACCURACY:
             cells.append(format_value(r[f"{col}_mean"], r[f"{col}_std"], decimals=1))
         cells.append(format_value(r["fps_mean"], r["fps_std"]))
         cells.append(format_value(r["gflops_mean"]))  # deterministic: no std
@@ -172,7 +174,7 @@ def _notes(agg: pd.DataFrame, runs: pd.DataFrame, published: Sequence[dict]) -> 
 def to_markdown(table: Table) -> str:
     """GitHub-flavoured Markdown: title, table, notes."""
     numeric = {i for i, h in enumerate(table.header)
-               if h not in ("Method", "Setting", "Dataset", "Variant")}
+               if h not in _TEXT_COLUMNS}
     lines = [f"# {table.title}", ""]
     lines.append("| " + " | ".join(table.header) + " |")
     lines.append("|" + "|".join("---:" if i in numeric else "---"
@@ -197,7 +199,7 @@ def latex_escape(text: str) -> str:
 
 def to_latex(table: Table) -> str:
     """A ``booktabs`` table (``\\usepackage{booktabs}``); published rows in italics after a rule."""
-    align = "".join("l" if h in ("Method", "Setting", "Dataset", "Variant") else "r"
+    align = "".join("l" if h in _TEXT_COLUMNS else "r"
                     for h in table.header)
     out = [r"% " + latex_escape(table.title), r"\begin{tabular}{" + align + "}", r"\toprule",
            " & ".join(latex_escape(h) for h in table.header) + r" \\", r"\midrule"]
