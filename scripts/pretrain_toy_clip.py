@@ -95,16 +95,17 @@ def probe_accuracy(model, tokenizer, images: np.ndarray, labels: np.ndarray) -> 
         f = F.normalize(model.encode_image(to_tensor(images[s:s + 250])).float(), dim=-1)
         preds.append((f @ txt.t()).argmax(1))
     pred = np.asarray([ids[i] for i in torch.cat(preds).tolist()])
-    col = [CLASS_NAMES[i].split()[0] for i in pred]
-    gcol = [CLASS_NAMES[i].split()[0] for i in labels]
-    shp = [CLASS_NAMES[i].split()[1] for i in pred]
-    gshp = [CLASS_NAMES[i].split()[1] for i in labels]
     model.train()
     return {
         "top1": float((pred == labels).mean()),
-        "colour_acc": float(np.mean([a == b for a, b in zip(col, gcol)])),
-        "shape_acc": float(np.mean([a == b for a, b in zip(shp, gshp)])),
+        "colour_acc": float(np.mean([colour_of(a) == colour_of(b) for a, b in zip(pred, labels)])),
+        "shape_acc": float(np.mean([shape_of(a) == shape_of(b) for a, b in zip(pred, labels)])),
     }
+
+
+def save_checkpoint(model: torch.nn.Module, path: str) -> None:
+    """Writes the model's state dict in fp16 (atomically)."""
+    atomic_save({k: v.half() for k, v in model.state_dict().items()}, path)
 
 
 def build_clip_layer(config_name: str, ckpt_path: str):
@@ -248,6 +249,7 @@ def main(argv=None) -> int:
     probe_imgs, probe_lbls = make_probe_set(args.probe_size, image_size=args.image_size)
     token_cache: dict[str, torch.Tensor] = {}
     history, losses = [], []
+    ckpt_path = os.path.join(args.out_dir, CKPT_NAME)
     t0 = time.time()
     model.train()
     for step in range(args.steps):
@@ -279,13 +281,11 @@ def main(argv=None) -> int:
             rec = {"step": step + 1, "t": round(time.time() - t0, 1), **acc}
             history.append(rec)
             print(json.dumps(rec), flush=True)
-            sd = {k: v.half() for k, v in model.state_dict().items()}
-            atomic_save(sd, os.path.join(args.out_dir, CKPT_NAME))
+            if step + 1 < args.steps:  # the final checkpoint is saved once, below
+                save_checkpoint(model, ckpt_path)
+    save_checkpoint(model, ckpt_path)
     train_time = time.time() - t0
 
-    sd = {k: v.half() for k, v in model.state_dict().items()}
-    ckpt_path = os.path.join(args.out_dir, CKPT_NAME)
-    atomic_save(sd, ckpt_path)
     figures = {
         "model": name,
         "params": n_params,

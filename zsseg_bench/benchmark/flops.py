@@ -17,8 +17,6 @@ Any other op fvcore has no handle for is listed with its number of occurrences
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import math
 import warnings
 from collections.abc import Callable
@@ -151,11 +149,8 @@ def count_flops(model: nn.Module, batched_inputs: list[dict[str, Any]]) -> Flops
     """
     wrapper = _TensorInOut(model, batched_inputs)
     images = tuple(item["image"] for item in batched_inputs)
-    fvcore_logger = logging.getLogger("fvcore")
-    previous_level = fvcore_logger.level
-    fvcore_logger.setLevel(logging.ERROR)
     try:
-        with torch.no_grad(), warnings.catch_warnings(), _quiet_jit():
+        with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             analysis = flop_count_analysis(wrapper, images)
             total = int(analysis.total())
@@ -163,22 +158,8 @@ def count_flops(model: nn.Module, batched_inputs: list[dict[str, Any]]) -> Flops
             by_module = {name.removeprefix("model."): int(v)
                          for name, v in analysis.by_module().items()
                          if name.count(".") == 1 and name.startswith("model.")}
-            uncounted = dict(sorted(analysis.unsupported_ops().items()))
+            uncounted = {k: int(v) for k, v in sorted(analysis.unsupported_ops().items())}
     except Exception as e:  # noqa: BLE001  (jit tracing fails in many model-specific ways)
         return FlopsResult(total=None, error=f"{type(e).__name__}: {e}".splitlines()[0])
-    finally:
-        fvcore_logger.setLevel(previous_level)
     return FlopsResult(total=total, by_operator=by_operator, by_module=by_module,
-                       uncounted_ops={k: int(v) for k, v in uncounted.items()})
-
-
-@contextlib.contextmanager
-def _quiet_jit():  # noqa: ANN202
-    """Silences the jit tracer's deprecation chatter while counting."""
-    logger = logging.getLogger("torch.jit")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
+                       uncounted_ops=uncounted)

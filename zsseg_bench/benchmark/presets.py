@@ -91,9 +91,9 @@ def _forwarded(args: argparse.Namespace) -> list[str]:
 def run_commands(spec: dict[str, Any], args: argparse.Namespace, output_dir: Path
                  ) -> dict[str, list[str]]:
     """The ``zsseg-bench speed`` command line of every run (name -> argv)."""
-    import torch
+    from zsseg_bench.modeling.build import resolve_device
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = args.device or resolve_device("auto")
     iterations = spec.get("iterations", {}).get("cuda" if device.startswith("cuda") else "cpu", {})
     size = args.input_size or spec.get("input_size")
     commands = {}

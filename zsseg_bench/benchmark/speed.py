@@ -198,7 +198,6 @@ def benchmark_model(model: nn.Module, protocol: SpeedProtocol,
             return model(x)
 
     call: Callable[[Any], Any] = eager
-    compiled_or_graphed = False
     if protocol.compile is not None:
         compiled = compile_model(model, protocol.compile)
 
@@ -206,13 +205,11 @@ def benchmark_model(model: nn.Module, protocol: SpeedProtocol,
             with context():
                 return compiled(x)
         call = compiled_call
-        compiled_or_graphed = True
     cuda_graphs: bool | str = False
     if protocol.cuda_graphs:
         try:
             call = CudaGraphRunner(model, inputs[0], context)
             cuda_graphs = True
-            compiled_or_graphed = True
         except Exception as e:  # noqa: BLE001  (capture fails in many model-specific ways)
             reason = f"{type(e).__name__}: {e}".splitlines()[0]
             cuda_graphs = f"failed, ran eagerly: {reason}"
@@ -227,6 +224,7 @@ def benchmark_model(model: nn.Module, protocol: SpeedProtocol,
     # On CPU synchronising is a no-op, so the stages are timed within the timed calls; on CUDA
     # (where per-stage synchronisation would slow the call) and for compiled or graphed calls
     # (where stages are invisible) in a separate eager pass.
+    compiled_or_graphed = call is not eager
     breakdown_inline = protocol.breakdown and device.type == "cpu" and not compiled_or_graphed
     timer = StageTimer(device)
     reset_peak_memory(device)
