@@ -15,7 +15,6 @@ Writes ``calibration.json`` into the run directory (atomically) and prints a tab
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -55,12 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     from zsseg_bench.data.datasets.synthetic import register_all_synthetic
     from zsseg_bench.data.image_io import read_sem_seg
     from zsseg_bench.data.synthetic import prepare_synthetic
-    from zsseg_bench.engine.checkpoint import TrainableCheckpointer
-    from zsseg_bench.engine.defaults import seed_all, setup_cfg
+    from zsseg_bench.engine.checkpoint import build_model_with_weights
+    from zsseg_bench.engine.defaults import setup_cfg
     from zsseg_bench.evaluation.metrics import metrics_from_confusion
     from zsseg_bench.evaluation.sem_seg_evaluation import confusion_matrix
-    from zsseg_bench.modeling import build_model
-    from zsseg_bench.utils.file_io import atomic_write_text
+    from zsseg_bench.utils.file_io import atomic_write_json
 
     run_dir = Path(args.run_dir)
     weights = args.weights or str(run_dir / "model_final.pth")
@@ -74,9 +72,8 @@ def main(argv: list[str] | None = None) -> int:
                     ["MODEL.WEIGHTS", weights, "DATASETS.TEST", (name,),
                      "MODEL.ZEGCLIP.SEEN_SCORE_CALIBRATION", 0.0,
                      "MODEL.ZEGCLIP.SELF_TRAIN_SEEN_SCORE_CALIBRATION", 0.0])
-    seed_all(int(cfg.SEED))
-    model = build_model(cfg).eval()
-    TrainableCheckpointer(model, save_to_disk=False).load(weights, checkpointables=[])
+    model, _ = build_model_with_weights(cfg, weights)
+    model.eval()
     model.set_test_dataset(name)
     meta = MetadataCatalog.get(name)
     num_classes = len(meta.stuff_classes)
@@ -105,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"best hIoU on held-out renders (seed {args.seed}): calibration {best['calibration']}")
     record = {"weights": weights, "holdout_seed": args.seed, "num_images": args.num_images,
               "rows": rows, "best": best}
-    atomic_write_text(str(run_dir / "calibration.json"), json.dumps(record, indent=2) + "\n")
+    atomic_write_json(str(run_dir / "calibration.json"), record)
     if args.root is None:
         import shutil
         shutil.rmtree(root, ignore_errors=True)

@@ -157,16 +157,12 @@ def build_speed_cfg(args: argparse.Namespace) -> Any:
 
 
 def build_speed_model(cfg: Any, random_init: bool) -> torch.nn.Module:
-    """Builds the model of ``cfg`` (registering the built-in datasets' metadata first) and
-    loads ``MODEL.WEIGHTS`` unless ``random_init``."""
+    """Seeds with ``SEED``, builds the model of ``cfg`` (registering the built-in datasets'
+    metadata first) and loads ``MODEL.WEIGHTS`` unless ``random_init``."""
     import zsseg_bench.data  # noqa: F401  (registers the built-in datasets' metadata)
-    from zsseg_bench.modeling import build_model
+    from zsseg_bench.engine.checkpoint import build_model_with_weights
 
-    model = build_model(cfg)
-    if cfg.MODEL.WEIGHTS and not random_init:
-        from zsseg_bench.engine.checkpoint import TrainableCheckpointer
-
-        TrainableCheckpointer(model).load(cfg.MODEL.WEIGHTS, checkpointables=[])
+    model, _ = build_model_with_weights(cfg, "" if random_init else cfg.MODEL.WEIGHTS)
     return model
 
 
@@ -200,7 +196,6 @@ def format_summary(result: dict[str, Any]) -> str:
 
 def run_speed(args: argparse.Namespace) -> dict[str, Any]:
     """Runs one speed measurement from parsed arguments; returns the ``speed.json`` record."""
-    from zsseg_bench.engine.defaults import seed_all
     from zsseg_bench.modeling.build import resolve_device
     from zsseg_bench.utils.env import collect_env
     from zsseg_bench.utils.file_io import atomic_write_json
@@ -214,7 +209,6 @@ def run_speed(args: argparse.Namespace) -> dict[str, Any]:
     protocol = protocol_from_args(args, cfg, device)  # bad options fail before the model builds
     out = Path(cfg.OUTPUT_DIR)
     setup_logger(out)
-    seed_all(cfg.SEED)
     model = build_speed_model(cfg, args.random_init)
     writer = setup_run_dir(out, cfg, device)
     result = benchmark_model(model, protocol, progress=lambda msg: logger.info("speed: %s", msg))

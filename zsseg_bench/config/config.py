@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from fvcore.common.config import CfgNode as _FvcoreCfgNode
@@ -36,7 +36,7 @@ class CfgNode(_FvcoreCfgNode):
         except Exception as e:  # yaml errors, bad _BASE_ paths
             raise UserError(f"cannot read config file {cfg_filename}: {e}") from e
         loaded = type(self)(loaded)
-        self._check_keys(loaded, source=cfg_filename)
+        self._check_keys(_iter_keys(loaded), source=cfg_filename)
         try:
             self.merge_from_other_cfg(loaded)
         except ValueError as e:  # yacs type mismatch
@@ -46,29 +46,22 @@ class CfgNode(_FvcoreCfgNode):
         """Merges ``KEY VALUE`` pairs (command-line overrides) into this config."""
         if len(cfg_list) % 2:
             raise UserError(f"overrides must be KEY VALUE pairs, got an odd list: {cfg_list}")
-        valid = set(self._all_keys())
-        for key in cfg_list[0::2]:
-            if key not in valid:
-                raise UserError(_unknown_key_message(key, "the command line", valid))
+        self._check_keys(cfg_list[0::2], source="the command line")
         try:
             super().merge_from_list(list(cfg_list))
         except ValueError as e:
             raise UserError(f"command-line override: {e}") from e
 
-    def _check_keys(self, other: _FvcoreCfgNode, source: str) -> None:
-        valid = set(self._all_keys())
-        for key in _iter_keys(other):
+    def _check_keys(self, keys: Iterable[str], source: str) -> None:
+        """Raises UserError on the first of ``keys`` (``A.B.C``) this config does not have."""
+        valid = set(_iter_keys(self))
+        for key in keys:
             if key not in valid:
                 raise UserError(_unknown_key_message(key, source, valid))
-
-    def _all_keys(self) -> Iterator[str]:
-        return _iter_keys(self)
 
 
 def _iter_keys(node: Any, prefix: str = "") -> Iterator[str]:
     for k, v in node.items():
-        if k == "_BASE_":
-            continue
         full = f"{prefix}{k}"
         if isinstance(v, dict):
             yield from _iter_keys(v, full + ".")

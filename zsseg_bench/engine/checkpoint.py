@@ -30,6 +30,7 @@ import torch
 from fvcore.common.checkpoint import Checkpointer, PeriodicCheckpointer
 from torch import nn
 
+from zsseg_bench.engine.rng import seed_all
 from zsseg_bench.utils.errors import UserError
 from zsseg_bench.utils.file_io import PathManager, atomic_save, atomic_write_text
 from zsseg_bench.utils.state_dict import state_dict_mismatch
@@ -183,20 +184,56 @@ class TrainableCheckpointer(Checkpointer):
 
 
 class TrainingPeriodicCheckpointer(PeriodicCheckpointer):
-    """fvcore's ``PeriodicCheckpointer`` whose ``max_to_keep`` counts the files on disk (so it
-    also prunes checkpoints of an earlier, resumed session)."""
+    """fvcore's ``PeriodicCheckpointer`` on a :class:`TrainableCheckpointer`, whose own
+    ``max_to_keep`` prunes by the files on disk (so also checkpoints of an earlier, resumed
+    session)."""
 
     def __init__(self, checkpointer: TrainableCheckpointer, period: int,
-                 max_iter: int | None = None, max_to_keep: int | None = None):
+                 max_iter: int | None = None):
         super().__init__(checkpointer, period, max_iter=max_iter, max_to_keep=None)
-        checkpointer.max_to_keep = max_to_keep
+
+    def _periodic_due(self, iteration: int) -> bool:
+        return self.period > 0 and (iteration + 1) % self.period == 0
+
+    def _final_due(self, iteration: int) -> bool:
+        return self.max_iter is not None and iteration >= self.max_iter - 1
+
+    def is_due(self, iteration: int) -> bool:
+        """Whether :meth:`step` saves anything after 0-based ``iteration``."""
+        return self._periodic_due(iteration) or self._final_due(iteration)
+
+    def save_iteration(self, iteration: int, **extra: Any) -> None:
+        """Saves ``model_{iteration:07d}`` (0-based ``iteration``, completed) with ``extra``."""
+        self.checkpointer.save(f"{self.file_prefix}_{iteration:07d}", iteration=iteration,
+                               **extra)
 
     def step(self, iteration: int, **kwargs: Any) -> None:
         """Saves ``model_{iteration:07d}`` every ``period`` iterations and ``model_final`` at the
         last one (``iteration`` is 0-based and completed)."""
         iteration = int(iteration)
-        state = {"iteration": iteration, **kwargs}
-        if self.period > 0 and (iteration + 1) % self.period == 0:
-            self.checkpointer.save(f"{self.file_prefix}_{iteration:07d}", **state)
-        if self.max_iter is not None and iteration >= self.max_iter - 1:
-            self.checkpointer.save(f"{self.file_prefix}_final", **state)
+        if self._periodic_due(iteration):
+            self.save_iteration(iteration, **kwargs)
+        if self._final_due(iteration):
+            self.checkpointer.save(f"{self.file_prefix}_final", iteration=iteration, **kwargs)
+
+
+def build_model_with_weights(cfg: Any, weights: str) -> tuple[nn.Module, dict[str, Any]]:
+    """Seeds every RNG with ``cfg.SEED``, builds the model of ``cfg`` and loads the trainable
+    weights of the checkpoint ``weights`` into it (nothing is loaded when ``weights`` is empty).
+
+    Seeding first makes the randomly initialised parts a checkpoint does not hold identical to
+    those of training.
+
+    Returns:
+        The model as :func:`~zsseg_bench.modeling.build_model` returns it, and the checkpoint's
+        other entries (``iteration``, ``train_time_s``, ...; empty without ``weights``).
+    """
+    from zsseg_bench.modeling import build_model
+
+    seed_all(int(cfg.SEED))
+    model = build_model(cfg)
+    extra: dict[str, Any] = {}
+    if weights:
+        checkpointer = TrainableCheckpointer(model, save_to_disk=False)
+        extra = checkpointer.load(weights, checkpointables=[])
+    return model, extra

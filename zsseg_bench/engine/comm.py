@@ -34,11 +34,6 @@ def get_rank() -> int:
     return dist.get_rank() if is_distributed() else 0
 
 
-def get_local_rank() -> int:
-    """Rank of this process on its machine (``LOCAL_RANK`` set by torchrun, else 0)."""
-    return int(os.environ.get("LOCAL_RANK", 0)) if is_distributed() else 0
-
-
 def is_main_process() -> bool:
     """True on rank 0: the process that logs and writes files."""
     return get_rank() == 0

@@ -3,12 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import random
-from pathlib import Path
-from typing import Any
-
-import numpy as np
-import torch
 
 from zsseg_bench.config import CfgNode, get_cfg, validate_cfg
 from zsseg_bench.config.projects import add_project_configs
@@ -37,14 +31,3 @@ def setup_cfg(config_file: str, opts: list[str] | None = None,
     cfg.freeze()
     return cfg
 
-
-def seed_all(seed: int) -> None:
-    """Seeds python, numpy and torch (all devices)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def output_dir_of(cfg: Any) -> Path:
-    """The run directory of ``cfg`` as a ``Path``."""
-    return Path(cfg.OUTPUT_DIR)

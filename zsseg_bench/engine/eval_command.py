@@ -28,8 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluates; returns the exit code."""
-    from zsseg_bench.engine.checkpoint import TrainableCheckpointer
-    from zsseg_bench.engine.defaults import seed_all
+    from zsseg_bench.engine.checkpoint import build_model_with_weights
     from zsseg_bench.engine.evaluate import (
         evaluate_datasets,
         format_summary,
@@ -37,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
         write_metrics,
     )
     from zsseg_bench.engine.launch import command_session
-    from zsseg_bench.modeling import build_model
+    from zsseg_bench.engine.writers import JSONLMetricsWriter
 
     if args.vis < 0:
         raise UserError(f"--vis {args.vis}: the number of pictures must be >= 0")
@@ -50,10 +49,7 @@ def run(args: argparse.Namespace) -> int:
             raise UserError("no weights to evaluate: pass --weights CKPT (a model_final.pth "
                             "written by `zsseg-bench train`) or set MODEL.WEIGHTS")
         start = time.perf_counter()
-        seed_all(int(cfg.SEED))  # as in training: randomly initialised parts are identical
-        model = build_model(cfg)
-        extra = TrainableCheckpointer(model, save_to_disk=False).load(cfg.MODEL.WEIGHTS,
-                                                                       checkpointables=[])
+        model, extra = build_model_with_weights(cfg, cfg.MODEL.WEIGHTS)
         results = evaluate_datasets(cfg, model, output_dir=session.output_dir, num_vis=args.vis)
         record = metrics_record(results, iteration=int(extra.get("iteration", -1)) + 1,
                                 wall_time_s=time.perf_counter() - start,
@@ -61,8 +57,8 @@ def run(args: argparse.Namespace) -> int:
         record["weights"] = cfg.MODEL.WEIGHTS
         path = write_metrics(session.output_dir, record)
         if session.is_main_process:
+            writer = JSONLMetricsWriter(session.log)
             for name, res in results.items():
-                session.log.write({"type": "eval", "iteration": record["iteration"],
-                                   "dataset": name, "metrics": res})
+                writer.write_eval(record["iteration"], name, res)
             print(f"{record['dataset']}: {format_summary(record['metrics'])} -> {path}")
     return 0

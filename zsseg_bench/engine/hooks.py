@@ -33,14 +33,9 @@ class PeriodicCheckpointHook(HookBase):
         self.extra_state = extra_state
         self._saved_iter: int | None = None
 
-    def _due(self, it: int) -> bool:
-        period, max_iter = self.periodic.period, self.periodic.max_iter
-        return (period > 0 and (it + 1) % period == 0) or (
-            max_iter is not None and it >= max_iter - 1)
-
     def after_step(self) -> None:
         it = self.trainer.iter
-        if self._due(it):
+        if self.periodic.is_due(it):
             self.periodic.step(it, **self.extra_state())
             self._saved_iter = it
 
@@ -48,8 +43,7 @@ class PeriodicCheckpointHook(HookBase):
         """Saves the last completed iteration unless it was just saved; returns the file."""
         it = self.trainer.iter
         if self._saved_iter != it:
-            self.periodic.checkpointer.save(f"{self.periodic.file_prefix}_{it:07d}",
-                                            iteration=it, **self.extra_state())
+            self.periodic.save_iteration(it, **self.extra_state())
             self._saved_iter = it
         comm.synchronize()  # rank 0 has written it
         return self.periodic.checkpointer.get_checkpoint_file() or None

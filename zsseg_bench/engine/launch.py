@@ -21,12 +21,11 @@ from zsseg_bench.utils.run_dir import JSONLWriter, setup_run_dir
 
 @dataclass
 class Session:
-    """The set-up of one command: resolved config, run directory, device and rank."""
+    """The set-up of one command: resolved config (with the device), run directory and rank."""
 
     cfg: Any
     log: JSONLWriter
     output_dir: Path
-    device: str
     is_main_process: bool
 
 
@@ -56,7 +55,7 @@ def command_session(config_file: str, opts: Sequence[str] | None,
             logger.info("Distributed run: %d processes (%s)", comm.get_world_size(),
                         torch.distributed.get_backend())
         try:
-            yield Session(cfg=cfg, log=log, output_dir=out, device=device, is_main_process=main)
+            yield Session(cfg=cfg, log=log, output_dir=out, is_main_process=main)
             comm.synchronize()
         finally:
             _close_file_handlers(logger, out)

@@ -1,5 +1,6 @@
-"""RNG states of every process: saved in checkpoints, restored on resume, and kept untouched
-by evaluation (so evaluating during training never changes the training that follows)."""
+"""Seeding (:func:`seed_all`) and the RNG states of every process: saved in checkpoints,
+restored on resume, and kept untouched by evaluation (so evaluating during training never
+changes the training that follows)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,13 @@ import numpy as np
 import torch
 
 from zsseg_bench.engine import comm
+
+
+def seed_all(seed: int) -> None:
+    """Seeds python, numpy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
 
 
 def _python_rng_state() -> dict[str, Any]:

@@ -13,7 +13,6 @@ import argparse
 import sys
 
 from zsseg_bench.engine.errors import TrainingStopped
-from zsseg_bench.engine.launch import command_session
 from zsseg_bench.engine.signals import EXIT_CODE_SIGTERM, stop_on_sigterm
 
 
@@ -32,6 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Trains and evaluates; returns the exit code."""
     from zsseg_bench.engine.evaluate import format_summary
+    from zsseg_bench.engine.launch import command_session
     from zsseg_bench.engine.trainer import Trainer
 
     with command_session(args.config_file, args.opts, args.output_dir) as session:

@@ -50,7 +50,6 @@ class MetricsStorage:
     """Scalars of the current iteration plus a short history per name (for smoothing)."""
 
     def __init__(self, window: int = 20):
-        self.iter = 0
         self._latest: dict[str, float] = {}
         self._history: dict[str, deque] = defaultdict(lambda: deque(maxlen=window))
 
@@ -70,9 +69,8 @@ class MetricsStorage:
         values = sorted(self._history.get(name, ()))
         return values[len(values) // 2] if values else math.nan
 
-    def new_iteration(self, it: int) -> None:
-        """Starts iteration ``it`` (clears the latest values)."""
-        self.iter = it
+    def new_iteration(self) -> None:
+        """Starts an iteration (clears the latest values)."""
         self._latest = {}
 
 
@@ -82,7 +80,6 @@ class TrainerBase:
     Attributes:
         iter: the current iteration (0-based); after the loop, the number completed.
         start_iter, max_iter: the range of this session.
-        completed: True once the loop reached ``max_iter``.
         stop_requested: set (e.g. by a SIGTERM handler) to stop after the current iteration.
     """
 
@@ -91,7 +88,6 @@ class TrainerBase:
         self.iter = 0
         self.start_iter = 0
         self.max_iter = 0
-        self.completed = False
         self.stop_requested = False
         self.storage = MetricsStorage()
 
@@ -116,7 +112,7 @@ class TrainerBase:
         try:
             self.before_train()
             for self.iter in range(start_iter, max_iter):
-                self.storage.new_iteration(self.iter)
+                self.storage.new_iteration()
                 self.before_step()
                 self.run_step()
                 self.after_step()
@@ -124,7 +120,6 @@ class TrainerBase:
                     self.on_stop()
                     raise TrainingStopped(self.iter)
             self.iter = max_iter
-            self.completed = True
         finally:
             self.after_train()
 
@@ -140,7 +135,6 @@ class TrainerBase:
             h.before_train()
 
     def after_train(self) -> None:
-        self.storage.iter = self.iter
         for h in self._hooks:
             h.after_train()
 

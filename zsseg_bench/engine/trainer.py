@@ -27,7 +27,6 @@ from torch.nn.parallel import DistributedDataParallel
 from zsseg_bench.data.build import build_train_loader
 from zsseg_bench.engine import comm
 from zsseg_bench.engine.checkpoint import TrainableCheckpointer, TrainingPeriodicCheckpointer
-from zsseg_bench.engine.defaults import seed_all
 from zsseg_bench.engine.errors import NonFiniteLossError, TrainingStopped
 from zsseg_bench.engine.evaluate import evaluate_datasets, metrics_record, write_metrics
 from zsseg_bench.engine.hooks import (
@@ -39,7 +38,7 @@ from zsseg_bench.engine.hooks import (
 )
 from zsseg_bench.engine.lr_scheduler import build_lr_scheduler
 from zsseg_bench.engine.optimizer import build_optimizer
-from zsseg_bench.engine.rng import gather_rng_states, set_rng_state
+from zsseg_bench.engine.rng import gather_rng_states, seed_all, set_rng_state
 from zsseg_bench.engine.train_loop import SimpleTrainer
 from zsseg_bench.engine.writers import JSONLMetricsWriter, MetricsWriter, TensorboardWriter
 from zsseg_bench.modeling import build_model
@@ -137,7 +136,8 @@ class Trainer(SimpleTrainer):
         scaler = {"grad_scaler": self.grad_scaler} if self.grad_scaler.is_enabled() else {}
         self.checkpointer = TrainableCheckpointer(
             self._module, str(self.output_dir), save_to_disk=comm.is_main_process(),
-            optimizer=optimizer, scheduler=scheduler, **scaler)
+            max_to_keep=cfg.SOLVER.MAX_TO_KEEP, optimizer=optimizer, scheduler=scheduler,
+            **scaler)
         self.writers: list[MetricsWriter] = []
         if comm.is_main_process():
             if log is not None:
@@ -162,8 +162,7 @@ class Trainer(SimpleTrainer):
         if st is not None:
             hooks.append(SelfTrainingHook(self._module, st))
         periodic = TrainingPeriodicCheckpointer(self.checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD,
-                                                max_iter=cfg.SOLVER.MAX_ITER,
-                                                max_to_keep=cfg.SOLVER.MAX_TO_KEEP)
+                                                max_iter=cfg.SOLVER.MAX_ITER)
         self.checkpoint_hook = PeriodicCheckpointHook(periodic, self.checkpoint_state)
         hooks.append(self.checkpoint_hook)
         hooks.append(EvalHook(cfg.TEST.EVAL_PERIOD, self._periodic_eval, self._log_eval))
@@ -257,9 +256,7 @@ class Trainer(SimpleTrainer):
                 self._event("stopped", iteration=e.iteration + 1, checkpoint=e.checkpoint)
                 raise
             results = evaluate_datasets(self.cfg, self.model, output_dir=self.output_dir)
-            for name, res in results.items():
-                for w in self.writers:
-                    w.write_eval(self.iter, name, res)
+            self._log_eval(self.iter - 1, results)  # self.iter: iterations completed
             record = metrics_record(results, iteration=self.iter,
                                     wall_time_s=self.wall_time_s(),
                                     train_time_s=self.train_time_s)
@@ -290,6 +287,7 @@ class Trainer(SimpleTrainer):
         return evaluate_datasets(self.cfg, self.model)
 
     def _log_eval(self, it: int, results: dict[str, dict[str, float]]) -> None:
+        """Writes ``results`` of an evaluation after 0-based iteration ``it`` to every writer."""
         for name, res in results.items():
             for w in self.writers:
                 w.write_eval(it + 1, name, res)

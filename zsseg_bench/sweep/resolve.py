@@ -8,26 +8,16 @@ keeps the id, changing a value anywhere changes it.
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
-from typing import Any
 
 from zsseg_bench.utils.errors import UserError
 
 
-@functools.lru_cache(maxsize=1)
-def _base_cfg() -> Any:
-    """Defaults + the keys of every installed method, as ``setup_cfg`` of the engine builds."""
-    from zsseg_bench.config import get_cfg
-    from zsseg_bench.config.projects import add_project_configs
-
-    return add_project_configs(get_cfg())
-
-
 def resolve_config_text(config_file: str, opts: list[str]) -> str:
-    """The resolved config of ``config_file`` + ``opts`` as YAML text (``OUTPUT_DIR`` excluded).
+    """The resolved config of ``config_file`` + ``opts`` as YAML text (``OUTPUT_DIR`` blank).
 
-    Mirrors :func:`zsseg_bench.engine.defaults.setup_cfg` (without importing torch for it).
+    The config :func:`zsseg_bench.engine.defaults.setup_cfg` builds for the commands, with an
+    empty ``OUTPUT_DIR`` (where a run is written does not change what it runs).
 
     Args:
         config_file: a zsseg-bench config file.
@@ -36,14 +26,9 @@ def resolve_config_text(config_file: str, opts: list[str]) -> str:
     Raises:
         UserError: the file is missing or a key/value is invalid.
     """
-    from zsseg_bench.config import validate_cfg
+    from zsseg_bench.engine.defaults import setup_cfg
 
-    cfg = _base_cfg().clone()
-    cfg.merge_from_file(config_file)
-    cfg.merge_from_list(list(opts))
-    validate_cfg(cfg)
-    cfg.OUTPUT_DIR = ""
-    return cfg.dump()
+    return setup_cfg(config_file, list(opts), output_dir="").dump()
 
 
 def raw_config_text(config_file: str, opts: list[str]) -> str:

@@ -19,9 +19,9 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def git_commit(repo: str | Path | None = None) -> str | None:
+def git_commit() -> str | None:
     """Returns the commit hash of the suite's checkout (with ``-dirty`` if modified), or None."""
-    repo = Path(repo) if repo else Path(__file__).resolve().parents[2]
+    repo = Path(__file__).resolve().parents[2]
     try:
         sha = subprocess.run(
             ["git", "-C", str(repo), "rev-parse", "HEAD"],

@@ -40,20 +40,17 @@ def run_ablation(cfg: Any, weights_path: str, dataset: str, ensemble_weights: li
                  ) -> dict[str, dict[str, float]]:
     """Metrics per setting (``"w=..,thr=..,crop=.."`` and ``"no_clip"``) on ``dataset``."""
     from zsseg_bench.data.build import build_test_loader
-    from zsseg_bench.engine.checkpoint import TrainableCheckpointer
-    from zsseg_bench.engine.defaults import seed_all
+    from zsseg_bench.engine.checkpoint import build_model_with_weights
     from zsseg_bench.evaluation import build_evaluator
-    from zsseg_bench.modeling import build_model
     from zsseg_bench.modeling.inference_modes import pad_to_batch, resize_scores
 
-    seed_all(int(cfg.SEED))
-    model = build_model(cfg)
-    TrainableCheckpointer(model, save_to_disk=False).load(weights_path, checkpointables=[])
+    model, _ = build_model_with_weights(cfg, weights_path)
     model.eval()
     model.set_test_dataset(dataset)
     head, clip = model.head, model.clip
     vocab = model.vocabulary(dataset, trainable_only=False)
-    settings = [(w, t, c) for w, t, c in itertools.product(ensemble_weights, thresholds, crops)]
+    settings: list[tuple[float | None, float, str]] = list(
+        itertools.product(ensemble_weights, thresholds, crops))
     settings.append((None, 0.0, ""))
     evaluators = {_setting_name(*s): build_evaluator(cfg, dataset) for s in settings}
     for ev in evaluators.values():
@@ -126,7 +123,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, help="JSON file of the metrics per setting")
     p.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides")
     args = p.parse_args(argv)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     cfg = setup_cfg(args.config_file, args.opts)
     if args.dataset == "holdout":
         dataset = register_holdout(args.holdout_root, args.holdout_images)
