@@ -26,6 +26,7 @@ from zsseg_bench.data.datasets.coco_stuff import (
     RAW_MAPS_DIRNAME,
     RAW_TO_CONTIGUOUS,
 )
+from zsseg_bench.data.file_listing import files_by_stem
 from zsseg_bench.data.prepare_utils import (
     ConvertJob,
     RawLabelMapping,
@@ -48,18 +49,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _stems(folder: str, ext: str) -> set[str]:
-    return {n[: -len(ext)] for n in os.listdir(folder) if n.endswith(ext)
-            and not n.startswith(".")}
-
-
 def build_jobs(root: str, split_name: str, label_dir: str) -> list[ConvertJob]:
     """One :class:`ConvertJob` per raw map of a split; every image needs a map and vice versa."""
     image_dir = os.path.join(root, COCO_DIR, split_name)
     raw_dir = os.path.join(root, COCO_DIR, RAW_MAPS_DIRNAME, split_name)
     require_dir(image_dir, f"COCO {split_name} images", README)
     require_dir(raw_dir, f"COCO-Stuff {split_name} stuff+thing maps", README)
-    images, raws = _stems(image_dir, ".jpg"), _stems(raw_dir, ".png")
+    images, raws = set(files_by_stem(image_dir, "jpg")), set(files_by_stem(raw_dir, "png"))
     for what, have, lack, where in (("image(s)", images, raws, raw_dir),
                                     ("raw map(s)", raws, images, image_dir)):
         orphans = sorted(have - lack)

@@ -7,14 +7,11 @@ import pytest
 from PIL import Image
 
 from tests.data.helpers import CLASSES, random_labels, write_pairs
-from zsseg_bench.data.catalog import Metadata
 from zsseg_bench.data.dataset_mapper import SemSegDatasetMapper
 from zsseg_bench.data.datasets.load_sem_seg import load_sem_seg
 from zsseg_bench.data.image_io import read_image, read_sem_seg
 from zsseg_bench.data.transforms import RandomFlip
 from zsseg_bench.utils.errors import UserError
-
-META = Metadata("bad_inputs").set(stuff_classes=list(CLASSES), unseen_classes=[3])
 
 
 def _mapper():

@@ -25,12 +25,8 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset
 
 from zsseg_bench.data.catalog import DatasetCatalog
 from zsseg_bench.data.dataset_mapper import SemSegDatasetMapper
-from zsseg_bench.data.samplers import (
-    InferenceSampler,
-    TrainingSampler,
-    batched,
-    get_rank_and_world_size,
-)
+from zsseg_bench.data.samplers import InferenceSampler, TrainingSampler, batched
+from zsseg_bench.engine.comm import get_world_size, is_distributed
 from zsseg_bench.utils.errors import UserError
 
 __all__ = [
@@ -146,7 +142,7 @@ def _shared_seed(seed: int) -> int:
     if seed >= 0:
         return int(seed)
     value = torch.tensor([int.from_bytes(os.urandom(4), "little") % 2**31], dtype=torch.int64)
-    if dist.is_available() and dist.is_initialized():
+    if is_distributed():
         dist.broadcast(value, src=0)
     return int(value.item())
 
@@ -167,13 +163,13 @@ def build_train_loader(cfg: Any, mapper: Callable | None = None, *,
     dicts = get_dataset_dicts(cfg.DATASETS.TRAIN)
     if mapper is None:
         mapper = SemSegDatasetMapper(cfg, True)
-    _, world_size = get_rank_and_world_size()
+    world_size = get_world_size()
     total = int(cfg.SOLVER.IMS_PER_BATCH)
     if total <= 0 or total % world_size:
         raise UserError(f"SOLVER.IMS_PER_BATCH={total} must be a positive multiple of the "
                         f"number of processes ({world_size})")
     seed = _shared_seed(int(cfg.SEED))
-    sampler = TrainingSampler(len(dicts), shuffle=True, seed=seed, start=start_iter * total)
+    sampler = TrainingSampler(len(dicts), seed=seed, start=start_iter * total)
     logger.info("Training loader: %d images, %d per step, %d worker(s), seed %d, from iter %d",
                 len(dicts), total, cfg.DATALOADER.NUM_WORKERS, seed, start_iter)
     return DataLoader(

@@ -109,4 +109,35 @@ except ImportError:
     DatasetCatalog = _DatasetCatalog()
     MetadataCatalog = _MetadataCatalog()
 
-__all__ = ["DatasetCatalog", "MetadataCatalog", "Metadata", "get_datasets_root", "DATASETS_ENV"]
+
+def dataset_class_names(dataset_name: str) -> list[str]:
+    """The full class list of a registered dataset (``stuff_classes``), in id order.
+
+    Raises:
+        UserError: the dataset's metadata has no (or an empty) ``stuff_classes``.
+    """
+    names = list(MetadataCatalog.get(dataset_name).get("stuff_classes") or [])
+    if not names:
+        raise UserError(f"dataset '{dataset_name}' has no stuff_classes in its metadata; is it "
+                        f"registered (zsseg_bench.data.datasets)?")
+    return names
+
+
+def class_split(dataset_name: str) -> tuple[list[str], list[int], list[int]]:
+    """(class names, seen ids, unseen ids) of a registered dataset.
+
+    Without ``seen_classes`` in the metadata every class is seen; without ``unseen_classes``
+    none is unseen.
+
+    Raises:
+        UserError: the dataset's metadata has no (or an empty) ``stuff_classes``.
+    """
+    names = dataset_class_names(dataset_name)
+    meta = MetadataCatalog.get(dataset_name)
+    seen = list(meta.get("seen_classes", range(len(names))))
+    unseen = list(meta.get("unseen_classes", []))
+    return names, seen, unseen
+
+
+__all__ = ["DatasetCatalog", "MetadataCatalog", "Metadata", "get_datasets_root", "DATASETS_ENV",
+           "class_split", "dataset_class_names"]

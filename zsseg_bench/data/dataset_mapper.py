@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from zsseg_bench.config.configurable import configurable
-from zsseg_bench.data.catalog import MetadataCatalog
+from zsseg_bench.data.catalog import class_split
 from zsseg_bench.data.image_io import read_image, read_sem_seg
 from zsseg_bench.data.transforms import Augmentation, apply_augmentations, build_augmentations
 from zsseg_bench.data.zero_shot import check_setting, zero_shot_lut
@@ -46,12 +46,8 @@ def training_split_of(dataset_names: Sequence[str],
         raise UserError(f"{key} is empty: name at least one registered dataset")
     splits = []
     for name in dataset_names:
-        meta = MetadataCatalog.get(name)
-        classes = meta.get("stuff_classes")
-        if not classes:
-            raise UserError(f"dataset '{name}' has no stuff_classes in its metadata; is it "
-                            f"registered (zsseg_bench.data.datasets)?")
-        splits.append((tuple(classes), tuple(meta.get("unseen_classes", ()))))
+        classes, _, unseen = class_split(name)
+        splits.append((tuple(classes), tuple(unseen)))
     if len(set(splits)) > 1:
         raise UserError(f"datasets {list(dataset_names)} have different class lists or "
                         f"zero-shot splits and cannot be trained on together")

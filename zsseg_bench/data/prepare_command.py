@@ -15,16 +15,15 @@ import os
 import time
 
 from zsseg_bench.data.catalog import get_datasets_root
+from zsseg_bench.data.datasets.coco_stuff import COCO_STUFF_BENCHMARK
+from zsseg_bench.data.datasets.pcontext import PCONTEXT_BENCHMARK
+from zsseg_bench.data.datasets.voc import VOC_BENCHMARK
 from zsseg_bench.utils.errors import UserError
 
 logger = logging.getLogger(__name__)
 
-#: Real datasets: (module, attribute of its BenchmarkSpec). Imported only when asked for.
-_REAL = {
-    "voc": ("zsseg_bench.data.datasets.voc", "VOC_BENCHMARK"),
-    "coco_stuff": ("zsseg_bench.data.datasets.coco_stuff", "COCO_STUFF_BENCHMARK"),
-    "pcontext": ("zsseg_bench.data.datasets.pcontext", "PCONTEXT_BENCHMARK"),
-}
+#: Real datasets, by the key of their BenchmarkSpec.
+_REAL = {s.key: s for s in (VOC_BENCHMARK, COCO_STUFF_BENCHMARK, PCONTEXT_BENCHMARK)}
 DATASETS = ("synthetic", *_REAL)
 
 
@@ -73,10 +72,7 @@ def prepare_synthetic_command(root: str, num_train: int, num_val: int, seed: int
 
 def real_dataset_instructions(name: str, root: str) -> str:
     """How to prepare a real dataset: its script and the layout it expects and writes."""
-    import importlib
-
-    module, attr = _REAL[name]
-    spec = getattr(importlib.import_module(module), attr)
+    spec = _REAL[name]
     lines = [f"{name} is converted from its official download by "
              f"`python {spec.prepare_script} --root {root}` (run from the repository; see "
              f"datasets/README.md). Layout:"]

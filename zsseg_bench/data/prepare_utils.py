@@ -33,6 +33,7 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from zsseg_bench.data.catalog import DATASETS_ENV, get_datasets_root
+from zsseg_bench.data.file_listing import files_by_stem, listing
 from zsseg_bench.utils.errors import UserError
 from zsseg_bench.utils.file_io import atomic_write_bytes, atomic_write_json
 
@@ -41,20 +42,12 @@ if TYPE_CHECKING:  # the loading side imports this module: no runtime import bac
 
 #: Version of the manifest format; a manifest of another version means "prepare again".
 MANIFEST_VERSION = 1
-#: How many offending files or values an error message lists.
-_MAX_LISTED = 5
 #: Default number of worker processes.
 DEFAULT_WORKERS = min(8, os.cpu_count() or 1)
 
 
 class UnexpectedLabelValueError(UserError):
     """A raw label file holds a value that the official format does not define."""
-
-
-def _listing(items: Sequence[object]) -> str:
-    shown = ", ".join(str(x) for x in items[:_MAX_LISTED])
-    more = len(items) - _MAX_LISTED
-    return shown + (f" and {more} more" if more > 0 else "")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -100,7 +93,7 @@ class RawLabelMapping:
         if bad.any():
             values = np.unique(raw[bad]).tolist()
             raise UnexpectedLabelValueError(
-                f"{source}: unexpected raw label value(s) {_listing(values)} "
+                f"{source}: unexpected raw label value(s) {listing(values)} "
                 f"({int(bad.sum())} pixels); the format defines only {self.description}. "
                 f"Is this the official, unmodified file?")
         return out.astype(np.uint8)
@@ -196,7 +189,7 @@ def require_files(paths: Sequence[str], what: str, hint: str = "") -> None:
     missing = [p for p in paths if not os.path.exists(p)]
     if missing:
         suffix = f"; {hint}" if hint else ""
-        raise UserError(f"{len(missing)} {what} missing: {_listing(missing)}{suffix}")
+        raise UserError(f"{len(missing)} {what} missing: {listing(missing)}{suffix}")
 
 
 def require_dir(path: str, what: str, hint: str = "") -> None:
@@ -325,12 +318,11 @@ def finish_split(name: str, split: str, label_dir: str, official_count: int,
         UserError: a label of the split is missing.
     """
     stems = [r.stem for r in results]
-    on_disk = {n[:-4] for n in os.listdir(label_dir) if n.endswith(".png")
-               and not n.startswith(".")}
+    on_disk = set(files_by_stem(label_dir, "png"))
     missing = [os.path.join(label_dir, f"{s}.png") for s in stems if s not in on_disk]
     if missing:
         raise UserError(f"{name}: {len(missing)} label(s) missing after conversion: "
-                        f"{_listing(missing)}; run the script again")
+                        f"{listing(missing)}; run the script again")
     written = sum(r.written for r in results)
     print(f"{name} ({split}): {len(stems)} images, {len(stems)} labels "
           f"({written} written, {len(stems) - written} already done) in {label_dir}")

@@ -11,15 +11,9 @@ import itertools
 from collections.abc import Iterator
 
 import numpy as np
-import torch.distributed as dist
 from torch.utils.data import Sampler
 
-
-def get_rank_and_world_size() -> tuple[int, int]:
-    """(rank, world size) of torch.distributed, or (0, 1) when it is not initialised."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
+from zsseg_bench.engine.comm import get_rank, get_world_size
 
 
 class TrainingSampler(Sampler[int]):
@@ -30,30 +24,25 @@ class TrainingSampler(Sampler[int]):
     consumed (e.g. ``iteration * SOLVER.IMS_PER_BATCH``).
     """
 
-    def __init__(self, size: int, shuffle: bool = True, seed: int = 0, start: int = 0,
-                 rank: int | None = None, world_size: int | None = None):
+    def __init__(self, size: int, seed: int = 0, start: int = 0, rank: int | None = None,
+                 world_size: int | None = None):
         """
         Args:
             size: dataset length (> 0).
-            shuffle: permute each epoch (else 0..size-1 repeated).
             seed: seed of the permutations; the same on every rank.
             start: global position to start from.
             rank, world_size: default from torch.distributed.
         """
         if size <= 0:
             raise ValueError(f"TrainingSampler needs a non-empty dataset, got size {size}")
-        default_rank, default_world = get_rank_and_world_size()
         self._size = int(size)
-        self._shuffle = shuffle
         self._seed = int(seed)
         self._start = int(start)
-        self._rank = default_rank if rank is None else int(rank)
-        self._world_size = default_world if world_size is None else int(world_size)
+        self._rank = get_rank() if rank is None else int(rank)
+        self._world_size = get_world_size() if world_size is None else int(world_size)
 
     def epoch_order(self, epoch: int) -> np.ndarray:
         """The dataset indices of one epoch, in order."""
-        if not self._shuffle:
-            return np.arange(self._size)
         return np.random.default_rng([self._seed, epoch]).permutation(self._size)
 
     def iter_positions(self) -> Iterator[tuple[int, int]]:
@@ -81,9 +70,8 @@ class InferenceSampler(Sampler[int]):
     in length by at most one)."""
 
     def __init__(self, size: int, rank: int | None = None, world_size: int | None = None):
-        default_rank, default_world = get_rank_and_world_size()
-        rank = default_rank if rank is None else rank
-        world_size = default_world if world_size is None else world_size
+        rank = get_rank() if rank is None else rank
+        world_size = get_world_size() if world_size is None else world_size
         shard, extra = divmod(int(size), world_size)
         begin = rank * shard + min(rank, extra)
         self._indices = range(begin, begin + shard + (1 if rank < extra else 0))

@@ -16,10 +16,10 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from zsseg_bench.data.build import build_test_loader
-from zsseg_bench.data.catalog import MetadataCatalog
+from zsseg_bench.data.catalog import class_split
 from zsseg_bench.engine import comm
 from zsseg_bench.engine.errors import out_of_memory_error
-from zsseg_bench.evaluation import build_evaluator, inference_on_dataset
+from zsseg_bench.evaluation import METRIC_KEYS, build_evaluator, inference_on_dataset
 from zsseg_bench.utils.errors import UserError
 from zsseg_bench.utils.file_io import atomic_write_json
 from zsseg_bench.utils.run_dir import METRICS_FILE
@@ -76,8 +76,7 @@ def evaluate_datasets(cfg: Any, model: nn.Module, output_dir: str | Path | None 
 
 def format_summary(results: dict[str, float]) -> str:
     """``mIoU 12.3, mIoU-seen ...`` of the summary metrics."""
-    keys = [k for k in ("mIoU", "mIoU-seen", "mIoU-unseen", "hIoU", "pAcc", "mAcc")
-            if k in results]
+    keys = [k for k in METRIC_KEYS if k in results]
     return ", ".join(f"{k} {results[k]:.2f}" for k in keys)
 
 
@@ -86,16 +85,15 @@ def metrics_record(results: dict[str, dict[str, float]], *, iteration: int, wall
     """The content of ``metrics.json``: the first test dataset's metrics, its class split, the
     iteration and times; other test datasets (if any) under ``"other_datasets"``."""
     dataset = next(iter(results))
-    meta = MetadataCatalog.get(dataset)
-    names = list(meta.get("stuff_classes") or [])
+    names, seen, unseen = class_split(dataset)
     record: dict[str, Any] = {
         "iteration": int(iteration),
         "wall_time_s": float(wall_time_s),
         "train_time_s": float(train_time_s),
         "metrics": results[dataset],
         "dataset": dataset,
-        "seen_classes": [names[i] for i in meta.get("seen_classes", range(len(names)))],
-        "unseen_classes": [names[i] for i in meta.get("unseen_classes", [])],
+        "seen_classes": [names[i] for i in seen],
+        "unseen_classes": [names[i] for i in unseen],
     }
     if len(results) > 1:
         record["other_datasets"] = {k: v for k, v in results.items() if k != dataset}

@@ -16,19 +16,18 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 import torch.distributed as dist
 
-from zsseg_bench.data.catalog import MetadataCatalog
+from zsseg_bench.data.catalog import MetadataCatalog, class_split
 from zsseg_bench.data.image_io import read_image, read_sem_seg
 from zsseg_bench.data.zero_shot import IGNORE_LABEL
+from zsseg_bench.engine.comm import is_distributed, is_main_process
 from zsseg_bench.evaluation.evaluator import DatasetEvaluator
 from zsseg_bench.evaluation.metrics import metrics_from_confusion
-from zsseg_bench.utils.errors import UserError
 from zsseg_bench.utils.file_io import atomic_write_json
 
 __all__ = ["GZSLSemSegEvaluator", "confusion_matrix"]
@@ -51,45 +50,27 @@ def confusion_matrix(pred: torch.Tensor, gt: torch.Tensor, num_classes: int,
 class GZSLSemSegEvaluator(DatasetEvaluator):
     """mIoU (all / seen / unseen), hIoU, pAcc, mAcc and per-class IoU of one dataset."""
 
-    def __init__(self, dataset_name: str, *, class_names: Sequence[str] | None = None,
-                 seen_classes: Sequence[int] | None = None,
-                 unseen_classes: Sequence[int] | None = None,
-                 ignore_label: int | None = None, distributed: bool = True,
-                 output_dir: str | None = None, num_vis: int = 0, vis_dir: str | None = None):
+    def __init__(self, dataset_name: str, *, output_dir: str | None = None, num_vis: int = 0):
         """
         Args:
-            dataset_name: a registered dataset; its metadata gives the defaults below.
-            class_names: the full class list, in id order (``stuff_classes``).
-            seen_classes: seen ids (``seen_classes``).
-            unseen_classes: unseen ids (``unseen_classes``).
-            ignore_label: ground-truth value not counted (``ignore_label``, 255).
-            distributed: sum the confusion matrix over ranks when torch.distributed is
-                initialised.
+            dataset_name: a registered dataset; its metadata gives the class list
+                (``stuff_classes``), the seen / unseen ids (``seen_classes``,
+                ``unseen_classes``) and the ground-truth value not counted (``ignore_label``,
+                default 255). Under torch.distributed the confusion matrix is summed over ranks.
             output_dir: if given, ``evaluate`` writes the confusion matrix there as JSON.
             num_vis: draw image | ground truth | prediction for the first ``num_vis`` images
-                (of this rank) into ``vis_dir``.
-            vis_dir: folder of the pictures (default ``<output_dir>/vis``).
+                (of this rank) into ``<output_dir>/vis``.
         """
-        meta = MetadataCatalog.get(dataset_name)
         self.dataset_name = dataset_name
-        self.class_names = list(class_names if class_names is not None
-                                else meta.get("stuff_classes") or [])
-        if not self.class_names:
-            raise UserError(f"dataset '{dataset_name}' has no stuff_classes in its metadata; "
-                            f"is it registered (zsseg_bench.data.datasets)?")
+        self.class_names, self.seen_classes, self.unseen_classes = class_split(dataset_name)
         self.num_classes = len(self.class_names)
-        self.seen_classes = list(seen_classes if seen_classes is not None
-                                 else meta.get("seen_classes", range(self.num_classes)))
-        self.unseen_classes = list(unseen_classes if unseen_classes is not None
-                                   else meta.get("unseen_classes", []))
-        self.ignore_label = int(ignore_label if ignore_label is not None
-                                else meta.get("ignore_label", IGNORE_LABEL))
-        self.distributed = distributed
+        self.ignore_label = int(MetadataCatalog.get(dataset_name).get("ignore_label",
+                                                                      IGNORE_LABEL))
         self.output_dir = output_dir
         self.num_vis = int(num_vis)
-        self.vis_dir = vis_dir or (os.path.join(output_dir, "vis") if output_dir else None)
+        self.vis_dir = os.path.join(output_dir, "vis") if output_dir else None
         if self.num_vis > 0 and self.vis_dir is None:
-            raise ValueError("num_vis > 0 needs vis_dir or output_dir")
+            raise ValueError("num_vis > 0 needs output_dir (pictures go to <output_dir>/vis)")
         self.reset()
 
     def reset(self) -> None:
@@ -132,7 +113,7 @@ class GZSLSemSegEvaluator(DatasetEvaluator):
     def confusion(self) -> torch.Tensor:
         """The confusion matrix so far (summed over ranks when distributed), int64 on CPU."""
         conf = self._confusion
-        if self.distributed and dist.is_available() and dist.is_initialized():
+        if is_distributed():
             if conf is None:
                 device = "cuda" if dist.get_backend() == "nccl" else "cpu"
                 conf = torch.zeros(self.num_classes, self.num_classes, dtype=torch.int64,
@@ -152,14 +133,12 @@ class GZSLSemSegEvaluator(DatasetEvaluator):
                            self.dataset_name)
         results = metrics_from_confusion(conf, self.seen_classes, self.unseen_classes,
                                          self.class_names)
-        if self.output_dir:
-            is_main = not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
-            if is_main:
-                atomic_write_json(os.path.join(self.output_dir, "sem_seg_confusion.json"), {
-                    "dataset": self.dataset_name,
-                    "class_names": self.class_names,
-                    "seen_classes": self.seen_classes,
-                    "unseen_classes": self.unseen_classes,
-                    "confusion": conf.tolist(),
-                })
+        if self.output_dir and is_main_process():
+            atomic_write_json(os.path.join(self.output_dir, "sem_seg_confusion.json"), {
+                "dataset": self.dataset_name,
+                "class_names": self.class_names,
+                "seen_classes": self.seen_classes,
+                "unseen_classes": self.unseen_classes,
+                "confusion": conf.tolist(),
+            })
         return results

@@ -55,11 +55,6 @@ class StageTimer:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
-    def reset(self) -> None:
-        """Forgets all recorded times."""
-        self.totals_s.clear()
-        self.calls.clear()
-
     def __enter__(self) -> StageTimer:
         global _ACTIVE
         self._previous, _ACTIVE = _ACTIVE, self

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 
@@ -29,14 +30,15 @@ class ClassVocabulary:
     def __len__(self) -> int:
         return len(self.names)
 
-    @property
+    @cached_property
     def seen_indices(self) -> torch.Tensor:
-        """Indices (into this vocabulary) of the seen classes."""
+        """Indices (into this vocabulary) of the seen classes (computed once: ``is_seen`` is
+        never changed after construction)."""
         return self.is_seen.nonzero().flatten()
 
-    @property
+    @cached_property
     def unseen_indices(self) -> torch.Tensor:
-        """Indices (into this vocabulary) of the unseen classes."""
+        """Indices (into this vocabulary) of the unseen classes (computed once)."""
         return (~self.is_seen).nonzero().flatten()
 
     def to(self, device: torch.device | str) -> ClassVocabulary:

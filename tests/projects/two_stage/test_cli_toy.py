@@ -33,12 +33,12 @@ def toy_root(tmp_path_factory) -> Path:
 def chance_iou(root: Path, class_ids: list[int], num_classes: int) -> float:
     """Expected mean IoU over ``class_ids`` of a predictor drawing every pixel's class uniformly:
     for a class covering n of N pixels, IoU = (n/K) / (n + N/K - n/K)."""
+    from zsseg_bench.data.image_io import read_sem_seg
     from zsseg_bench.data.synthetic import label_path
-    from zsseg_bench.data.synthetic.prepare import load_label
 
     counts = np.zeros(num_classes)
     for i in range(NUM_VAL):
-        counts += np.bincount(load_label(label_path(str(root), "val", i)).ravel(),
+        counts += np.bincount(read_sem_seg(label_path(str(root), "val", i)).ravel(),
                               minlength=num_classes)[:num_classes]
     n, total, k = counts[class_ids], counts.sum(), num_classes
     return float(np.mean((n / k) / (n + total / k - n / k))) * 100

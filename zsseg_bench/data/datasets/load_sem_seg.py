@@ -13,28 +13,10 @@ from collections.abc import Sequence
 
 from PIL import Image, UnidentifiedImageError
 
+from zsseg_bench.data.file_listing import files_by_stem, listing
 from zsseg_bench.utils.errors import UserError
 
 logger = logging.getLogger(__name__)
-
-#: How many offending files a message lists before "and N more".
-_MAX_LISTED = 5
-
-
-def _listing(paths: Sequence[str]) -> str:
-    shown = ", ".join(paths[:_MAX_LISTED])
-    more = len(paths) - _MAX_LISTED
-    return shown + (f" and {more} more" if more > 0 else "")
-
-
-def _files_by_stem(root: str, ext: str) -> dict[str, str]:
-    suffix = "." + ext.lstrip(".")
-    return {
-        name[: -len(suffix)]: name
-        for name in os.listdir(root)
-        if name.endswith(suffix) and not name.startswith(".")
-    }
-
 
 def _image_size(path: str) -> tuple[int, int]:
     try:
@@ -82,8 +64,8 @@ def load_sem_seg(
     for kind, root in (("image", image_root), ("label", gt_root)):
         if not os.path.isdir(root):
             raise UserError(f"{kind} folder not found: {root}{hint}")
-    images = _files_by_stem(image_root, image_ext)
-    labels = _files_by_stem(gt_root, gt_ext)
+    images = files_by_stem(image_root, image_ext)
+    labels = files_by_stem(gt_root, gt_ext)
     if stems is None:
         if not images:
             raise UserError(f"no *.{image_ext} image in {image_root}{hint}")
@@ -92,7 +74,7 @@ def load_sem_seg(
         if orphans:
             raise UserError(
                 f"label(s) without an image in {image_root}: "
-                f"{_listing([os.path.join(gt_root, labels[s]) for s in orphans])}; "
+                f"{listing([os.path.join(gt_root, labels[s]) for s in orphans])}; "
                 f"the dataset is incomplete: re-run its prepare script{hint}")
     else:
         wanted = sorted(dict.fromkeys(stems))
@@ -100,13 +82,13 @@ def load_sem_seg(
         if no_image:
             raise UserError(
                 f"image(s) of the split list missing: "
-                f"{_listing([os.path.join(image_root, f'{s}.{image_ext}') for s in no_image])}"
+                f"{listing([os.path.join(image_root, f'{s}.{image_ext}') for s in no_image])}"
                 f"{hint}")
     no_label = [s for s in wanted if s not in labels]
     if no_label:
         raise UserError(
             f"image(s) without a label: "
-            f"{_listing([os.path.join(image_root, images[s]) for s in no_label])} "
+            f"{listing([os.path.join(image_root, images[s]) for s in no_label])} "
             f"(expected {os.path.join(gt_root, '<name>.' + gt_ext)}); the dataset is "
             f"incomplete: re-run its prepare script{hint}")
     dicts = []

@@ -84,13 +84,6 @@ class BenchmarkSpec:
         unseen = set(self.unseen_classes)
         return [i for i in range(len(self.classes)) if i not in unseen]
 
-    def split_named(self, name: str) -> PreparedSplit:
-        """The split registered as ``name``."""
-        for split in self.splits:
-            if split.name == name:
-                return split
-        raise KeyError(name)
-
     def missing_hint(self, root: str, split: PreparedSplit) -> str:
         """What to do when a split is not prepared: the command and the expected layout."""
         return (f"prepare it with `python {self.prepare_script} --root {root}` (expects "

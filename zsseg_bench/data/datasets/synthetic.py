@@ -21,6 +21,7 @@ from collections.abc import Iterator
 
 from zsseg_bench.data.catalog import DatasetCatalog, MetadataCatalog
 from zsseg_bench.data.datasets.load_sem_seg import load_sem_seg
+from zsseg_bench.data.datasets.prepared import EVALUATOR_TYPE
 from zsseg_bench.data.synthetic import (
     BACKGROUND_ID,
     CLASS_NAMES,
@@ -41,7 +42,6 @@ logger = logging.getLogger(__name__)
 
 #: Registered name -> split of the toy world.
 SYNTHETIC_SPLITS = {"synthetic_train": "train", "synthetic_val": "val"}
-EVALUATOR_TYPE = "gzsl_sem_seg"
 _LOCK_FILE = ".prepare.lock"
 
 

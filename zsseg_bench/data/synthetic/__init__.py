@@ -39,7 +39,6 @@ from .world import (
     UNSEEN_CLASS_IDS,
     WORLD_VERSION,
     check_split,
-    classes_with,
 )
 
 __all__ = [
@@ -55,7 +54,6 @@ __all__ = [
     "UNSEEN_CLASS_IDS",
     "WORLD_VERSION",
     "check_split",
-    "classes_with",
     "render_scene",
     "render_segmentation_sample",
     "DATASET_DIRNAME",

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .render import render_scene
-from .world import BACKGROUND_NAME, CLASS_ATTRIBUTES, CLASS_NAMES, OBJECT_CLASS_IDS
+from .world import BACKGROUND_NAME, CLASS_ATTRIBUTES, OBJECT_CLASS_IDS
 
 #: Seed domains keep caption-stream and probe seeds apart from each other and from datasets.
 CAPTION_SEED_DOMAIN = 2
@@ -46,13 +46,6 @@ PARTIAL_CAPTION_PROB = 0.3
 #: An object as drawn: (colour, shape). A caption descriptor: (colour or None, shape).
 Obj = tuple[str, str]
 Descriptor = tuple[str | None, str]
-
-
-def caption_for(class_ids: Sequence[int]) -> str:
-    """Full caption naming the given object classes in order (empty -> background only)."""
-    if not class_ids:
-        return f"a photo of a {BACKGROUND_NAME}."
-    return "a photo of " + " and ".join(f"a {CLASS_NAMES[c]}" for c in class_ids) + "."
 
 
 def caption_of(descriptors: Sequence[Descriptor]) -> str:

@@ -18,7 +18,6 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 
 import cv2
-import numpy as np
 
 from zsseg_bench.utils.file_io import atomic_write_json
 
@@ -168,11 +167,3 @@ def _remove_split_files(root: str) -> None:
     info_path = os.path.join(root, DATASET_DIRNAME, INFO_FILE)
     if os.path.exists(info_path):
         os.remove(info_path)
-
-
-def load_label(path: str) -> np.ndarray:
-    """Read a label PNG as uint8 H x W."""
-    lbl = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-    if lbl is None:
-        raise FileNotFoundError(path)
-    return lbl

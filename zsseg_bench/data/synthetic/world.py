@@ -141,16 +141,6 @@ def shape_of(class_id: int) -> str:
     return attr[1]
 
 
-def classes_with(colour: str | None = None, shape: str | None = None) -> list[int]:
-    """Object class ids having the given colour and/or shape."""
-    return [
-        i
-        for i in OBJECT_CLASS_IDS
-        if (colour is None or CLASS_ATTRIBUTES[i][0] == colour)
-        and (shape is None or CLASS_ATTRIBUTES[i][1] == shape)
-    ]
-
-
 assert len(set(_OBJECT_CLASSES)) == len(_OBJECT_CLASSES), "duplicate object class"
 assert all(c in COLOURS and s in SHAPES for c, s in _OBJECT_CLASSES), "unknown colour/shape"
 check_split(CLASS_ATTRIBUTES, SEEN_CLASS_IDS, UNSEEN_CLASS_IDS)

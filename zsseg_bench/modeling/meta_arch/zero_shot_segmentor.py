@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from zsseg_bench.config.configurable import configurable
-from zsseg_bench.data.catalog import MetadataCatalog
+from zsseg_bench.data.catalog import class_split
 from zsseg_bench.data.zero_shot import IGNORE_LABEL, UNLABELLED_LABEL
 from zsseg_bench.modeling.build import META_ARCH_REGISTRY, build_head
 from zsseg_bench.modeling.inference_modes import (
@@ -102,12 +101,8 @@ class ZeroShotSegmentor(nn.Module):
         """
         if dataset is None:
             raise UserError("no dataset given: set DATASETS.TRAIN / DATASETS.TEST")
-        meta = MetadataCatalog.get(dataset)
-        names = list(meta.get("stuff_classes") or [])
-        if not names:
-            raise UserError(f"dataset '{dataset}' has no stuff_classes in its metadata; is it "
-                            "registered (zsseg_bench.data.datasets)?")
-        seen = set(meta.get("seen_classes", range(len(names))))
+        names, seen_ids, _ = class_split(dataset)
+        seen = set(seen_ids)
         ids = list(range(len(names)))
         if trainable_only and self.setting == "inductive":
             ids = [i for i in ids if i in seen]
@@ -158,20 +153,19 @@ class ZeroShotSegmentor(nn.Module):
         lut[UNLABELLED_LABEL] = UNLABELLED_LABEL if self.setting == "transductive" else \
             _NOT_IN_VOCABULARY
         mapped = lut[targets.long().clamp(0, 255)]
-        if (mapped == _NOT_IN_VOCABULARY).any() or (targets > 255).any() or (targets < 0).any():
-            bad = sorted(set(targets[mapped == _NOT_IN_VOCABULARY].unique().tolist()))
+        outside = mapped == _NOT_IN_VOCABULARY
+        if (outside | (targets > 255) | (targets < 0)).any():
+            bad = sorted(set(targets[outside].unique().tolist()))
             raise RuntimeError(f"training labels contain ids {bad} outside the training "
                                f"vocabulary ({self.setting} setting, {len(vocab)} classes): "
                                "the mapper must ignore unseen pixels in the inductive setting")
         return mapped
 
     def _run_head(self, vocab: ClassVocabulary) -> Any:
+        """The score function of the inference modes: the head over ``vocab`` (they resize its
+        scores to the batch size)."""
         def run(batch: torch.Tensor) -> torch.Tensor:
-            scores = self.head(batch, vocab, self.clip)
-            if scores.shape[-2:] != batch.shape[-2:]:
-                scores = F.interpolate(scores, size=batch.shape[-2:], mode="bilinear",
-                                       align_corners=False)
-            return scores
+            return self.head(batch, vocab, self.clip)
         return run
 
     def inference(self, images: list[torch.Tensor],
