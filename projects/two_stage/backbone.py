@@ -57,6 +57,7 @@ class ResNetBackbone(nn.Module):
         if depth not in _STAGES:
             raise UserError(f"MODEL.TWO_STAGE.BACKBONE.DEPTH = {depth} is not one of "
                             f"{', '.join(map(str, _STAGES))}")
+        self.depth = depth
         block, layers = _STAGES[depth]
         norm_layer = FrozenBatchNorm2d if norm == "FrozenBN" else nn.BatchNorm2d
         self._norm_layer = norm_layer
@@ -134,7 +135,7 @@ class ResNetBackbone(nn.Module):
         state = {k.removeprefix("module."): v for k, v in state.items()
                  if not k.startswith(("fc.", "module.fc."))}
         what = (f"MODEL.TWO_STAGE.BACKBONE.WEIGHTS {path} does not match a ResNet-"
-                f"{self._depth_hint()} of width {self.conv1.out_channels} (check "
+                f"{self.depth} of width {self.conv1.out_channels} (check "
                 "MODEL.TWO_STAGE.BACKBONE.DEPTH / WIDTH)")
         target = self.state_dict()
         # BN step counters: optional in the file, and FrozenBN has none.
@@ -146,10 +147,6 @@ class ResNetBackbone(nn.Module):
             raise UserError(f"{what}: {problems}")
         self.load_state_dict(state, strict=False)
         logger.info("two-stage backbone: loaded %s", path)
-
-    def _depth_hint(self) -> str:
-        counts = tuple(len(getattr(self, f"layer{i}")) for i in range(1, 5))
-        return next((str(d) for d, (_, c) in _STAGES.items() if c == counts), "?")
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """``images``: B x 3 x H x W (normalised with MODEL.PIXEL_MEAN/STD)."""

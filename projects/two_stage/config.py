@@ -141,6 +141,9 @@ def add_two_stage_config(cfg: Any) -> None:
 
 def check_two_stage_cfg(cfg: Any) -> None:
     """Raises :class:`~zsseg_bench.utils.errors.UserError` for a two-stage key outside its choices.
+
+    ``BACKBONE.DEPTH`` is checked by :class:`~.backbone.ResNetBackbone` itself (the first module
+    the head builds after this check, with the same message).
     """
     from zsseg_bench.utils.errors import UserError
 
@@ -155,6 +158,3 @@ def check_two_stage_cfg(cfg: Any) -> None:
     w = ts.CLIP_ENSEMBLE.WEIGHT
     if not 0.0 <= w <= 1.0:
         raise UserError(f"MODEL.TWO_STAGE.CLIP_ENSEMBLE.WEIGHT = {w} must lie in [0, 1]")
-    if ts.BACKBONE.DEPTH not in (18, 34, 50, 101):
-        raise UserError(f"MODEL.TWO_STAGE.BACKBONE.DEPTH = {ts.BACKBONE.DEPTH} is not one of "
-                        "18, 34, 50, 101")

@@ -22,11 +22,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from zsseg_bench.config import configurable
+from zsseg_bench.data.zero_shot import IGNORE_LABEL, UNLABELLED_LABEL
 
 from .matcher import HungarianMatcher
-
-IGNORE_LABEL = 255
-UNLABELLED_LABEL = 254
 
 
 def semantic_targets(labels: torch.Tensor, num_classes: int, size: tuple[int, int] | None = None,

@@ -29,13 +29,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from zsseg_bench.config import configurable
+from zsseg_bench.data.zero_shot import IGNORE_LABEL, UNLABELLED_LABEL
 from zsseg_bench.modeling import HEAD_REGISTRY
 from zsseg_bench.modeling.stage_timer import stage
 
 from .backbone import ResNetBackbone
 from .clip_classifier import CropBatch, CropClassifier
 from .config import check_two_stage_cfg
-from .criterion import IGNORE_LABEL, UNLABELLED_LABEL, SetCriterion, semantic_targets
+from .criterion import SetCriterion, semantic_targets
 from .ensemble import ensemble_probs, semantic_inference
 from .pixel_decoder import FPNPixelDecoder
 from .transformer_decoder import QueryDecoder
@@ -52,14 +53,14 @@ class TwoStageHead(nn.Module):
                  criterion: SetCriterion, crop_classifier: CropClassifier, embed_dim: int,
                  temperature: float, ensemble: bool, ensemble_weight: float,
                  seen_calibration: float = 0.0, target_stride: int = 1,
-                 mask_ignore_pixels: bool = False, pseudo_label_threshold: float = 0.5,
-                 pseudo_label_with_clip: bool = True):
+                 pseudo_label_threshold: float = 0.5, pseudo_label_with_clip: bool = True):
         """
         Args:
             backbone: ``images -> {"res2".."res5"}`` with ``out_channels``.
             pixel_decoder: ``features -> (mask_features, multi_scale)``.
             decoder: the query decoder (predictions of every layer).
-            criterion: matching + losses.
+            criterion: matching + losses (its ``mask_ignore_pixels`` also decides whether the
+                targets carry valid-pixel maps).
             crop_classifier: CLIP crop classification.
             embed_dim: CLIP's joint embedding size.
             temperature: query-classifier cosine logits are divided by it.
@@ -67,7 +68,6 @@ class TwoStageHead(nn.Module):
             ensemble_weight: zsseg's w.
             seen_calibration: subtracted from seen-class per-pixel scores at inference.
             target_stride: mask losses at input size / target_stride.
-            mask_ignore_pixels: leave ignore pixels out of the mask losses.
             pseudo_label_threshold: self-training confidence threshold.
             pseudo_label_with_clip: pseudo-labels from the CLIP ensemble (else queries only).
         """
@@ -84,7 +84,6 @@ class TwoStageHead(nn.Module):
         self.ensemble_weight = ensemble_weight
         self.seen_calibration = seen_calibration
         self.target_stride = target_stride
-        self.mask_ignore_pixels = mask_ignore_pixels
         self.pseudo_label_threshold = pseudo_label_threshold
         self.pseudo_label_with_clip = pseudo_label_with_clip
 
@@ -106,7 +105,6 @@ class TwoStageHead(nn.Module):
             "ensemble_weight": ts.CLIP_ENSEMBLE.WEIGHT,
             "seen_calibration": ts.CLIP_ENSEMBLE.SEEN_CALIBRATION,
             "target_stride": ts.LOSS.TARGET_STRIDE,
-            "mask_ignore_pixels": ts.LOSS.MASK_IGNORE_PIXELS,
             "pseudo_label_threshold": ts.SELF_TRAINING.SCORE_THRESHOLD,
             "pseudo_label_with_clip": ts.SELF_TRAINING.USE_CLIP,
         }
@@ -165,12 +163,19 @@ class TwoStageHead(nn.Module):
         return self.losses(images, vocab, clip, targets)
 
     def inference(self, images: torch.Tensor, vocab: Any, clip: Any,
-                  predictions: list[Prediction] | None = None) -> torch.Tensor:
-        """Per-class scores over ``vocab`` (B x K x H/4 x W/4)."""
+                  predictions: list[Prediction] | None = None,
+                  ensemble: bool | None = None) -> torch.Tensor:
+        """Per-class scores over ``vocab`` (B x K x H/4 x W/4).
+
+        Args:
+            predictions: the proposal network's outputs, if already computed.
+            ensemble: fuse with CLIP crop classification; None = ``self.ensemble``.
+        """
         embeddings, mask_logits = (predictions or self.propose(images))[-1]
         query_logits = self.classify_queries(embeddings, vocab.embeddings)
         clip_probs = valid = None
-        if self.ensemble:
+        use_clip = self.ensemble if ensemble is None else ensemble
+        if use_clip:
             crops = self.prepare_crops(mask_logits, tuple(images.shape[-2:]))
             clip_probs = self.classify_crops(clip, images, crops, vocab.embeddings)
             valid = crops.valid
@@ -184,7 +189,8 @@ class TwoStageHead(nn.Module):
             targets = self.pseudo_label(images, vocab, clip, predictions, targets)
         h, w = targets.shape[-2:]
         size = (h // self.target_stride, w // self.target_stride)
-        gt = semantic_targets(targets, len(vocab), size=size, with_valid=self.mask_ignore_pixels)
+        gt = semantic_targets(targets, len(vocab), size=size,
+                              with_valid=self.criterion.mask_ignore_pixels)
         outputs = []
         for embeddings, masks in predictions:
             if tuple(masks.shape[-2:]) != size:
@@ -197,7 +203,7 @@ class TwoStageHead(nn.Module):
                      predictions: list[Prediction], targets: torch.Tensor) -> torch.Tensor:
         """Self-training (transductive): labels for the unlabelled pixels (254).
 
-        The current model's fused scores (this step's final prediction, detached; with the CLIP
+        The current model's fused scores (this step's final prediction, no gradient; with the CLIP
         crop ensemble unless ``pseudo_label_with_clip`` is False) are normalised over the
         vocabulary per pixel; an unlabelled pixel takes its arg-max *unseen* class if that
         class's normalised score reaches ``pseudo_label_threshold``, else it is ignored (255).
@@ -208,12 +214,8 @@ class TwoStageHead(nn.Module):
         out[unlabelled] = IGNORE_LABEL
         if len(unseen) == 0 or not bool(unlabelled.any()):
             return out
-        final = [(e.detach(), m.detach()) for e, m in predictions[-1:]]
-        ensemble, self.ensemble = self.ensemble, self.ensemble and self.pseudo_label_with_clip
-        try:
-            scores = self.inference(images, vocab, clip, predictions=final)
-        finally:
-            self.ensemble = ensemble
+        scores = self.inference(images, vocab, clip, predictions=predictions[-1:],
+                                ensemble=self.ensemble and self.pseudo_label_with_clip)
         scores = F.interpolate(scores, size=targets.shape[-2:], mode="bilinear",
                                align_corners=False).clamp(min=0)
         probs = scores / scores.sum(1, keepdim=True).clamp(min=1e-6)

@@ -9,7 +9,6 @@ self-attention unless asked for, see ``MODEL.ZEGCLIP.DECODER.QUERY_SELF_ATTN``).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 
@@ -138,10 +137,3 @@ def init_decoder_weights(module: nn.Module) -> None:
         elif isinstance(m, nn.LayerNorm):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
-
-
-def upsample(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bilinear resize of ``B x K x h x w`` maps (align_corners False, as mmseg's ``resize``)."""
-    if tuple(logits.shape[-2:]) == tuple(size):
-        return logits
-    return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)

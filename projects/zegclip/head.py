@@ -25,14 +25,16 @@ import torch
 from torch import nn
 
 from zsseg_bench.config import configurable
+from zsseg_bench.data.zero_shot import IGNORE_LABEL, UNLABELLED_LABEL
 from zsseg_bench.modeling import HEAD_REGISTRY
+from zsseg_bench.modeling.inference_modes import resize_scores
 from zsseg_bench.modeling.stage_timer import stage
 from zsseg_bench.modeling.vocabulary import ClassVocabulary
 
-from .decoder import LightDecoder, RelationshipDescriptor, init_decoder_weights, upsample
-from .losses import IGNORE_LABEL, mask_losses
+from .decoder import LightDecoder, RelationshipDescriptor, init_decoder_weights
+from .losses import mask_losses
 from .prompts import DeepPrompts
-from .pseudo_label import UNLABELLED_LABEL, pseudo_label
+from .pseudo_label import pseudo_label
 
 
 @HEAD_REGISTRY.register()
@@ -145,9 +147,11 @@ class ZegCLIPHead(nn.Module):
                                images.shape[-2:], vocab.is_seen)
         active = self.training_classes(vocab, targets)
         masks = self.mask_logits(images, vocab.embeddings[active], clip)
-        labels = self.training_labels(targets, vocab, active, masks[-1])
+        # The final masks at the label size, once: for the pseudo-labels and the loss.
+        final = resize_scores(masks[-1].float(), targets.shape[-2:])
+        labels = self.training_labels(targets, vocab, active, final.detach())
         focal_weight = self.self_train_focal_weight if vocab.self_training else self.focal_weight
-        losses = mask_losses(masks[-1], labels, focal_weight=focal_weight, **self.loss_args)
+        losses = mask_losses(final, labels, focal_weight=focal_weight, **self.loss_args)
         if self.deep_supervision:
             for i, aux in enumerate(masks[:-1]):
                 aux_losses = mask_losses(aux, labels, focal_weight=focal_weight, **self.loss_args)
@@ -159,7 +163,7 @@ class ZegCLIPHead(nn.Module):
         """Sigmoid class scores at ``size``, ``seen_score_calibration`` subtracted from seen
         classes (the official ``semantic_inference``)."""
         with stage("post_process"):
-            scores = upsample(logits.float(), tuple(size)).sigmoid()
+            scores = resize_scores(logits.float(), size).sigmoid()
             if self.seen_score_calibration:
                 offset = is_seen.to(scores.device, scores.dtype) * self.seen_score_calibration
                 scores = scores - offset.view(1, -1, 1, 1)
@@ -186,12 +190,15 @@ class ZegCLIPHead(nn.Module):
     def training_labels(targets: torch.Tensor, vocab: ClassVocabulary, active: torch.Tensor,
                         logits: torch.Tensor) -> torch.Tensor:
         """Targets in the index space of ``active``; unlabelled pixels are pseudo-labelled in
-        self-training and ignored otherwise."""
+        self-training and ignored otherwise.
+
+        ``logits``: the final ``B x K x H x W`` mask logits at the size of ``targets``
+        (detached; used for the pseudo-labels only).
+        """
         if vocab.self_training:
             labels = targets
             if (labels == UNLABELLED_LABEL).any():
-                full = upsample(logits.detach().float(), tuple(targets.shape[-2:]))
-                labels = pseudo_label(targets, full, vocab.unseen_indices)
+                labels = pseudo_label(targets, logits, vocab.unseen_indices)
             return labels
         lut = torch.full((256,), IGNORE_LABEL, dtype=torch.long, device=targets.device)
         lut[active.to(targets.device)] = torch.arange(len(active), device=targets.device)

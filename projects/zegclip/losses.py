@@ -11,7 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-IGNORE_LABEL = 255
+from zsseg_bench.data.zero_shot import IGNORE_LABEL
+from zsseg_bench.modeling.inference_modes import resize_scores
 
 
 def binary_targets(labels: torch.Tensor, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -77,7 +78,8 @@ def mask_losses(logits: torch.Tensor, labels: torch.Tensor, *, focal_weight: flo
     """Weighted focal + dice losses of one layer's class masks.
 
     Args:
-        logits: ``B x K x h x w`` mask logits (upsampled here to the label size).
+        logits: ``B x K x h x w`` mask logits (upsampled here to the label size, unless
+            already there).
         labels: ``B x H x W`` indices into the K classes, 255 = ignore.
         focal_weight, dice_weight: loss weights.
         alpha, gamma: focal-loss parameters.
@@ -87,10 +89,7 @@ def mask_losses(logits: torch.Tensor, labels: torch.Tensor, *, focal_weight: flo
     Returns:
         ``{"loss_focal": ..., "loss_dice": ...}`` (scalars, already weighted).
     """
-    logits = logits.float()
-    if logits.shape[-2:] != labels.shape[-2:]:
-        logits = F.interpolate(logits, size=labels.shape[-2:], mode="bilinear",
-                               align_corners=False)
+    logits = resize_scores(logits.float(), labels.shape[-2:])
     targets, valid = binary_targets(labels, logits.shape[1])
     weights = torch.ones_like(valid, dtype=logits.dtype) if ignore_as_negative else valid.to(
         logits.dtype)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-UNLABELLED_LABEL = 254  # zsseg_bench.data.zero_shot.UNLABELLED_LABEL (transductive unseen pixels)
+from zsseg_bench.data.zero_shot import IGNORE_LABEL, UNLABELLED_LABEL
 
 
 @torch.no_grad()
@@ -33,7 +33,7 @@ def pseudo_label(labels: torch.Tensor, logits: torch.Tensor,
     unlabelled = labels == UNLABELLED_LABEL
     out = labels.clone()
     if len(unseen_indices) == 0:
-        out[unlabelled] = 255
+        out[unlabelled] = IGNORE_LABEL
         return out
     scores = logits.detach().sigmoid()[:, unseen_indices.to(logits.device)]
     best = unseen_indices.to(labels.device)[scores.argmax(dim=1)]
