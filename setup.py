@@ -33,7 +33,7 @@ setup(
     packages=find_packages(include=["zsseg_bench", "zsseg_bench.*"]) + list(PACKAGE_DIR),
     package_dir=PACKAGE_DIR,
     package_data={"zsseg_bench": ["model_zoo/**/*", "configs/**/*.yaml",
-                                  "benchmark/presets/*.yaml"]},
+                                  "speed/presets/*.yaml"]},
     include_package_data=True,
     install_requires=[
         "torch>=2.2",  # never pin 2.13.0: its local CPU wheel has no matching torchvision

@@ -12,7 +12,7 @@ accepted (e.g. ``--device cuda --precision fp16``, ``--iters 20``, ``--output-di
 On a 2-core CPU one two-stage call takes tens of seconds, so the CPU default is 1 warm-up
 call and 3 x 1 timed calls per method (about 25 minutes in all on a 2-core CPU, the two-stage
 loop mode taking most; see
-zsseg_bench/benchmark/presets/paper_voc.yaml).
+zsseg_bench/speed/presets/paper_voc.yaml).
 
 Usage::
 

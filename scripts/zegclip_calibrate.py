@@ -49,13 +49,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     import zsseg_bench.data.datasets  # noqa: F401  (built-in registrations)
+    from zsseg_bench.config.command_line import setup_cfg
     from zsseg_bench.data.build import build_test_loader
     from zsseg_bench.data.catalog import DatasetCatalog, MetadataCatalog
     from zsseg_bench.data.datasets.synthetic import register_all_synthetic
     from zsseg_bench.data.image_io import read_sem_seg
     from zsseg_bench.data.synthetic import prepare_synthetic
     from zsseg_bench.engine.checkpoint import build_model_with_weights
-    from zsseg_bench.engine.defaults import setup_cfg
     from zsseg_bench.evaluation.metrics import metrics_from_confusion
     from zsseg_bench.evaluation.sem_seg_evaluation import confusion_matrix
     from zsseg_bench.utils.file_io import atomic_write_json

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from zsseg_bench.config import get_cfg, validate_cfg
-from zsseg_bench.engine.defaults import setup_cfg
+from zsseg_bench.config.command_line import setup_cfg
 from zsseg_bench.utils.errors import UserError
 
 

@@ -23,19 +23,19 @@ class Command(NamedTuple):
 
 
 COMMANDS = {
-    "train": Command("zsseg_bench.engine.train_command",
+    "train": Command("zsseg_bench.commands.train",
                      "train a model (and evaluate it at the end)"),
-    "eval": Command("zsseg_bench.engine.eval_command",
+    "eval": Command("zsseg_bench.commands.eval",
                     "evaluate trained weights on DATASETS.TEST"),
-    "speed": Command("zsseg_bench.benchmark.speed_command",
+    "speed": Command("zsseg_bench.commands.speed",
                      "measure FPS, latency, FLOPs, parameters and memory"),
-    "sweep": Command("zsseg_bench.sweep.sweep_command",
+    "sweep": Command("zsseg_bench.commands.sweep",
                      "run a grid of methods x datasets x settings x seeds"),
-    "report": Command("zsseg_bench.report.report_command",
+    "report": Command("zsseg_bench.commands.report",
                       "tables and plots from a directory of runs"),
-    "demo": Command("zsseg_bench.sweep.demo_command",
+    "demo": Command("zsseg_bench.commands.demo",
                     "the toy-world comparison end to end (sweep + report)"),
-    "prepare": Command("zsseg_bench.data.prepare_command",
+    "prepare": Command("zsseg_bench.commands.prepare",
                        "prepare a dataset (the toy world, or real ones from their downloads)"),
 }
 

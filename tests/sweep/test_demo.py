@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from tests.sweep.helpers import write_spec
-from zsseg_bench.sweep.demo_command import default_demo_spec
+from zsseg_bench.commands.demo import default_demo_spec
 
 REPO = Path(__file__).resolve().parents[2]
 TOY_CONFIGS = REPO / "configs" / "synthetic"

@@ -16,9 +16,9 @@ import pytest
 
 from tests.sweep.helpers import counter_lines, write_spec
 from zsseg_bench.sweep import run_sweep
-from zsseg_bench.sweep.layout import LOCK_FILE, RUNS_DIRNAME, STATUS_FILE, STDOUT_FILE
 from zsseg_bench.sweep.runner import ProcessRegistry, stop_orphans
 from zsseg_bench.utils.errors import UserError
+from zsseg_bench.utils.sweep_layout import LOCK_FILE, RUNS_DIRNAME, STATUS_FILE, STDOUT_FILE
 
 REPO = Path(__file__).resolve().parents[2]
 

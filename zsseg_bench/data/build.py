@@ -26,7 +26,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset
 from zsseg_bench.data.catalog import DatasetCatalog
 from zsseg_bench.data.dataset_mapper import SemSegDatasetMapper
 from zsseg_bench.data.samplers import InferenceSampler, TrainingSampler, batched
-from zsseg_bench.engine.comm import get_world_size, is_distributed
+from zsseg_bench.utils.comm import get_world_size, is_distributed
 from zsseg_bench.utils.errors import UserError
 
 __all__ = [

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import numpy as np
 from torch.utils.data import Sampler
 
-from zsseg_bench.engine.comm import get_rank, get_world_size
+from zsseg_bench.utils.comm import get_rank, get_world_size
 
 
 class TrainingSampler(Sampler[int]):

@@ -11,6 +11,7 @@ fast):
 - :mod:`.optimizer`, :mod:`.lr_scheduler`: AdamW parameter groups, warm-up + poly schedule.
 - :mod:`.checkpoint`, :mod:`.rng`: trainable-only, atomic, ``weights_only``-safe checkpoints.
 - :mod:`.evaluate`: evaluation on ``DATASETS.TEST`` and ``metrics.json``.
-- :mod:`.comm`, :mod:`.launch`, :mod:`.signals`: DDP helpers, command set-up, SIGTERM.
-- :mod:`.train_command`, :mod:`.eval_command`: ``zsseg-bench train`` / ``eval``.
+- :mod:`.session`, :mod:`.signals`: a command's set-up (config, device, process group, run
+  directory) and SIGTERM handling. DDP helpers live in :mod:`zsseg_bench.utils.comm`; the
+  ``train``/``eval`` commands in :mod:`zsseg_bench.commands`.
 """

@@ -17,9 +17,9 @@ from torch.nn.parallel import DistributedDataParallel
 
 from zsseg_bench.data.build import build_test_loader
 from zsseg_bench.data.catalog import class_split
-from zsseg_bench.engine import comm
 from zsseg_bench.engine.errors import out_of_memory_error
 from zsseg_bench.evaluation import METRIC_KEYS, build_evaluator, inference_on_dataset
+from zsseg_bench.utils import comm
 from zsseg_bench.utils.errors import UserError
 from zsseg_bench.utils.file_io import atomic_write_json
 from zsseg_bench.utils.run_dir import METRICS_FILE

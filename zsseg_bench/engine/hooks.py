@@ -8,11 +8,11 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from zsseg_bench.engine import comm
 from zsseg_bench.engine.checkpoint import TrainingPeriodicCheckpointer
 from zsseg_bench.engine.rng import preserve_rng_state
 from zsseg_bench.engine.train_loop import HookBase
 from zsseg_bench.engine.writers import MetricsWriter
+from zsseg_bench.utils import comm
 
 logger = logging.getLogger(__name__)
 

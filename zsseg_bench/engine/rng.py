@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from zsseg_bench.engine import comm
+from zsseg_bench.utils import comm
 
 
 def seed_all(seed: int) -> None:

@@ -22,8 +22,8 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from zsseg_bench.engine import comm
 from zsseg_bench.engine.errors import NonFiniteLossError, TrainingStopped, out_of_memory_error
+from zsseg_bench.utils import comm
 
 logger = logging.getLogger(__name__)
 

@@ -25,7 +25,6 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from zsseg_bench.data.build import build_train_loader
-from zsseg_bench.engine import comm
 from zsseg_bench.engine.checkpoint import TrainableCheckpointer, TrainingPeriodicCheckpointer
 from zsseg_bench.engine.errors import NonFiniteLossError, TrainingStopped
 from zsseg_bench.engine.evaluate import evaluate_datasets, metrics_record, write_metrics
@@ -42,6 +41,7 @@ from zsseg_bench.engine.rng import gather_rng_states, seed_all, set_rng_state
 from zsseg_bench.engine.train_loop import SimpleTrainer
 from zsseg_bench.engine.writers import JSONLMetricsWriter, MetricsWriter, TensorboardWriter
 from zsseg_bench.modeling import build_model
+from zsseg_bench.utils import comm
 from zsseg_bench.utils.errors import UserError
 from zsseg_bench.utils.run_dir import JSONLWriter
 

@@ -25,9 +25,9 @@ import torch.distributed as dist
 from zsseg_bench.data.catalog import MetadataCatalog, class_split
 from zsseg_bench.data.image_io import read_image, read_sem_seg
 from zsseg_bench.data.zero_shot import IGNORE_LABEL
-from zsseg_bench.engine.comm import is_distributed, is_main_process
 from zsseg_bench.evaluation.evaluator import DatasetEvaluator
 from zsseg_bench.evaluation.metrics import metrics_from_confusion
+from zsseg_bench.utils.comm import is_distributed, is_main_process
 from zsseg_bench.utils.file_io import atomic_write_json
 
 __all__ = ["GZSLSemSegEvaluator", "confusion_matrix"]

@@ -14,7 +14,7 @@ A method marks the stages of its inference with :func:`stage`::
 Outside a speed run :func:`stage` does nothing (one global lookup), so it costs nothing in
 training or evaluation; when the PyTorch profiler is on, each stage is also a
 ``record_function`` range named ``stage/<name>`` so it shows in traces. The speed harness
-(``zsseg_bench.benchmark``) activates a :class:`StageTimer`; each stage then synchronises the
+(``zsseg_bench.speed``) activates a :class:`StageTimer`; each stage then synchronises the
 device on entry and exit and adds its wall time to the timer.
 
 Stage names are short snake_case words (``clip_encoder``, ``decoder``, ``post_process``,

@@ -17,8 +17,8 @@ from typing import Any
 
 import pandas as pd
 
-from zsseg_bench.sweep.layout import CELL_FILE, result_file
 from zsseg_bench.utils.errors import UserError
+from zsseg_bench.utils.sweep_layout import CELL_FILE, result_file
 
 #: metrics.json key -> results column.
 METRIC_COLUMNS = {

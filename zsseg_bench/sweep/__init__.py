@@ -3,7 +3,7 @@ locally or through submitit, resumable (finished runs are skipped, failed ones r
 
 Public API: :func:`load_sweep_spec`, :class:`SweepSpec`, :class:`Cell`, :func:`run_sweep`,
 :class:`SweepSummary`, :func:`run_cell`. The layout of a sweep directory is described in
-:mod:`zsseg_bench.sweep.layout`.
+:mod:`zsseg_bench.utils.sweep_layout`.
 """
 
 from zsseg_bench.sweep.runner import run_cell

@@ -17,7 +17,6 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
-from zsseg_bench.sweep.layout import STATUS_FILE
 from zsseg_bench.sweep.runner import (
     FAILED,
     INTERRUPTED,
@@ -28,6 +27,7 @@ from zsseg_bench.sweep.runner import (
 )
 from zsseg_bench.utils.errors import UserError
 from zsseg_bench.utils.file_io import atomic_write_json
+from zsseg_bench.utils.sweep_layout import STATUS_FILE
 
 #: Stages that time the machine and so must not share it with any other stage.
 EXCLUSIVE_STAGES = ("speed",)

@@ -16,7 +16,7 @@ from zsseg_bench.utils.errors import UserError
 def resolve_config_text(config_file: str, opts: list[str]) -> str:
     """The resolved config of ``config_file`` + ``opts`` as YAML text (``OUTPUT_DIR`` blank).
 
-    The config :func:`zsseg_bench.engine.defaults.setup_cfg` builds for the commands, with an
+    The config :func:`zsseg_bench.config.command_line.setup_cfg` builds for the commands, with an
     empty ``OUTPUT_DIR`` (where a run is written does not change what it runs).
 
     Args:
@@ -26,7 +26,7 @@ def resolve_config_text(config_file: str, opts: list[str]) -> str:
     Raises:
         UserError: the file is missing or a key/value is invalid.
     """
-    from zsseg_bench.engine.defaults import setup_cfg
+    from zsseg_bench.config.command_line import setup_cfg
 
     return setup_cfg(config_file, list(opts), output_dir="").dump()
 

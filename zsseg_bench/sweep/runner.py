@@ -23,7 +23,10 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from zsseg_bench.sweep.layout import (
+from zsseg_bench.sweep.spec import Cell
+from zsseg_bench.utils.errors import UserError
+from zsseg_bench.utils.file_io import atomic_write_json
+from zsseg_bench.utils.sweep_layout import (
     CELL_FILE,
     RESULT_FILES,
     STATUS_FILE,
@@ -32,9 +35,6 @@ from zsseg_bench.sweep.layout import (
     stage_dir,
     stage_finished,
 )
-from zsseg_bench.sweep.spec import Cell
-from zsseg_bench.utils.errors import UserError
-from zsseg_bench.utils.file_io import atomic_write_json
 
 PENDING, RUNNING, DONE, FAILED, INTERRUPTED = "pending", "running", "done", "failed", "interrupted"
 #: Seconds a child gets between SIGTERM and SIGKILL when the sweep is interrupted.

@@ -37,8 +37,8 @@ from typing import Any
 
 import yaml
 
-from zsseg_bench.sweep.layout import STAGES
 from zsseg_bench.utils.errors import UserError
+from zsseg_bench.utils.sweep_layout import STAGES
 
 #: Settings the core config knows; a setting of this name maps to ``ZERO_SHOT.SETTING``.
 SETTING_KEY = "ZERO_SHOT.SETTING"

@@ -19,15 +19,6 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from zsseg_bench.sweep.launchers import LocalLauncher, SubmititLauncher
-from zsseg_bench.sweep.layout import (
-    CELL_FILE,
-    LOCK_FILE,
-    RUNS_DIRNAME,
-    SPEC_COPY_FILE,
-    STDOUT_FILE,
-    SUMMARY_FILE,
-    run_finished,
-)
 from zsseg_bench.sweep.runner import (
     DONE,
     FAILED,
@@ -42,6 +33,15 @@ from zsseg_bench.sweep.runner import (
 from zsseg_bench.sweep.spec import Cell, SweepSpec, load_sweep_spec
 from zsseg_bench.utils.errors import UserError
 from zsseg_bench.utils.file_io import atomic_write_json, atomic_write_text
+from zsseg_bench.utils.sweep_layout import (
+    CELL_FILE,
+    LOCK_FILE,
+    RUNS_DIRNAME,
+    SPEC_COPY_FILE,
+    STDOUT_FILE,
+    SUMMARY_FILE,
+    run_finished,
+)
 
 LAUNCHERS = ("local", "slurm")
 

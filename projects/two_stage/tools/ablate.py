@@ -104,7 +104,7 @@ def _check_against_model(model: Any, inputs: list[dict], outputs: list[dict]) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    from zsseg_bench.engine.defaults import setup_cfg
+    from zsseg_bench.config.command_line import setup_cfg
 
     from .holdout import DEFAULT_NUM_IMAGES, register_holdout
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from zsseg_bench.engine.defaults import setup_cfg
+from zsseg_bench.config.command_line import setup_cfg
 from zsseg_bench.modeling import build_head
 from zsseg_bench.modeling.clip import build_clip
 

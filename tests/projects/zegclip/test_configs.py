@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from zsseg_bench.engine.defaults import setup_cfg
+from zsseg_bench.config.command_line import setup_cfg
 from zsseg_bench.modeling.clip import get_templates
 
 CONFIGS = Path(__file__).resolve().parents[3] / "configs"

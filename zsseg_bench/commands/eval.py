@@ -15,7 +15,7 @@ from zsseg_bench.utils.errors import UserError
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``--config-file``, ``--weights``, ``--vis``, ``--output-dir``, ``KEY VALUE`` overrides."""
-    from zsseg_bench.engine.defaults import add_config_arguments
+    from zsseg_bench.config.command_line import add_config_arguments
 
     parser.add_argument("--weights", default=None, metavar="CKPT",
                         help="a checkpoint written by `zsseg-bench train` (model_final.pth); "
@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
         metrics_record,
         write_metrics,
     )
-    from zsseg_bench.engine.launch import command_session
+    from zsseg_bench.engine.session import command_session
     from zsseg_bench.engine.writers import JSONLMetricsWriter
 
     if args.vis < 0:

@@ -19,8 +19,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from zsseg_bench.benchmark.flops import count_flops
-from zsseg_bench.benchmark.knobs import (
+from zsseg_bench.modeling.stage_timer import StageTimer
+from zsseg_bench.speed.flops import count_flops
+from zsseg_bench.speed.knobs import (
     COMPILE_MODES,
     PRECISIONS,
     SDPA_BACKENDS,
@@ -31,9 +32,8 @@ from zsseg_bench.benchmark.knobs import (
     precision_context,
     sdpa_context,
 )
-from zsseg_bench.benchmark.resources import count_parameters, peak_memory_mb, reset_peak_memory
-from zsseg_bench.benchmark.timing import synchronize, time_calls
-from zsseg_bench.modeling.stage_timer import StageTimer
+from zsseg_bench.speed.resources import count_parameters, peak_memory_mb, reset_peak_memory
+from zsseg_bench.speed.timing import synchronize, time_calls
 from zsseg_bench.utils.env import device_name
 from zsseg_bench.utils.errors import UserError
 

@@ -6,7 +6,7 @@ from open_clip.model import CLIPVisionCfg, _build_vision_tower
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from zsseg_bench.benchmark.flops import count_flops, flop_count_analysis
+from zsseg_bench.speed.flops import count_flops, flop_count_analysis
 
 
 class SDPA(nn.Module):

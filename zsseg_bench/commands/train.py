@@ -18,7 +18,7 @@ from zsseg_bench.engine.signals import EXIT_CODE_SIGTERM, stop_on_sigterm
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``--config-file``, ``--resume``, ``--output-dir``, ``KEY VALUE`` overrides."""
-    from zsseg_bench.engine.defaults import add_config_arguments
+    from zsseg_bench.config.command_line import add_config_arguments
 
     parser.add_argument("--resume", action="store_true",
                         help="continue from OUTPUT_DIR/last_checkpoint if it exists (same "
@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Trains and evaluates; returns the exit code."""
     from zsseg_bench.engine.evaluate import format_summary
-    from zsseg_bench.engine.launch import command_session
+    from zsseg_bench.engine.session import command_session
     from zsseg_bench.engine.trainer import Trainer
 
     with command_session(args.config_file, args.opts, args.output_dir) as session:

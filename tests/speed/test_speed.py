@@ -7,13 +7,13 @@ import torch
 from torch import nn
 
 from tests.contract_head import FakeTextCLIP
-from zsseg_bench.benchmark import SpeedProtocol, benchmark_model
-from zsseg_bench.benchmark.speed import PROTOCOL_FIELDS, RESULT_FIELDS
-from zsseg_bench.benchmark.timing import time_calls
 from zsseg_bench.data.catalog import MetadataCatalog
 from zsseg_bench.modeling import HEAD_REGISTRY
 from zsseg_bench.modeling.meta_arch import ZeroShotSegmentor
 from zsseg_bench.modeling.stage_timer import stage
+from zsseg_bench.speed import SpeedProtocol, benchmark_model
+from zsseg_bench.speed.harness import PROTOCOL_FIELDS, RESULT_FIELDS
+from zsseg_bench.speed.timing import time_calls
 from zsseg_bench.utils.errors import UserError
 
 DATASET = "_test_speed_dataset"

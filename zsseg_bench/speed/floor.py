@@ -5,7 +5,7 @@ and adds prompts, a decoder and post-processing on top; the encoder alone is the
 latency. This head runs exactly that -- ``clip.encode_dense`` without prompts -- and scores
 patches by cosine with the text embeddings, so the speed harness can time the floor with the
 same protocol (``MODEL.HEAD.NAME CLIPEncoderFloorHead`` on any method's config). Importing
-:mod:`zsseg_bench.benchmark` registers it. It has no parameters and cannot be trained.
+:mod:`zsseg_bench.speed` registers it. It has no parameters and cannot be trained.
 """
 
 from __future__ import annotations

@@ -8,16 +8,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from zsseg_bench.benchmark import SpeedProtocol, benchmark_model
-from zsseg_bench.benchmark.speed import PROTOCOL_FIELDS, RESULT_FIELDS
-from zsseg_bench.benchmark.speed_command import (
+from zsseg_bench.cli import build_parser, main
+from zsseg_bench.commands.speed import (
     build_speed_cfg,
     build_speed_model,
     random_init_overrides,
 )
-from zsseg_bench.cli import build_parser, main
 from zsseg_bench.config import get_cfg
 from zsseg_bench.config.projects import add_project_configs
+from zsseg_bench.speed import SpeedProtocol, benchmark_model
+from zsseg_bench.speed.harness import PROTOCOL_FIELDS, RESULT_FIELDS
 
 CONFIGS = Path(__file__).parent / "configs"
 REPO = Path(__file__).resolve().parents[2]

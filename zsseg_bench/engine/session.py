@@ -12,9 +12,9 @@ from typing import Any
 
 import torch
 
-from zsseg_bench.engine import comm
-from zsseg_bench.engine.defaults import setup_cfg
+from zsseg_bench.config.command_line import setup_cfg
 from zsseg_bench.modeling.build import resolve_device
+from zsseg_bench.utils import comm
 from zsseg_bench.utils.logger import setup_logger
 from zsseg_bench.utils.run_dir import JSONLWriter, setup_run_dir
 

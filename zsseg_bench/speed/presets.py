@@ -1,6 +1,6 @@
 """Preset comparisons: several speed runs under one protocol, tabled beside published figures.
 
-A preset is a YAML file in ``zsseg_bench/benchmark/presets/`` (see ``paper_voc.yaml``): the
+A preset is a YAML file in ``zsseg_bench/speed/presets/`` (see ``paper_voc.yaml``): the
 runs (config + overrides), the arguments they share, default iterations per device type, the
 published rows with their source, and the ratios to report. ``zsseg-bench speed --preset NAME``
 (or ``scripts/reproduce_speedup.py``) runs each run as its own ``zsseg-bench speed`` process

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from zsseg_bench.benchmark.presets import (
+from zsseg_bench.cli import build_parser, main
+from zsseg_bench.speed.presets import (
     PRESETS,
     compare,
     format_comparison,
@@ -15,7 +16,6 @@ from zsseg_bench.benchmark.presets import (
     run_commands,
     run_preset_spec,
 )
-from zsseg_bench.cli import build_parser, main
 from zsseg_bench.utils.errors import UserError
 
 CONFIGS = Path(__file__).parent / "configs"

@@ -4,8 +4,8 @@ low precision and CUDA graphs."""
 import pytest
 import torch
 
-from tests.benchmark.test_speed import DATASET, _metadata, _model, _protocol  # noqa: F401
-from zsseg_bench.benchmark import benchmark_model
+from tests.speed.test_speed import DATASET, _metadata, _model, _protocol  # noqa: F401
+from zsseg_bench.speed import benchmark_model
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

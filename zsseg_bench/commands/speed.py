@@ -21,8 +21,8 @@ from typing import Any
 
 import torch
 
-from zsseg_bench.benchmark.knobs import COMPILE_MODES, PRECISIONS, SDPA_BACKENDS
-from zsseg_bench.benchmark.speed import DEFAULT_ITERATIONS, SpeedProtocol, benchmark_model
+from zsseg_bench.speed.harness import DEFAULT_ITERATIONS, SpeedProtocol, benchmark_model
+from zsseg_bench.speed.knobs import COMPILE_MODES, PRECISIONS, SDPA_BACKENDS
 from zsseg_bench.utils.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``zsseg-bench speed``."""
-    from zsseg_bench.benchmark.presets import PRESETS
+    from zsseg_bench.speed.presets import PRESETS
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = textwrap.fill(
@@ -141,8 +141,8 @@ def protocol_from_args(args: argparse.Namespace, cfg: Any, device: str) -> Speed
 def build_speed_cfg(args: argparse.Namespace) -> Any:
     """The run's config: the file, the speed options that are config keys, the overrides."""
     from zsseg_bench.config import get_cfg
+    from zsseg_bench.config.command_line import setup_cfg
     from zsseg_bench.config.projects import add_project_configs
-    from zsseg_bench.engine.defaults import setup_cfg
 
     opts: list[str] = []
     if args.random_init:
@@ -231,7 +231,7 @@ def run(args: argparse.Namespace) -> int:
     """Entry point of ``zsseg-bench speed``."""
     _check_args(args)
     if args.preset:
-        from zsseg_bench.benchmark.presets import run_preset
+        from zsseg_bench.speed.presets import run_preset
 
         return run_preset(args.preset, args)
     run_speed(args)
