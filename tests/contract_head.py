@@ -49,7 +49,7 @@ if "PixelContractHead" not in HEAD_REGISTRY:
         def from_config(cls, cfg, clip) -> dict:  # noqa: ANN001
             return {"embed_dim": clip.embed_dim}
 
-        def forward(self, images, vocab, clip, targets=None):  # noqa: ANN001, ANN201
+        def forward(self, images, vocab, clip, targets=None, phase=None):  # noqa: ANN001, ANN201
             feats = F.avg_pool2d(images, self.stride)
             feats = F.normalize(self.proj(feats), dim=1)
             logits = torch.einsum("bdhw,kd->bkhw", feats, vocab.embeddings.to(feats.dtype))

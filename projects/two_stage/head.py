@@ -32,6 +32,7 @@ from zsseg_bench.config import configurable
 from zsseg_bench.data.zero_shot import IGNORE_LABEL, UNLABELLED_LABEL
 from zsseg_bench.modeling import HEAD_REGISTRY
 from zsseg_bench.modeling.stage_timer import stage
+from zsseg_bench.modeling.training_phase import TrainingPhase
 
 from .backbone import ResNetBackbone
 from .clip_classifier import CropBatch, CropClassifier
@@ -156,11 +157,12 @@ class TwoStageHead(nn.Module):
 
     # --------------------------------------------------------------------------- forward
     def forward(self, images: torch.Tensor, vocab: Any, clip: Any,
-                targets: torch.Tensor | None = None) -> Any:
+                targets: torch.Tensor | None = None,
+                phase: TrainingPhase = TrainingPhase.SUPERVISED) -> Any:
         """Losses (``targets`` given) or B x K x H/4 x W/4 class scores (inference)."""
         if targets is None:
             return self.inference(images, vocab, clip)
-        return self.losses(images, vocab, clip, targets)
+        return self.losses(images, vocab, clip, targets, phase)
 
     def inference(self, images: torch.Tensor, vocab: Any, clip: Any,
                   predictions: list[Prediction] | None = None,
@@ -181,11 +183,11 @@ class TwoStageHead(nn.Module):
             valid = crops.valid
         return self.fuse(query_logits, mask_logits, clip_probs, valid, vocab.is_seen)
 
-    def losses(self, images: torch.Tensor, vocab: Any, clip: Any,
-               targets: torch.Tensor) -> dict[str, torch.Tensor]:
+    def losses(self, images: torch.Tensor, vocab: Any, clip: Any, targets: torch.Tensor,
+               phase: TrainingPhase = TrainingPhase.SUPERVISED) -> dict[str, torch.Tensor]:
         """Matching losses of every decoder layer against per-class target masks."""
         predictions = self.propose(images)
-        if getattr(vocab, "self_training", False):
+        if phase is TrainingPhase.SELF_TRAINING:
             targets = self.pseudo_label(images, vocab, clip, predictions, targets)
         h, w = targets.shape[-2:]
         size = (h // self.target_stride, w // self.target_stride)

@@ -13,8 +13,9 @@ Seen and unseen classes (the meta-architecture's vocabulary decides which exist)
   from an inductive model) and ignores unlabelled pixels. Either way no unseen text
   embedding and no unseen label reaches the loss -- :meth:`ZegCLIPHead.training_classes`
   enforces it.
-- transductive self-training (``vocab.self_training``): all classes; unlabelled pixels get
-  pseudo-labels = argmax of the detached masks over the unseen classes (:mod:`.pseudo_label`).
+- transductive self-training (``phase=TrainingPhase.SELF_TRAINING``): all classes;
+  unlabelled pixels get pseudo-labels = argmax of the detached masks over the unseen classes
+  (:mod:`.pseudo_label`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from zsseg_bench.data.zero_shot import IGNORE_LABEL, UNLABELLED_LABEL
 from zsseg_bench.modeling import HEAD_REGISTRY
 from zsseg_bench.modeling.inference_modes import resize_scores
 from zsseg_bench.modeling.stage_timer import stage
+from zsseg_bench.modeling.training_phase import TrainingPhase
 from zsseg_bench.modeling.vocabulary import ClassVocabulary
 
 from .decoder import LightDecoder, RelationshipDescriptor, init_decoder_weights
@@ -133,7 +135,8 @@ class ZegCLIPHead(nn.Module):
             return [m.reshape(b, -1, h, w) for m in self.decoder(queries, memory)]
 
     def forward(self, images: torch.Tensor, vocab: ClassVocabulary, clip: Any,
-                targets: torch.Tensor | None = None) -> Any:
+                targets: torch.Tensor | None = None,
+                phase: TrainingPhase = TrainingPhase.SUPERVISED) -> Any:
         """Losses (``targets`` given) or ``B x K x H x W`` calibrated scores over ``vocab``.
 
         Args:
@@ -141,16 +144,18 @@ class ZegCLIPHead(nn.Module):
             vocab: the classes (training: the meta-architecture's training vocabulary).
             clip: the shared frozen CLIP model.
             targets: ``B x H x W`` vocabulary indices, 255 ignore, 254 unlabelled.
+            phase: the training phase (self-training pseudo-labels unlabelled pixels).
         """
         if targets is None:
             return self.scores(self.mask_logits(images, vocab.embeddings, clip)[-1],
                                images.shape[-2:], vocab.is_seen)
-        active = self.training_classes(vocab, targets)
+        self_training = phase is TrainingPhase.SELF_TRAINING
+        active = self.training_classes(vocab, targets, self_training)
         masks = self.mask_logits(images, vocab.embeddings[active], clip)
         # The final masks at the label size, once: for the pseudo-labels and the loss.
         final = resize_scores(masks[-1].float(), targets.shape[-2:])
-        labels = self.training_labels(targets, vocab, active, final.detach())
-        focal_weight = self.self_train_focal_weight if vocab.self_training else self.focal_weight
+        labels = self.training_labels(targets, vocab, active, final.detach(), self_training)
+        focal_weight = self.self_train_focal_weight if self_training else self.focal_weight
         losses = mask_losses(final, labels, focal_weight=focal_weight, **self.loss_args)
         if self.deep_supervision:
             for i, aux in enumerate(masks[:-1]):
@@ -171,13 +176,14 @@ class ZegCLIPHead(nn.Module):
 
     # ------------------------------------------------------------------- seen / unseen logic
     @staticmethod
-    def training_classes(vocab: ClassVocabulary, targets: torch.Tensor) -> torch.Tensor:
+    def training_classes(vocab: ClassVocabulary, targets: torch.Tensor,
+                         self_training: bool) -> torch.Tensor:
         """Indices of the classes whose text embeddings enter training.
 
         Seen classes only, unless transductive self-training has started. Raises if a label of
         an unseen class reaches the head outside self-training (an inductive leak).
         """
-        if vocab.self_training:
+        if self_training:
             return torch.arange(len(vocab), device=vocab.is_seen.device)
         unseen = vocab.unseen_indices.to(targets.device)
         if len(unseen) and torch.isin(targets, unseen).any():
@@ -188,14 +194,14 @@ class ZegCLIPHead(nn.Module):
 
     @staticmethod
     def training_labels(targets: torch.Tensor, vocab: ClassVocabulary, active: torch.Tensor,
-                        logits: torch.Tensor) -> torch.Tensor:
+                        logits: torch.Tensor, self_training: bool) -> torch.Tensor:
         """Targets in the index space of ``active``; unlabelled pixels are pseudo-labelled in
         self-training and ignored otherwise.
 
         ``logits``: the final ``B x K x H x W`` mask logits at the size of ``targets``
         (detached; used for the pseudo-labels only).
         """
-        if vocab.self_training:
+        if self_training:
             labels = targets
             if (labels == UNLABELLED_LABEL).any():
                 labels = pseudo_label(targets, logits, vocab.unseen_indices)

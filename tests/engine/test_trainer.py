@@ -13,6 +13,7 @@ from tests.engine.helpers import make_cfg, trainable_weights
 from zsseg_bench.engine.errors import NonFiniteLossError, TrainingStopped
 from zsseg_bench.engine.train_loop import HookBase
 from zsseg_bench.engine.trainer import Trainer
+from zsseg_bench.modeling.training_phase import TrainingPhase
 from zsseg_bench.utils.errors import UserError
 from zsseg_bench.utils.run_dir import setup_run_dir
 
@@ -140,10 +141,10 @@ def test_transductive_self_training_switches_on_at_the_configured_iteration(toy_
     head = trainer.unwrapped_model.head
     forward = head.forward
 
-    def spy(images, vocab, clip, targets=None):
+    def spy(images, vocab, clip, targets=None, phase=TrainingPhase.SUPERVISED):
         if targets is not None:
-            seen.append(vocab.self_training)
-        return forward(images, vocab, clip, targets=targets)
+            seen.append(phase is TrainingPhase.SELF_TRAINING)
+        return forward(images, vocab, clip, targets=targets, phase=phase)
 
     head.forward = spy
     trainer.resume_or_load(resume=False)

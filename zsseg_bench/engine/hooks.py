@@ -12,6 +12,7 @@ from zsseg_bench.engine.checkpoint import TrainingPeriodicCheckpointer
 from zsseg_bench.engine.rng import preserve_rng_state
 from zsseg_bench.engine.train_loop import HookBase
 from zsseg_bench.engine.writers import MetricsWriter
+from zsseg_bench.modeling.training_phase import TrainingPhase
 from zsseg_bench.utils import comm
 
 logger = logging.getLogger(__name__)
@@ -50,21 +51,22 @@ class PeriodicCheckpointHook(HookBase):
 
 
 class SelfTrainingHook(HookBase):
-    """The transductive schedule: from iteration ``start_iter`` on, ``model.self_training_active``
-    is True, so heads pseudo-label unlabelled (unseen) pixels (ZegCLIP's recipe).
+    """The transductive schedule: from iteration ``start_iter`` on, the trainer's ``phase`` is
+    ``TrainingPhase.SELF_TRAINING`` (passed to the model with every batch), so heads
+    pseudo-label unlabelled (unseen) pixels (ZegCLIP's recipe).
 
-    The flag follows the iteration alone, so a resumed run switches at the same point.
+    The phase follows the iteration alone, so a resumed run switches at the same point.
     """
 
-    def __init__(self, model: Any, start_iter: int):
-        self.model = model
+    def __init__(self, start_iter: int):
         self.start_iter = int(start_iter)
 
     def before_step(self) -> None:
-        active = self.trainer.iter >= self.start_iter
-        if active != bool(getattr(self.model, "self_training_active", False)):
-            self.model.self_training_active = active
-            if active:
+        phase = TrainingPhase.SELF_TRAINING if self.trainer.iter >= self.start_iter \
+            else TrainingPhase.SUPERVISED
+        if phase is not self.trainer.phase:
+            self.trainer.phase = phase
+            if phase is TrainingPhase.SELF_TRAINING:
                 logger.info("Self-training starts at iteration %d", self.trainer.iter)
                 self.trainer.storage.put_scalars(self_training=1.0)
 

@@ -23,6 +23,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from zsseg_bench.engine.errors import NonFiniteLossError, TrainingStopped, out_of_memory_error
+from zsseg_bench.modeling.training_phase import TrainingPhase
 from zsseg_bench.utils import comm
 
 logger = logging.getLogger(__name__)
@@ -79,6 +80,7 @@ class TrainerBase:
 
     Attributes:
         iter: the current iteration (0-based); after the loop, the number completed.
+        phase: the training phase passed to the model with every batch (hooks change it).
         start_iter, max_iter: the range of this session.
         stop_requested: set (e.g. by a SIGTERM handler) to stop after the current iteration.
     """
@@ -89,6 +91,7 @@ class TrainerBase:
         self.start_iter = 0
         self.max_iter = 0
         self.stop_requested = False
+        self.phase = TrainingPhase.SUPERVISED
         self.storage = MetricsStorage()
 
     def register_hooks(self, hooks: Sequence[HookBase | None]) -> None:
@@ -246,7 +249,7 @@ class SimpleTrainer(TrainerBase):
                 with sync:
                     with torch.autocast(self.device_type, dtype=self.amp_dtype or torch.float32,
                                         enabled=self.amp_dtype is not None):
-                        loss_dict = self.model(data)
+                        loss_dict = self.model(data, phase=self.phase)
                     losses = self._check_losses(loss_dict)
                     loss = sum(v.float() for v in loss_dict.values()) / self.accumulation_steps
                     self.grad_scaler.scale(loss).backward()

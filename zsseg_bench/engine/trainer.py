@@ -160,7 +160,7 @@ class Trainer(SimpleTrainer):
         hooks: list = []
         st = self_training_start(cfg)
         if st is not None:
-            hooks.append(SelfTrainingHook(self._module, st))
+            hooks.append(SelfTrainingHook(st))
         periodic = TrainingPeriodicCheckpointer(self.checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD,
                                                 max_iter=cfg.SOLVER.MAX_ITER)
         self.checkpoint_hook = PeriodicCheckpointHook(periodic, self.checkpoint_state)

@@ -8,7 +8,7 @@ from functools import cached_property
 import torch
 
 
-@dataclass
+@dataclass(frozen=True)
 class ClassVocabulary:
     """The classes of one forward pass, in the head's index space ``0..K-1``.
 
@@ -17,15 +17,16 @@ class ClassVocabulary:
         embeddings: ``K x D`` L2-normalised CLIP text embeddings of the names.
         is_seen: ``K`` bool, True for classes with training labels.
         class_ids: ``K`` ids of these classes in the dataset's full class list.
-        self_training: True once transductive self-training has started (heads then
-            pseudo-label unlabelled pixels).
+
+    Immutable and shared (the meta-architecture caches one per dataset and class set): what
+    changes during training, the self-training phase, is passed to the head on its own
+    (:class:`~zsseg_bench.modeling.training_phase.TrainingPhase`).
     """
 
     names: list[str]
     embeddings: torch.Tensor
     is_seen: torch.Tensor
     class_ids: torch.Tensor
-    self_training: bool = False
 
     def __len__(self) -> int:
         return len(self.names)
@@ -44,4 +45,4 @@ class ClassVocabulary:
     def to(self, device: torch.device | str) -> ClassVocabulary:
         """A copy on ``device``."""
         return ClassVocabulary(self.names, self.embeddings.to(device), self.is_seen.to(device),
-                               self.class_ids.to(device), self.self_training)
+                               self.class_ids.to(device))

@@ -8,6 +8,7 @@ import torchvision
 
 from zsseg_bench.modeling import build_head
 from zsseg_bench.modeling.stage_timer import StageTimer
+from zsseg_bench.modeling.training_phase import TrainingPhase
 from zsseg_bench.projects.two_stage import TwoStageHead
 from zsseg_bench.projects.two_stage.backbone import ResNetBackbone
 from zsseg_bench.utils.errors import UserError
@@ -84,7 +85,6 @@ def test_seen_calibration_lowers_seen_scores_only(clip):
 def test_pseudo_labels_only_unlabelled_pixels_and_unseen_classes(clip):
     head = _head(clip).train()
     vocab = vocabulary(clip)  # class 4 unseen
-    vocab.self_training = True
     images, targets = _batch(1)
     targets[:, 40:, 40:] = 254
     predictions = head.propose(images)
@@ -96,7 +96,8 @@ def test_pseudo_labels_only_unlabelled_pixels_and_unseen_classes(clip):
     head.pseudo_label_threshold = 1.01  # nothing confident enough: all ignored
     labels = head.pseudo_label(images, vocab, clip, predictions, targets)
     assert set(labels[:, 40:, 40:].unique().tolist()) == {255}
-    losses = head(images, vocab, clip, targets=targets)  # self-training path end to end
+    losses = head(images, vocab, clip, targets=targets,
+                  phase=TrainingPhase.SELF_TRAINING)  # self-training path end to end
     assert all(torch.isfinite(v) for v in losses.values())
 
 

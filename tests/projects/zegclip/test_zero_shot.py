@@ -6,6 +6,7 @@ import torch
 
 from zsseg_bench.data.catalog import MetadataCatalog
 from zsseg_bench.modeling.meta_arch import ZeroShotSegmentor
+from zsseg_bench.modeling.training_phase import TrainingPhase
 from zsseg_bench.projects.zegclip import ZegCLIPHead
 from zsseg_bench.projects.zegclip.pseudo_label import UNLABELLED_LABEL
 
@@ -93,10 +94,9 @@ def test_inductive_head_rejects_unseen_labels(clip):
 
 def test_self_training_pseudo_labels_unlabelled_pixels_with_unseen_classes(clip, monkeypatch):
     model = _model(clip, "transductive").train()
-    model.self_training_active = True
     spy = Spy(model.head, monkeypatch)
     batch = _batch("transductive")
-    losses = model(batch)
+    losses = model(batch, phase=TrainingPhase.SELF_TRAINING)
     sum(losses.values()).backward()
     assert spy.texts[0].shape[0] == len(CLASSES) and _unseen_rows_used(clip, spy.texts)
     given = torch.stack([x["sem_seg"] for x in batch])

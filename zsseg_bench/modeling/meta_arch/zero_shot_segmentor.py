@@ -17,6 +17,7 @@ from zsseg_bench.modeling.inference_modes import (
     slide_inference,
     whole_inference,
 )
+from zsseg_bench.modeling.training_phase import TrainingPhase
 from zsseg_bench.modeling.vocabulary import ClassVocabulary
 from zsseg_bench.utils.errors import UserError
 
@@ -27,9 +28,10 @@ _NOT_IN_VOCABULARY = 253  # internal marker of a label id outside the training v
 class ZeroShotSegmentor(nn.Module):
     """Normalisation, padding, vocabulary, whole/slide inference and post-processing.
 
-    A method is a head (``HEAD_REGISTRY``) called as ``head(images, vocab, clip, targets)``:
-    in training it returns a dict of losses, in inference ``B x K x h x w`` class scores that
-    this module upsamples, crops of their padding and resizes to each image's original size.
+    A method is a head (``HEAD_REGISTRY``) called as ``head(images, vocab, clip, targets, phase)``:
+    in training (``targets`` given, ``phase`` the trainer's :class:`TrainingPhase`) it returns a
+    dict of losses, in inference (``head(images, vocab, clip)``) ``B x K x h x w`` class scores
+    that this module upsamples, crops of their padding and resizes to each image's original size.
 
     Vocabulary: in training, the training dataset's classes that are trainable in the current
     setting — seen classes only (inductive) or all classes (transductive); label ids are
@@ -54,7 +56,6 @@ class ZeroShotSegmentor(nn.Module):
         self.test_mode = test_mode
         self.slide_crop = tuple(slide_crop)
         self.slide_stride = tuple(slide_stride)
-        self.self_training_active = False
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), False)
         self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), False)
         self._vocab_cache: dict[tuple, ClassVocabulary] = {}
@@ -116,9 +117,7 @@ class ZeroShotSegmentor(nn.Module):
                 is_seen=torch.tensor([i in seen for i in ids], dtype=torch.bool),
                 class_ids=torch.tensor(ids, dtype=torch.long),
             ).to(self.device)
-        vocab = self._vocab_cache[key]
-        vocab.self_training = self.self_training_active
-        return vocab
+        return self._vocab_cache[key]
 
     # --------------------------------------------------------------------------------- forward
     def preprocess(self, batched_inputs: list[dict[str, Any]]) -> list[torch.Tensor]:
@@ -126,20 +125,27 @@ class ZeroShotSegmentor(nn.Module):
         return [(x["image"].to(self.device, non_blocking=True).float() - self.pixel_mean)
                 / self.pixel_std for x in batched_inputs]
 
-    def forward(self, batched_inputs: list[dict[str, Any]]) -> Any:
-        """Losses (training) or ``[{"sem_seg": Tensor[C, height, width]}]`` (inference)."""
+    def forward(self, batched_inputs: list[dict[str, Any]],
+                phase: TrainingPhase = TrainingPhase.SUPERVISED) -> Any:
+        """Losses (training) or ``[{"sem_seg": Tensor[C, height, width]}]`` (inference).
+
+        Args:
+            batched_inputs: the mapper's dicts (Detectron2's ``batched_inputs``).
+            phase: the training phase (the trainer passes it; ignored in inference).
+        """
         images = self.preprocess(batched_inputs)
         if self.training:
-            return self._forward_train(images, batched_inputs)
+            return self._forward_train(images, batched_inputs, phase)
         return self.inference(images, batched_inputs)
 
-    def _forward_train(self, images: list[torch.Tensor],
-                       batched_inputs: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    def _forward_train(self, images: list[torch.Tensor], batched_inputs: list[dict[str, Any]],
+                       phase: TrainingPhase) -> dict[str, torch.Tensor]:
         vocab = self.vocabulary(self.train_dataset, trainable_only=True)
         batch = pad_to_batch(images, self.size_divisibility)
         labels = [x["sem_seg"].to(self.device) for x in batched_inputs]
         targets = pad_to_batch(labels, self.size_divisibility, pad_value=IGNORE_LABEL)
-        return self.head(batch, vocab, self.clip, targets=self.to_vocabulary_ids(targets, vocab))
+        return self.head(batch, vocab, self.clip, targets=self.to_vocabulary_ids(targets, vocab),
+                         phase=phase)
 
     def to_vocabulary_ids(self, targets: torch.Tensor, vocab: ClassVocabulary) -> torch.Tensor:
         """Maps full-class-list label ids to ``vocab`` indices (255 and 254 stay as they are).
