@@ -105,8 +105,7 @@ def _check_against_model(model: Any, inputs: list[dict], outputs: list[dict]) ->
 
 def main(argv: list[str] | None = None) -> int:
     from zsseg_bench.config.command_line import setup_cfg
-
-    from .holdout import DEFAULT_NUM_IMAGES, register_holdout
+    from zsseg_bench.data.synthetic.holdout import DEFAULT_NUM_IMAGES, register_holdout
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--config-file", required=True)

@@ -1,12 +1,12 @@
 #!/usr/bin/env python
 """Choose ZegCLIP's seen-score calibration on held-out toy-world renders (never on synthetic_val).
 
-Renders a held-out set of the toy world with a seed of its own (default 7; the benchmark's
-splits use seed 0), runs a trained ZegCLIP model on it once, and scores every calibration value
-(the constant subtracted from seen-class scores, ``MODEL.ZEGCLIP.SEEN_SCORE_CALIBRATION``) from
+Renders (once) the toy world's held-out split (``zsseg_bench.data.synthetic.holdout``, the one
+every method's toy constants are chosen on), runs a trained ZegCLIP model on it once, and
+scores every calibration value (the constant subtracted from seen-class scores, ``MODEL.ZEGCLIP.SEEN_SCORE_CALIBRATION``) from
 the same score maps: seen / unseen mIoU and hIoU per value, then the value with the best hIoU.
 
-    python scripts/zegclip_calibrate.py --run-dir output/zegclip_toy \
+    python -m zsseg_bench.projects.zegclip.tools.calibrate --run-dir output/zegclip_toy \
         --values 0 0.05 0.1 0.15 0.2 0.3
 
 Writes ``calibration.json`` into the run directory (atomically) and prints a table.
@@ -17,16 +17,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-#: Held-out render seed: differs from the toy benchmark's seed (0), so no image is shared.
-HOLDOUT_SEED = 7
-HOLDOUT_PREFIX = "zegclip_holdout"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -37,9 +30,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--weights", default=None, help="default: RUN_DIR/model_final.pth")
     ap.add_argument("--values", type=float, nargs="+",
                     default=[0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4])
-    ap.add_argument("--num-images", type=int, default=300)
-    ap.add_argument("--seed", type=int, default=HOLDOUT_SEED)
-    ap.add_argument("--root", default=None, help="where to render (default: a temp dir)")
+    ap.add_argument("--num-images", type=int, default=None,
+                    help="images of the held-out split (default: its standard size)")
+    ap.add_argument("--holdout-root", default="/tmp/zsseg_holdout",
+                    help="where the held-out split is rendered (once)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     return ap.parse_args(argv)
 
@@ -51,10 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     import zsseg_bench.data.datasets  # noqa: F401  (built-in registrations)
     from zsseg_bench.config.command_line import setup_cfg
     from zsseg_bench.data.build import build_test_loader
-    from zsseg_bench.data.catalog import DatasetCatalog, MetadataCatalog
-    from zsseg_bench.data.datasets.synthetic import register_all_synthetic
+    from zsseg_bench.data.catalog import MetadataCatalog
     from zsseg_bench.data.image_io import read_sem_seg
-    from zsseg_bench.data.synthetic import prepare_synthetic
+    from zsseg_bench.data.synthetic.holdout import (
+        DEFAULT_NUM_IMAGES,
+        HOLDOUT_SEED,
+        register_holdout,
+    )
     from zsseg_bench.engine.checkpoint import build_model_with_weights
     from zsseg_bench.evaluation.metrics import metrics_from_confusion
     from zsseg_bench.evaluation.sem_seg_evaluation import confusion_matrix
@@ -62,12 +59,8 @@ def main(argv: list[str] | None = None) -> int:
 
     run_dir = Path(args.run_dir)
     weights = args.weights or str(run_dir / "model_final.pth")
-    root = args.root or tempfile.mkdtemp(prefix="zegclip_holdout_")
-    prepare_synthetic(root, num_train=1, num_val=args.num_images, seed=args.seed)
-    if f"{HOLDOUT_PREFIX}_val" not in DatasetCatalog.list():
-        register_all_synthetic(root, prefix=HOLDOUT_PREFIX, num_train=1,
-                               num_val=args.num_images)
-    name = f"{HOLDOUT_PREFIX}_val"
+    num_images = args.num_images or DEFAULT_NUM_IMAGES
+    name = register_holdout(args.holdout_root, num_images)
     cfg = setup_cfg(str(run_dir / "config.yaml"),
                     ["MODEL.WEIGHTS", weights, "DATASETS.TEST", (name,),
                      "MODEL.ZEGCLIP.SEEN_SCORE_CALIBRATION", 0.0,
@@ -99,13 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         print(f"{r['calibration']:>11.3f} {r['mIoU-seen']:>6.2f} {r['mIoU-unseen']:>6.2f} "
               f"{r['hIoU']:>6.2f} {r['mIoU']:>6.2f}")
-    print(f"best hIoU on held-out renders (seed {args.seed}): calibration {best['calibration']}")
-    record = {"weights": weights, "holdout_seed": args.seed, "num_images": args.num_images,
+    print(f"best hIoU on the held-out split: calibration {best['calibration']}")
+    record = {"weights": weights, "holdout_seed": HOLDOUT_SEED, "num_images": num_images,
               "rows": rows, "best": best}
     atomic_write_json(str(run_dir / "calibration.json"), record)
-    if args.root is None:
-        import shutil
-        shutil.rmtree(root, ignore_errors=True)
     return 0
 
 

@@ -1,4 +1,5 @@
-"""A held-out split of the toy world for choosing toy-only constants (never ``synthetic_val``).
+"""The held-out split of the toy world: every toy-only constant (calibrations, thresholds,
+ablation choices) of every method is chosen on it, never on ``synthetic_val``.
 
 The images are rendered by the toy world's own renderer with a base seed no built-in split uses
 (``synthetic_train`` = seed 0, ``synthetic_val`` = seed 1,000,003), into a datasets root of their
@@ -17,7 +18,7 @@ from zsseg_bench.data.synthetic import dataset_is_complete, prepare_synthetic
 HOLDOUT_SEED = 5_000_000
 #: Registered name of the held-out split.
 HOLDOUT_NAME = "synthetic_holdout_val"
-DEFAULT_NUM_IMAGES = 200
+DEFAULT_NUM_IMAGES = 300
 
 
 def register_holdout(root: str, num_images: int = DEFAULT_NUM_IMAGES) -> str:
