@@ -3,8 +3,9 @@
 
 Renders (once) the toy world's held-out split (``zsseg_bench.data.synthetic.holdout``, the one
 every method's toy constants are chosen on), runs a trained ZegCLIP model on it once, and
-scores every calibration value (the constant subtracted from seen-class scores, ``MODEL.ZEGCLIP.SEEN_SCORE_CALIBRATION``) from
-the same score maps: seen / unseen mIoU and hIoU per value, then the value with the best hIoU.
+scores every calibration value (the constant subtracted from seen-class scores,
+``MODEL.ZEGCLIP.SEEN_SCORE_CALIBRATION``) from the same score maps: seen / unseen mIoU and hIoU
+per value, then the value with the best hIoU.
 
     python -m zsseg_bench.projects.zegclip.tools.calibrate --run-dir output/zegclip_toy \
         --values 0 0.05 0.1 0.15 0.2 0.3
