@@ -97,3 +97,15 @@ def test_warmup_then_poly_keeps_multipliers():
     assert lrs[99][0] < lrs[98][0] < lrs[50][0]
     ratios = {round(lr / b, 12) for lr, b in zip(lrs[60], base)}
     assert len(ratios) == 1  # every group follows the same schedule
+
+
+def test_restart_gives_self_training_a_fresh_warm_up_and_poly_schedule():
+    cfg = _cfg(MAX_ITER=100, WARMUP_ITERS=10, WARMUP_FACTOR=0.1, POLY_POWER=0.9, MIN_LR=0.0)
+    plain = build_lr_scheduler(cfg, build_optimizer(cfg, _Model()))
+    sched = build_lr_scheduler(cfg, build_optimizer(cfg, _Model()), restart_iter=40)
+    base = sched.base_lrs[0]
+    for it in (0, 5, 39):  # before the restart: the schedule over all 100 iterations
+        assert sched.lr_at(base, it) == plain.lr_at(base, it)
+    for k in (0, 5, 30, 59):  # after: warm-up and poly over the remaining 60 at it - 40
+        factor = 0.1 + 0.9 * k / 10 if k < 10 else 1.0
+        assert sched.lr_at(base, 40 + k) == pytest.approx(base * factor * (1 - k / 60) ** 0.9)

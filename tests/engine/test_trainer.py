@@ -152,6 +152,37 @@ def test_transductive_self_training_switches_on_at_the_configured_iteration(toy_
     assert seen == [False, False, True, True]
 
 
+def test_self_training_restart_clears_the_optimizer_once_and_resumes_identically(toy_root,
+                                                                               tmp_path):
+    opts = dict(SOLVER__MAX_ITER=8, SOLVER__CHECKPOINT_PERIOD=2, SOLVER__WARMUP_ITERS=2,
+                ZERO_SHOT__SETTING="transductive", ZERO_SHOT__SELF_TRAIN_START=0.5)
+    states, lrs = [], []
+
+    class _Before(HookBase):
+        def before_step(self):  # runs after the self-training hook's before_step
+            states.append(len(self.trainer.optimizer.state))
+            lrs.append(self.trainer.optimizer.param_groups[0]["lr"])
+
+    ref = _trainer(make_cfg(tmp_path / "ref", **opts), hooks=[_Before()])
+    ref.train()
+    assert states[0] == 0 and states[3] > 0  # AdamW state builds up in the first phase ...
+    assert states[4] == 0 and states[5] > 0  # ... and is cleared once, at iteration 4
+    assert lrs[4] < lrs[2] and lrs[4] == pytest.approx(lrs[0])  # a fresh warm-up at 4
+    cont = _trainer(make_cfg(tmp_path / "cont", **opts, ZERO_SHOT__SELF_TRAIN_SCHEDULE="continue"))
+    cont.train()
+    w_ref = trainable_weights(tmp_path / "ref" / "model_final.pth")
+    w_cont = trainable_weights(tmp_path / "cont" / "model_final.pth")
+    assert any(not torch.equal(w_ref[k], w_cont[k]) for k in w_ref)
+    # Killed after iteration 5 (checkpoint of iteration 4 on disk, saved before the reset),
+    # resumed: the same final weights as the uninterrupted run.
+    cfg = make_cfg(tmp_path / "resumed", **opts)
+    with pytest.raises(_KilledError):
+        _trainer(cfg, hooks=[_Call(5, _kill)]).train()
+    _trainer(cfg, resume=True).train()
+    w_res = trainable_weights(tmp_path / "resumed" / "model_final.pth")
+    assert all(torch.equal(w_ref[k], w_res[k]) for k in w_ref)
+
+
 def test_out_of_memory_is_a_user_error_naming_the_keys(toy_root, tmp_path):
     cfg = make_cfg(tmp_path, SOLVER__MAX_ITER=2)
     trainer = Trainer(cfg, None, progress_bar=False)

@@ -13,6 +13,7 @@ from zsseg_bench.utils.errors import UserError
 
 _CHOICES = {
     "ZERO_SHOT.SETTING": ("inductive", "transductive"),
+    "ZERO_SHOT.SELF_TRAIN_SCHEDULE": ("restart", "continue"),
     "TEST.MODE": ("whole", "slide"),
     "SOLVER.AMP.DTYPE": ("bfloat16", "float16"),
 }

@@ -60,6 +60,15 @@ _C.ZERO_SHOT.SETTING = "inductive"
 # When self-training starts (transductive only): a fraction of SOLVER.MAX_ITER if < 1,
 # else an iteration. ZegCLIP starts at half the schedule (REFERENCES.md, ZegCLIP recipe).
 _C.ZERO_SHOT.SELF_TRAIN_START = 0.5
+# The optimizer and learning-rate schedule at the start of self-training. "restart" (default):
+# as the official ZegCLIP recipe, where self-training is a second run loaded from the inductive
+# run's checkpoint at SELF_TRAIN_START with a fresh optimizer, warm-up and poly schedule over
+# the remaining iterations (ZiqinZhou66/ZegCLIP,
+# configs/voc12/vpt_seg_zero_vit-b_512x512_10k_12_10_st.py loads the inductive 20k run's
+# iter_10000 checkpoint and trains 10k iterations); here both phases run in one run: the
+# optimizer state is cleared and the schedule restarts at SELF_TRAIN_START.
+# "continue": one optimizer and one schedule over the whole run.
+_C.ZERO_SHOT.SELF_TRAIN_SCHEDULE = "restart"
 
 # ---------------------------------------------------------------------------------------------
 # Data

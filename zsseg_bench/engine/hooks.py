@@ -55,13 +55,20 @@ class SelfTrainingHook(HookBase):
     ``TrainingPhase.SELF_TRAINING`` (passed to the model with every batch), so heads
     pseudo-label unlabelled (unseen) pixels (ZegCLIP's recipe).
 
-    The phase follows the iteration alone, so a resumed run switches at the same point.
+    With ``restart``, the optimizer state (AdamW moments) is cleared before the first
+    self-training step, as a fresh optimizer of the official second run; the schedule restarts
+    by itself (``WarmupLR(restart_iter=...)``). The phase and the reset follow the iteration
+    alone, so a resumed run switches (and resets) at the same point.
     """
 
-    def __init__(self, start_iter: int):
+    def __init__(self, start_iter: int, restart: bool = False):
         self.start_iter = int(start_iter)
+        self.restart = bool(restart)
 
     def before_step(self) -> None:
+        if self.restart and self.trainer.iter == self.start_iter:
+            self.trainer.optimizer.state.clear()
+            logger.info("Self-training restarts the optimizer at iteration %d", self.start_iter)
         phase = TrainingPhase.SELF_TRAINING if self.trainer.iter >= self.start_iter \
             else TrainingPhase.SUPERVISED
         if phase is not self.trainer.phase:

@@ -9,6 +9,10 @@ For iteration ``t`` of ``T`` (``SOLVER.MAX_ITER``) a group with base rate ``lr0`
 
 which is mmseg's linear warm-up (``warmup_ratio`` = f) applied to the regular rate.
 The scheduler is stepped once per optimizer step, after it.
+
+With ``restart_iter`` = R (transductive self-training restarted, ``ZERO_SHOT.SELF_TRAIN_SCHEDULE
+restart``), iterations ``t >= R`` follow a second schedule of the same shape over ``T - R``
+iterations, warm-up included, at ``t - R`` (the official two-run recipe in one run).
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ class WarmupLR(LRScheduler):
 
     def __init__(self, optimizer: torch.optim.Optimizer, *, max_iter: int,
                  schedule: str = "poly", power: float = 0.9, min_lr: float = 0.0,
-                 warmup_iters: int = 0, warmup_factor: float = 1e-6, last_epoch: int = -1):
+                 warmup_iters: int = 0, warmup_factor: float = 1e-6,
+                 restart_iter: int | None = None, last_epoch: int = -1):
         if schedule not in ("poly", "cosine", "constant"):
             raise ValueError(f"unknown schedule {schedule}")
         self.max_iter = int(max_iter)
@@ -38,6 +43,7 @@ class WarmupLR(LRScheduler):
         self.min_lr = float(min_lr)
         self.warmup_iters = int(warmup_iters)
         self.warmup_factor = float(warmup_factor)
+        self.restart_iter = None if restart_iter is None else int(restart_iter)
         super().__init__(optimizer, last_epoch)
 
     def factor_at(self, it: int) -> float:
@@ -48,7 +54,10 @@ class WarmupLR(LRScheduler):
 
     def lr_at(self, base_lr: float, it: int) -> float:
         """The learning rate of a group with base rate ``base_lr`` at iteration ``it``."""
-        progress = min(max(it, 0), self.max_iter) / max(self.max_iter, 1)
+        max_iter = self.max_iter
+        if self.restart_iter is not None and it >= self.restart_iter:
+            it, max_iter = it - self.restart_iter, max_iter - self.restart_iter
+        progress = min(max(it, 0), max_iter) / max(max_iter, 1)
         if self.schedule == "poly":
             lr = (base_lr - self.min_lr) * (1.0 - progress) ** self.power + self.min_lr
         elif self.schedule == "cosine":
@@ -70,8 +79,10 @@ class WarmupLR(LRScheduler):
         return self.get_lr()
 
 
-def build_lr_scheduler(cfg: Any, optimizer: torch.optim.Optimizer) -> WarmupLR:
-    """The schedule named by ``SOLVER.LR_SCHEDULER_NAME``."""
+def build_lr_scheduler(cfg: Any, optimizer: torch.optim.Optimizer,
+                       restart_iter: int | None = None) -> WarmupLR:
+    """The schedule named by ``SOLVER.LR_SCHEDULER_NAME``, restarted at ``restart_iter`` if
+    given."""
     name = cfg.SOLVER.LR_SCHEDULER_NAME
     if name not in SCHEDULES:
         raise UserError(f"SOLVER.LR_SCHEDULER_NAME = {name!r}; choices: {', '.join(SCHEDULES)}")
@@ -80,4 +91,4 @@ def build_lr_scheduler(cfg: Any, optimizer: torch.optim.Optimizer) -> WarmupLR:
     return WarmupLR(optimizer, max_iter=cfg.SOLVER.MAX_ITER, schedule=schedule,
                     power=cfg.SOLVER.POLY_POWER, min_lr=cfg.SOLVER.MIN_LR,
                     warmup_iters=cfg.SOLVER.WARMUP_ITERS,
-                    warmup_factor=cfg.SOLVER.WARMUP_FACTOR)
+                    warmup_factor=cfg.SOLVER.WARMUP_FACTOR, restart_iter=restart_iter)

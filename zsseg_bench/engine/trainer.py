@@ -66,6 +66,13 @@ def self_training_start(cfg: Any) -> int | None:
     return int(round(start * cfg.SOLVER.MAX_ITER)) if start < 1 else int(start)
 
 
+def self_training_restart(cfg: Any) -> int | None:
+    """The iteration where optimizer and schedule restart (transductive with
+    ``ZERO_SHOT.SELF_TRAIN_SCHEDULE restart``), else None."""
+    start = self_training_start(cfg)
+    return start if start is not None and cfg.ZERO_SHOT.SELF_TRAIN_SCHEDULE == "restart" else None
+
+
 def _no_buffer_sync() -> dict[str, bool]:
     """DDP keyword that keeps buffers (e.g. BatchNorm statistics) per rank, as Detectron2
     does: ``forward_sync_buffers`` on recent torch, ``broadcast_buffers`` before."""
@@ -116,7 +123,7 @@ class Trainer(SimpleTrainer):
             model = build_model(cfg)
         self._module = model
         optimizer = build_optimizer(cfg, model)
-        scheduler = build_lr_scheduler(cfg, optimizer)
+        scheduler = build_lr_scheduler(cfg, optimizer, restart_iter=self_training_restart(cfg))
         if self.world_size > 1:
             device = next(model.parameters()).device
             device_ids = [device.index] if device.type == "cuda" else None
@@ -160,7 +167,7 @@ class Trainer(SimpleTrainer):
         hooks: list = []
         st = self_training_start(cfg)
         if st is not None:
-            hooks.append(SelfTrainingHook(st))
+            hooks.append(SelfTrainingHook(st, restart=self_training_restart(cfg) is not None))
         periodic = TrainingPeriodicCheckpointer(self.checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD,
                                                 max_iter=cfg.SOLVER.MAX_ITER)
         self.checkpoint_hook = PeriodicCheckpointHook(periodic, self.checkpoint_state)
