@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -236,9 +235,3 @@ def run(args: argparse.Namespace) -> int:
         return run_preset(args.preset, args)
     run_speed(args)
     return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    from zsseg_bench.cli import main
-
-    sys.exit(main(["speed", *sys.argv[1:]]))
