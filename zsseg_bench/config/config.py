@@ -60,6 +60,24 @@ class CfgNode(_FvcoreCfgNode):
                 raise UserError(_unknown_key_message(key, source, valid))
 
 
+def flat_items(cfg: Any) -> dict[str, Any]:
+    """``{"A.B.C": value}`` for every leaf key of ``cfg``."""
+    out = {}
+    for key in _iter_keys(cfg):
+        node: Any = cfg
+        for part in key.split("."):
+            node = node[part]
+        out[key] = node
+    return out
+
+
+def changed_keys(cfg: Any, base: Any) -> dict[str, Any]:
+    """The leaf keys of ``cfg`` whose value differs from ``base`` (or that ``base`` lacks)."""
+    missing = object()
+    ref = flat_items(base)
+    return {k: v for k, v in flat_items(cfg).items() if ref.get(k, missing) != v}
+
+
 def _iter_keys(node: Any, prefix: str = "") -> Iterator[str]:
     for k, v in node.items():
         full = f"{prefix}{k}"
