@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from zsseg_bench.config.allowed import allowed_values
 from zsseg_bench.speed.harness import DEFAULT_ITERATIONS, SpeedProtocol, benchmark_model
 from zsseg_bench.speed.knobs import COMPILE_MODES, PRECISIONS, SDPA_BACKENDS
 from zsseg_bench.utils.errors import UserError
@@ -57,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fp32, or autocast to fp16/bf16 (default fp32)")
     parser.add_argument("--device", default=None,
                         help="cpu, cuda or cuda:N (default: MODEL.DEVICE of the config)")
-    parser.add_argument("--mode", choices=("whole", "slide"), default=None,
+    parser.add_argument("--mode", choices=allowed_values("TEST.MODE"), default=None,
                         help="whole-image or sliding-window inference (default: TEST.MODE)")
     parser.add_argument("--random-init", action="store_true",
                         help="random weights everywhere (every MODEL.**.RANDOM_INIT key True and "

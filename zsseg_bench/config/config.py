@@ -9,13 +9,8 @@ from typing import Any
 
 from fvcore.common.config import CfgNode as _FvcoreCfgNode
 
+from zsseg_bench.config.allowed import check_allowed_values
 from zsseg_bench.utils.errors import UserError
-
-_CHOICES = {
-    "ZERO_SHOT.SETTING": ("inductive", "transductive"),
-    "TEST.MODE": ("whole", "slide"),
-    "SOLVER.AMP.DTYPE": ("bfloat16", "float16"),
-}
 
 
 class CfgNode(_FvcoreCfgNode):
@@ -99,13 +94,9 @@ def _unknown_key_message(key: str, source: str, valid: set[str]) -> str:
 
 
 def validate_cfg(cfg: CfgNode) -> None:
-    """Checks values that have a fixed set of choices; raises UserError naming key and choices."""
-    for key, choices in _CHOICES.items():
-        node: Any = cfg
-        for part in key.split("."):
-            node = node[part]
-        if node not in choices:
-            raise UserError(f"config key {key} = {node!r} is not one of {', '.join(choices)}")
+    """Checks the values with a fixed set of choices (:mod:`zsseg_bench.config.allowed`, the
+    core's and every method's); raises UserError naming the key and its choices."""
+    check_allowed_values(cfg)
 
 
 def get_cfg() -> CfgNode:

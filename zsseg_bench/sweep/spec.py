@@ -39,13 +39,12 @@ from typing import Any
 
 import yaml
 
+from zsseg_bench.config.allowed import allowed_values
 from zsseg_bench.utils.errors import UserError
 from zsseg_bench.utils.sweep_layout import STAGES
 
-#: Settings the core config knows; a setting of this name maps to ``ZERO_SHOT.SETTING``.
+#: A setting named like a choice of this key (``inductive``, ...) sets it.
 SETTING_KEY = "ZERO_SHOT.SETTING"
-KNOWN_SETTINGS = ("inductive", "transductive")
-
 DEFAULT_CONFIG_TEMPLATE = "../{dataset}/{method}.yaml"
 DEFAULT_VARIANT = "default"
 
@@ -425,10 +424,11 @@ def _parse_named(ctx: _Ctx, value: Any, key: str, allowed: tuple[str, ...]
 def _parse_settings(ctx: _Ctx, value: Any) -> dict[str, dict[str, Any]]:
     settings = _parse_named(ctx, value, "settings", _SETTING_KEYS)
     for name, entry in settings.items():
-        if name in KNOWN_SETTINGS:
+        if name in allowed_values(SETTING_KEY):  # a setting of the core config
             entry["overrides"] = {SETTING_KEY: name, **entry["overrides"]}
         elif not entry["overrides"]:
-            raise ctx.error(f"setting {name!r} is not one of {', '.join(KNOWN_SETTINGS)}; "
+            raise ctx.error(f"setting {name!r} is not one of "
+                            f"{', '.join(allowed_values(SETTING_KEY))}; "
                             f"give it overrides (settings.{name}.overrides) that select it")
     return settings
 
