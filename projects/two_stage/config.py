@@ -143,14 +143,16 @@ def add_two_stage_config(cfg: Any) -> None:
 
 
 def check_two_stage_cfg(cfg: Any) -> None:
-    """Raises :class:`~zsseg_bench.utils.errors.UserError` for a two-stage key out of range
-    (the keys with fixed choices are checked by the config validation, see ``CHOICES``).
+    """Raises :class:`~zsseg_bench.utils.errors.UserError` for a two-stage key outside its choices
+    (``CHOICES``, checked by the config validation) or its range.
 
     ``BACKBONE.DEPTH`` is checked by :class:`~.backbone.ResNetBackbone` itself (the first module
     the head builds after this check, with the same message).
     """
+    from zsseg_bench.config import validate_cfg
     from zsseg_bench.utils.errors import UserError
 
+    validate_cfg(cfg)  # the CHOICES, for a head built from a config no command validated
     ts = cfg.MODEL.TWO_STAGE
     w = ts.CLIP_ENSEMBLE.WEIGHT
     if not 0.0 <= w <= 1.0:
