@@ -17,6 +17,8 @@ from zsseg_bench.utils.errors import UserError
 _ALLOWED: dict[str, tuple[Any, ...]] = {
     # inductive: unseen pixels ignored in training; transductive: unlabelled (self-training).
     "ZERO_SHOT.SETTING": ("inductive", "transductive"),
+    # optimizer and schedule at the start of self-training (zsseg_bench/config/defaults.py)
+    "ZERO_SHOT.SELF_TRAIN_SCHEDULE": ("restart", "continue"),
     # zsseg_bench/modeling/inference_modes.py
     "TEST.MODE": ("whole", "slide"),
     # names of torch dtypes (torch.bfloat16, torch.float16)
