@@ -61,7 +61,7 @@ def dry_run_ids(tmp_path: Path, pythonpath: str | None) -> dict[str, str]:
          "--output-dir", str(tmp_path / "sweep")],
         capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
     assert out.returncode == 0, out.stderr
-    ids = re.findall(r"^(\S+)\s+\[to run\]\n\s+method=(\S+)", out.stdout, flags=re.M)
+    ids = re.findall(r"^(\S+)\s+\[[^]]+\]\n\s+method=(\S+)", out.stdout, flags=re.M)
     return {method: run_id for run_id, method in ids}
 
 
