@@ -2,14 +2,15 @@
 
 Detectron2 maps its ``projects/`` folder into the ``detectron2.projects`` namespace the same way:
 the method plug-ins ship with the core but the core never imports them; the CLI discovers them
-through the ``zsseg_bench.projects`` entry-point group.
+through the ``zsseg_bench.projects`` entry-point group. Each package ``projects/<name>/`` is
+one method; its ``__init__.py`` binds ``add_<name>_config``, which becomes its entry point (the
+packages are the one list of methods; see projects/README.md).
 """
 
+import ast
 from pathlib import Path
 
 from setuptools import find_packages, setup
-
-PROJECTS = {"zegclip": "add_zegclip_config", "two_stage": "add_two_stage_config"}
 
 
 def project_packages() -> dict[str, str]:
@@ -18,6 +19,31 @@ def project_packages() -> dict[str, str]:
     for pkg in find_packages("projects"):
         mapping[f"zsseg_bench.projects.{pkg}"] = str(Path("projects", *pkg.split(".")))
     return mapping
+
+
+def _bound_names(init: Path) -> set[str]:
+    """Names bound at the top level of ``init`` (imports, functions, assignments)."""
+    names = set()
+    for node in ast.parse(init.read_text(encoding="utf-8")).body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names |= {(a.asname or a.name).split(".")[0] for a in node.names}
+        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+    return names
+
+
+def project_entry_points() -> list[str]:
+    """``<name> = zsseg_bench.projects.<name>:add_<name>_config`` per method package."""
+    eps = []
+    for init in sorted(Path("projects").glob("*/__init__.py")):
+        name, fn = init.parent.name, f"add_{init.parent.name}_config"
+        if fn not in _bound_names(init):
+            raise SystemExit(f"{init}: a method package must bind {fn} (its config function) "
+                             "at the top level; see projects/README.md")
+        eps.append(f"{name} = zsseg_bench.projects.{name}:{fn}")
+    return eps
 
 
 PACKAGE_DIR = project_packages()
@@ -60,8 +86,6 @@ setup(
     },
     entry_points={
         "console_scripts": ["zsseg-bench = zsseg_bench.cli:main"],
-        "zsseg_bench.projects": [
-            f"{name} = zsseg_bench.projects.{name}:{fn}" for name, fn in PROJECTS.items()
-        ],
+        "zsseg_bench.projects": project_entry_points(),
     },
 )

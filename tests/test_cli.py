@@ -1,36 +1,43 @@
-"""The command line: help on every command and the one-line error for a missing config file."""
+"""The command line: help on every command and the one-line error for a missing config file
+(in-process: ``main`` is what the ``zsseg-bench`` script and ``python -m zsseg_bench`` call)."""
 
 import subprocess
 import sys
 
 import pytest
 
-from zsseg_bench.cli import COMMANDS
+from zsseg_bench.cli import COMMANDS, main
 
 
-def _run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "zsseg_bench", *args], capture_output=True,
-                          text=True, timeout=120)
+def _help(capsys, *args: str) -> str:
+    with pytest.raises(SystemExit) as e:
+        main([*args, "--help"])
+    assert e.value.code == 0
+    return capsys.readouterr().out
 
 
-def test_top_level_help_lists_every_command():
-    res = _run("--help")
-    assert res.returncode == 0
+def test_top_level_help_lists_every_command(capsys):
+    out = _help(capsys)
     for name in COMMANDS:
-        assert name in res.stdout
+        assert name in out
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))
-def test_each_command_has_help(name):
-    res = _run(name, "--help")
-    assert res.returncode == 0, res.stderr
-    assert "usage: zsseg-bench " + name in res.stdout
+def test_each_command_has_help(name, capsys):
+    assert "usage: zsseg-bench " + name in _help(capsys, name)
 
 
 @pytest.mark.parametrize("name", ["train", "eval", "speed"])
-def test_missing_config_file_is_one_line_exit_2(name, tmp_path):
+def test_missing_config_file_is_one_line_exit_2(name, tmp_path, capsys):
     extra = ["--weights", str(tmp_path / "w.pth")] if name == "eval" else []
-    res = _run(name, "--config-file", str(tmp_path / "missing.yaml"), *extra)
-    assert res.returncode == 2, res.stderr
-    assert res.stderr.strip().count("\n") == 0, res.stderr
-    assert "missing.yaml" in res.stderr and "Traceback" not in res.stderr
+    assert main([name, "--config-file", str(tmp_path / "missing.yaml"), *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().count("\n") == 0, err
+    assert "missing.yaml" in err and "Traceback" not in err
+
+
+def test_python_dash_m_is_the_command_line():
+    """One interpreter checks the module entry point itself."""
+    res = subprocess.run([sys.executable, "-m", "zsseg_bench", "--help"], capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0 and "usage: zsseg-bench" in res.stdout

@@ -68,3 +68,32 @@ def test_projects_are_discovered_through_entry_points():
     projects = load_projects()
     assert {"zegclip", "two_stage"} <= set(projects)
     assert all(callable(fn) for fn in projects.values())
+
+
+def test_one_table_of_allowed_values_extended_by_methods(tmp_path):
+    from zsseg_bench.config.allowed import allow, allowed_values
+
+    assert allowed_values("ZERO_SHOT.SETTING") == ("inductive", "transductive")
+    ok = _write(tmp_path / "ok.yaml", "SEED: 1\n")
+    setup_cfg(ok)  # loads every method: the two-stage keys declare their choices
+    assert allowed_values("MODEL.TWO_STAGE.CLIP_ENSEMBLE.MODE") == ("batched", "loop")
+    with pytest.raises(UserError, match="MODEL.TWO_STAGE.CLIP_ENSEMBLE.MODE = 'fast' is not "
+                                        "one of batched, loop"):
+        setup_cfg(ok, ["MODEL.TWO_STAGE.CLIP_ENSEMBLE.MODE", "fast"])
+    with pytest.raises(UserError, match="TEST.MODE = 'tiles' is not one of whole, slide"):
+        setup_cfg(ok, ["TEST.MODE", "tiles"])
+    allow("TEST.MODE", ("whole", "slide"))  # declaring the same choices again is a no-op
+    with pytest.raises(ValueError, match="already"):
+        allow("TEST.MODE", ("whole",))
+
+
+def test_changed_keys_are_what_differs_from_the_base():
+    from zsseg_bench.config.config import CfgNode, changed_keys
+
+    base = get_cfg()
+    cfg = get_cfg()
+    cfg.SOLVER.MAX_ITER = 7
+    cfg.SEED = base.SEED  # set, but to the default
+    cfg.MODEL.EXTRA = CfgNode({"A": 1})  # a key the base lacks (another method's)
+    assert changed_keys(cfg, base) == {"SOLVER.MAX_ITER": 7, "MODEL.EXTRA.A": 1}
+    assert changed_keys(base, cfg) == {"SOLVER.MAX_ITER": base.SOLVER.MAX_ITER}

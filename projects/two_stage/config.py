@@ -10,18 +10,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from zsseg_bench.config.allowed import allow
 from zsseg_bench.config.config import CfgNode as CN
 
-#: Fixed choices of the two-stage keys (checked by :func:`check_two_stage_cfg`).
+#: Fixed choices of the two-stage keys (declared in the table of allowed values).
 CHOICES = {
-    "BACKBONE.NORM": ("BN", "FrozenBN"),
-    "CLIP_ENSEMBLE.CROP": ("bbox", "masked"),
-    "CLIP_ENSEMBLE.MODE": ("batched", "loop"),
+    "MODEL.TWO_STAGE.BACKBONE.NORM": ("BN", "FrozenBN"),
+    "MODEL.TWO_STAGE.CLIP_ENSEMBLE.CROP": ("bbox", "masked"),
+    "MODEL.TWO_STAGE.CLIP_ENSEMBLE.MODE": ("batched", "loop"),
 }
 
 
 def add_two_stage_config(cfg: Any) -> None:
     """Adds the ``MODEL.TWO_STAGE.*`` keys (with their reference defaults) to ``cfg`` in place."""
+    for key, choices in CHOICES.items():
+        allow(key, choices)
     if "TWO_STAGE" in cfg.MODEL:
         return
     cfg.MODEL.TWO_STAGE = CN()
@@ -140,21 +143,17 @@ def add_two_stage_config(cfg: Any) -> None:
 
 
 def check_two_stage_cfg(cfg: Any) -> None:
-    """Raises :class:`~zsseg_bench.utils.errors.UserError` for a two-stage key outside its choices.
+    """Raises :class:`~zsseg_bench.utils.errors.UserError` for a two-stage key outside its choices
+    (``CHOICES``, checked by the config validation) or its range.
 
     ``BACKBONE.DEPTH`` is checked by :class:`~.backbone.ResNetBackbone` itself (the first module
     the head builds after this check, with the same message).
     """
+    from zsseg_bench.config import validate_cfg
     from zsseg_bench.utils.errors import UserError
 
+    validate_cfg(cfg)  # the CHOICES, for a head built from a config no command validated
     ts = cfg.MODEL.TWO_STAGE
-    for key, choices in CHOICES.items():
-        node: Any = ts
-        for part in key.split("."):
-            node = node[part]
-        if node not in choices:
-            raise UserError(f"config key MODEL.TWO_STAGE.{key} = {node!r} is not one of "
-                            f"{', '.join(choices)}")
     w = ts.CLIP_ENSEMBLE.WEIGHT
     if not 0.0 <= w <= 1.0:
         raise UserError(f"MODEL.TWO_STAGE.CLIP_ENSEMBLE.WEIGHT = {w} must lie in [0, 1]")

@@ -3,9 +3,6 @@ CLIP that needs no download (the toy CLIP architecture, randomly initialised).""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import torch
@@ -14,8 +11,6 @@ import yaml
 import tests.contract_head  # noqa: F401  (registers PixelContractHead)
 from zsseg_bench.config import get_cfg
 
-REPO = Path(__file__).resolve().parents[2]
-RUN_CLI = Path(__file__).with_name("run_cli.py")
 #: Dataset-name prefix of the in-process registration of the tiny toy world.
 PREFIX = "engine_test"
 NUM_TRAIN, NUM_VAL = 8, 4
@@ -63,23 +58,6 @@ def write_config(path: Path, **overrides) -> Path:
         node[leaf] = value
     path.write_text(yaml.safe_dump(tree))
     return path
-
-
-def cli_env(datasets_root: Path) -> dict[str, str]:
-    """Environment of a CLI subprocess: the tiny toy world, one thread per process."""
-    return {**os.environ, "ZSSEG_DATASETS": str(datasets_root), "PYTHONPATH": str(REPO),
-            "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
-
-
-def cli_command(*args: str) -> list[str]:
-    """``python tests/engine/run_cli.py ARGS``: the CLI with the test-only head registered."""
-    return [sys.executable, str(RUN_CLI), *args]
-
-
-def run_cli(*args: str, datasets_root: Path, timeout: float = 120) -> subprocess.CompletedProcess:
-    """Runs the CLI in a subprocess and waits."""
-    return subprocess.run(cli_command(*args), capture_output=True, text=True, cwd=REPO,
-                          env=cli_env(datasets_root), timeout=timeout)
 
 
 def trainable_weights(path: str | Path) -> dict[str, torch.Tensor]:

@@ -7,22 +7,14 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 
 import pytest
 import torch
 
-from tests.engine.helpers import (
-    PREFIX,
-    REPO,
-    RUN_CLI,
-    cli_command,
-    cli_env,
-    trainable_weights,
-    write_config,
-)
+from tests.cli_helpers import REPO, cli_command, cli_env, run_cli
+from tests.engine.helpers import PREFIX, trainable_weights, write_config
 from zsseg_bench.cli import main
 from zsseg_bench.engine.signals import EXIT_CODE_SIGTERM
 
@@ -114,10 +106,8 @@ def test_ddp_gloo_two_processes_evaluation_equals_single_process_eval(toy_root, 
     config = write_config(tmp_path / "config.yaml", SOLVER__MAX_ITER=4,
                           SOLVER__CHECKPOINT_PERIOD=2, TEST__EVAL_PERIOD=2)
     out = tmp_path / "ddp"
-    proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         str(RUN_CLI), "train", "--config-file", str(config), "--output-dir", str(out)],
-        cwd=REPO, env=cli_env(toy_root), capture_output=True, text=True, timeout=240)
+    proc = run_cli("train", "--config-file", str(config), "--output-dir", str(out),
+                   datasets_root=toy_root, nproc=2, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ddp = json.loads((out / "metrics.json").read_text())
     assert ddp["iteration"] == 4

@@ -4,7 +4,7 @@ writer, the self-training start and solver checks."""
 import pytest
 import torch
 
-from zsseg_bench.config import get_cfg
+from zsseg_bench.config import get_cfg, validate_cfg
 from zsseg_bench.engine.errors import out_of_memory_error
 from zsseg_bench.engine.train_loop import clip_gradients
 from zsseg_bench.engine.trainer import _check_solver, self_training_start
@@ -56,8 +56,8 @@ def test_bad_solver_values_are_user_errors():
     cfg = get_cfg()
     cfg.SOLVER.CLIP_GRADIENTS.ENABLED = True
     cfg.SOLVER.CLIP_GRADIENTS.CLIP_TYPE = "l2"
-    with pytest.raises(UserError, match="CLIP_TYPE"):
-        _check_solver(cfg)
+    with pytest.raises(UserError, match="CLIP_TYPE = 'l2' is not one of full_model, norm"):
+        validate_cfg(cfg)
     cfg = get_cfg()
     cfg.SOLVER.ACCUMULATION_STEPS = 0
     with pytest.raises(UserError, match="ACCUMULATION_STEPS"):

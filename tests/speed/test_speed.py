@@ -1,4 +1,5 @@
-"""The harness on tiny models: every field, stage times, a slowed model, bad protocols."""
+"""The harness on tiny models: every field, stage times, a slowed model, bad protocols; on CUDA
+where present."""
 
 import time
 
@@ -135,3 +136,26 @@ def test_bad_protocols_are_rejected_with_clear_messages(changes, message):
 def test_cuda_without_a_gpu_is_a_user_error():
     with pytest.raises(UserError, match="CUDA is not available on this machine"):
         benchmark_model(_model(), _protocol(device="cuda"))
+
+
+# --- On CUDA (only where a GPU is present): synchronised timing, CUDA memory, low precision and
+# CUDA graphs.
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@needs_cuda
+def test_cuda_run_records_cuda_memory_and_a_separate_breakdown_pass():
+    model = _model().to("cuda")
+    result = benchmark_model(model, _protocol(device="cuda", precision="fp16"))
+    assert result["memory_kind"] == "cuda_max_allocated" and result["peak_memory_mb"] > 0
+    assert result["protocol"]["breakdown_pass"].startswith("a separate eager pass")
+    assert {"encoder", "decoder", "other"} <= set(result["breakdown_ms"])
+
+
+@needs_cuda
+def test_cuda_graphs_capture_or_say_why_not():
+    model = _model().to("cuda")
+    result = benchmark_model(model, _protocol(device="cuda", cuda_graphs=True, flops=False))
+    graphs = result["protocol"]["cuda_graphs"]
+    assert graphs is True or (isinstance(graphs, str) and graphs.startswith("failed"))
+    assert result["fps"] > 0

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from zsseg_bench.config.allowed import allowed_values
 from zsseg_bench.speed.harness import DEFAULT_ITERATIONS, SpeedProtocol, benchmark_model
 from zsseg_bench.speed.knobs import COMPILE_MODES, PRECISIONS, SDPA_BACKENDS
 from zsseg_bench.utils.errors import UserError
@@ -58,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fp32, or autocast to fp16/bf16 (default fp32)")
     parser.add_argument("--device", default=None,
                         help="cpu, cuda or cuda:N (default: MODEL.DEVICE of the config)")
-    parser.add_argument("--mode", choices=("whole", "slide"), default=None,
+    parser.add_argument("--mode", choices=allowed_values("TEST.MODE"), default=None,
                         help="whole-image or sliding-window inference (default: TEST.MODE)")
     parser.add_argument("--random-init", action="store_true",
                         help="random weights everywhere (every MODEL.**.RANDOM_INIT key True and "
@@ -236,9 +236,3 @@ def run(args: argparse.Namespace) -> int:
         return run_preset(args.preset, args)
     run_speed(args)
     return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    from zsseg_bench.cli import main
-
-    sys.exit(main(["speed", *sys.argv[1:]]))

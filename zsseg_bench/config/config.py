@@ -9,14 +9,8 @@ from typing import Any
 
 from fvcore.common.config import CfgNode as _FvcoreCfgNode
 
+from zsseg_bench.config.allowed import check_allowed_values
 from zsseg_bench.utils.errors import UserError
-
-_CHOICES = {
-    "ZERO_SHOT.SETTING": ("inductive", "transductive"),
-    "ZERO_SHOT.SELF_TRAIN_SCHEDULE": ("restart", "continue"),
-    "TEST.MODE": ("whole", "slide"),
-    "SOLVER.AMP.DTYPE": ("bfloat16", "float16"),
-}
 
 
 class CfgNode(_FvcoreCfgNode):
@@ -61,6 +55,24 @@ class CfgNode(_FvcoreCfgNode):
                 raise UserError(_unknown_key_message(key, source, valid))
 
 
+def flat_items(cfg: Any) -> dict[str, Any]:
+    """``{"A.B.C": value}`` for every leaf key of ``cfg``."""
+    out = {}
+    for key in _iter_keys(cfg):
+        node: Any = cfg
+        for part in key.split("."):
+            node = node[part]
+        out[key] = node
+    return out
+
+
+def changed_keys(cfg: Any, base: Any) -> dict[str, Any]:
+    """The leaf keys of ``cfg`` whose value differs from ``base`` (or that ``base`` lacks)."""
+    missing = object()
+    ref = flat_items(base)
+    return {k: v for k, v in flat_items(cfg).items() if ref.get(k, missing) != v}
+
+
 def _iter_keys(node: Any, prefix: str = "") -> Iterator[str]:
     for k, v in node.items():
         full = f"{prefix}{k}"
@@ -82,13 +94,9 @@ def _unknown_key_message(key: str, source: str, valid: set[str]) -> str:
 
 
 def validate_cfg(cfg: CfgNode) -> None:
-    """Checks values that have a fixed set of choices; raises UserError naming key and choices."""
-    for key, choices in _CHOICES.items():
-        node: Any = cfg
-        for part in key.split("."):
-            node = node[part]
-        if node not in choices:
-            raise UserError(f"config key {key} = {node!r} is not one of {', '.join(choices)}")
+    """Checks the values with a fixed set of choices (:mod:`zsseg_bench.config.allowed`, the
+    core's and every method's); raises UserError naming the key and its choices."""
+    check_allowed_values(cfg)
 
 
 def get_cfg() -> CfgNode:

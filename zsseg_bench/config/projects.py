@@ -1,8 +1,11 @@
 """Discovery of method projects through the ``zsseg_bench.projects`` entry-point group.
 
-Each installed project (``projects/<name>`` -> ``zsseg_bench.projects.<name>``) declares its
-``add_<method>_config(cfg)`` function as an entry point; loading it imports the project, which
-registers its head. The core never imports a project by name.
+Every method is an entry point ``<name> = <module>:add_<name>_config`` of that group: the
+projects of this repository (``projects/<name>`` -> ``zsseg_bench.projects.<name>``, declared
+by setup.py from the packages themselves) and any method in its own pip package. Loading the
+entry point imports the method, which registers its head. The core never imports a project by
+name. A method's package may ship its own configs, ``<package>/configs/<dataset>/<name>.yaml``,
+found by :func:`project_config_dirs` (``methods: "*"`` of a sweep spec picks them up).
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import cache
 from importlib.metadata import entry_points
+from importlib.util import find_spec
+from pathlib import Path
 from typing import Any
 
 from zsseg_bench.utils.errors import UserError
@@ -35,3 +40,24 @@ def add_project_configs(cfg: Any) -> Any:
     for add_config in load_projects().values():
         add_config(cfg)
     return cfg
+
+
+def project_config_dirs() -> dict[str, Path]:
+    """``name -> <package>/configs`` of every installed method whose package ships one.
+
+    The package of the entry point's module is located without importing it
+    (``importlib.util.find_spec``), so listing configs stays cheap.
+    """
+    found: dict[str, Path] = {}
+    for ep in entry_points(group=GROUP):
+        try:
+            spec = find_spec(ep.module)
+        except (ImportError, ValueError):
+            continue  # reported by load_projects() when the method is used
+        if spec is None or not spec.submodule_search_locations:
+            continue  # a single-module method ships no configs
+        for root in map(Path, spec.submodule_search_locations):
+            if (root / "configs").is_dir():
+                found[ep.name] = root / "configs"
+                break
+    return found

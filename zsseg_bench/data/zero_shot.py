@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from zsseg_bench.config.allowed import check_value
 from zsseg_bench.utils.errors import UserError
 
 if TYPE_CHECKING:  # torch is imported only when a tensor is split (keeps `prepare` light)
@@ -29,16 +30,13 @@ if TYPE_CHECKING:  # torch is imported only when a tensor is split (keeps `prepa
 IGNORE_LABEL = 255
 #: Pixels of unseen classes in transductive training: unlabelled but usable for pseudo-labels.
 UNLABELLED_LABEL = 254
-#: The zero-shot settings understood by :func:`apply_zero_shot_split`.
-SETTINGS = ("inductive", "transductive")
+#: The config key of the zero-shot setting (its choices: :mod:`zsseg_bench.config.allowed`).
+SETTING_KEY = "ZERO_SHOT.SETTING"
 
 
 def check_setting(setting: str) -> str:
     """Returns ``setting`` if known, else raises :class:`UserError` naming the choices."""
-    if setting not in SETTINGS:
-        raise UserError(f"ZERO_SHOT.SETTING: unknown setting '{setting}'; "
-                        f"choose one of {', '.join(SETTINGS)}")
-    return setting
+    return check_value(SETTING_KEY, setting)
 
 
 def zero_shot_lut(num_classes: int, unseen_classes: Sequence[int], setting: str) -> np.ndarray:

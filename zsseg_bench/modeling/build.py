@@ -6,19 +6,21 @@ from typing import Any
 
 from fvcore.common.registry import Registry
 
+from zsseg_bench.config import validate_cfg
 from zsseg_bench.utils.errors import UserError
 
 META_ARCH_REGISTRY = Registry("META_ARCH")
 META_ARCH_REGISTRY.__doc__ = """Meta-architectures (``cfg.MODEL.META_ARCHITECTURE``).
 
 A registered class is called with ``cfg`` and returns an ``nn.Module`` that takes
-``batched_inputs`` (DESIGN.md, "Contracts")."""
+``batched_inputs`` (a list of dataset dicts) and returns losses in training, per-image
+predictions in inference."""
 
 HEAD_REGISTRY = Registry("HEAD")
 HEAD_REGISTRY.__doc__ = """Method heads (``cfg.MODEL.HEAD.NAME``), registered by projects.
 
-A head is an ``nn.Module`` with ``forward(images, vocab, clip, targets=None)`` returning a dict
-of losses in training and ``B x K x h x w`` class scores in inference."""
+A head is an ``nn.Module`` with ``forward(images, vocab, clip, targets=None, phase=...)``
+returning a dict of losses in training and ``B x K x h x w`` class scores in inference."""
 
 
 def lookup(registry: Registry, name: str, key: str) -> Any:
@@ -41,8 +43,14 @@ def build_head(cfg: Any, clip: Any) -> Any:
 
 
 def build_model(cfg: Any) -> Any:
-    """Builds the meta-architecture named by ``cfg.MODEL.META_ARCHITECTURE`` on its device."""
+    """Builds the meta-architecture named by ``cfg.MODEL.META_ARCHITECTURE`` on its device.
+
+    ``cfg`` is validated first (:func:`~zsseg_bench.config.validate_cfg`): a model may be built
+    from a config that no command has validated (tests, notebooks).
+    """
     import zsseg_bench.modeling.meta_arch  # noqa: F401  (registers ZeroShotSegmentor)
+
+    validate_cfg(cfg)
 
     arch = lookup(META_ARCH_REGISTRY, cfg.MODEL.META_ARCHITECTURE, "MODEL.META_ARCHITECTURE")
     model = arch(cfg)

@@ -6,6 +6,7 @@ A spec (see ``configs/sweeps/*.yaml`` for commented examples)::
     description: "..."                              # printed under the demo's table
     config_template: "../{dataset}/{method}.yaml"   # relative to the spec file
     methods: [zegclip, two_stage]                   # or "*", or {name: {config, overrides, label}}
+                                                    # (config may use {dataset} and {method})
     datasets: [synthetic]                           # or {name: {overrides}}
     settings: [inductive]                           # or {name: {overrides}}
     seeds: [0]
@@ -18,7 +19,8 @@ A spec (see ``configs/sweeps/*.yaml`` for commented examples)::
     launcher: {local: {jobs: 1}, slurm: {timeout_min: 240}}
 
 :func:`load_sweep_spec` validates a spec; :meth:`SweepSpec.expand` turns it into
-:class:`Cell` objects, one per run, each with a stable id derived from its resolved config.
+:class:`Cell` objects, one per run, each with a stable id derived from what defines it (its
+config as it differs from the defaults).
 """
 
 from __future__ import annotations
@@ -37,13 +39,12 @@ from typing import Any
 
 import yaml
 
+from zsseg_bench.config.allowed import allowed_values
 from zsseg_bench.utils.errors import UserError
 from zsseg_bench.utils.sweep_layout import STAGES
 
-#: Settings the core config knows; a setting of this name maps to ``ZERO_SHOT.SETTING``.
+#: A setting named like a choice of this key (``inductive``, ...) sets it.
 SETTING_KEY = "ZERO_SHOT.SETTING"
-KNOWN_SETTINGS = ("inductive", "transductive")
-
 DEFAULT_CONFIG_TEMPLATE = "../{dataset}/{method}.yaml"
 DEFAULT_VARIANT = "default"
 
@@ -85,7 +86,8 @@ class Cell:
     Attributes:
         sweep: name of the sweep.
         run_id: stable id (``<method>-<dataset>-<setting>-s<seed>[-<variant>]-<hash>``), the
-            name of the run directory; the hash covers the resolved config of every stage.
+            name of the run directory; the hash covers what defines the run (per stage, its
+            config as it differs from the defaults; see :mod:`zsseg_bench.sweep.resolve`).
         method, dataset, setting, variant: the labels of the cell (spec names).
         method_label: the display name of the method in tables and plots.
         seed: the value of ``SEED``.
@@ -176,7 +178,7 @@ class SweepSpec:
 
     def config_file(self, method: _MethodEntry, dataset: str) -> Path:
         """The config file of ``method`` on ``dataset`` (absolute, must exist)."""
-        rel = method.config or self.config_template.format(method=method.name, dataset=dataset)
+        rel = (method.config or self.config_template).format(method=method.name, dataset=dataset)
         path = (self.path.parent / rel).resolve()
         if not path.is_file():
             raise SweepSpecError(
@@ -422,10 +424,11 @@ def _parse_named(ctx: _Ctx, value: Any, key: str, allowed: tuple[str, ...]
 def _parse_settings(ctx: _Ctx, value: Any) -> dict[str, dict[str, Any]]:
     settings = _parse_named(ctx, value, "settings", _SETTING_KEYS)
     for name, entry in settings.items():
-        if name in KNOWN_SETTINGS:
+        if name in allowed_values(SETTING_KEY):  # a setting of the core config
             entry["overrides"] = {SETTING_KEY: name, **entry["overrides"]}
         elif not entry["overrides"]:
-            raise ctx.error(f"setting {name!r} is not one of {', '.join(KNOWN_SETTINGS)}; "
+            raise ctx.error(f"setting {name!r} is not one of "
+                            f"{', '.join(allowed_values(SETTING_KEY))}; "
                             f"give it overrides (settings.{name}.overrides) that select it")
     return settings
 
@@ -446,8 +449,15 @@ def _parse_methods(ctx: _Ctx, value: Any, datasets: Any, template: str,
     return out
 
 
-def _discover_methods(ctx: _Ctx, datasets: Any, template: str) -> list[str]:
-    """``methods: "*"``: every config that ``config_template`` matches for every dataset."""
+def _discover_methods(ctx: _Ctx, datasets: Any, template: str) -> dict[str, Any]:
+    """``methods: "*"``: every method with a config for every dataset of the spec.
+
+    That is every config that ``config_template`` matches, and every installed method whose
+    package ships ``configs/<dataset>/<name>.yaml`` (an external plug-in; see
+    ``projects/README.md``). A config under the template wins over a plug-in's own.
+    """
+    from zsseg_bench.config.projects import project_config_dirs
+
     if "{method}" not in template:
         raise ctx.error('methods: "*" needs a config_template containing {method}')
     names = [datasets] if isinstance(datasets, str) else list(datasets or [])
@@ -458,10 +468,15 @@ def _discover_methods(ctx: _Ctx, datasets: Any, template: str) -> list[str]:
         methods = {p[len(prefix):len(p) - len(suffix)] for p in glob.glob(pattern)}
         methods = {m for m in methods if m and not m.startswith("Base") and "/" not in m}
         found = methods if found is None else found & methods
-    if not found:
+    out: dict[str, Any] = {name: None for name in sorted(found or ())}
+    for name, configs in sorted(project_config_dirs().items()):
+        own = str(configs / "{dataset}" / f"{name}.yaml")
+        if name not in out and all(Path(own.format(dataset=d)).is_file() for d in names):
+            out[name] = {"config": own}
+    if not out:
         raise ctx.error(f'methods: "*" found no config matching {template} for datasets '
                         f"{names} (relative to the spec file)")
-    return sorted(found)
+    return out
 
 
 def _parse_variants(ctx: _Ctx, variants: Any, grid: Any) -> dict[str, dict[str, Any]]:

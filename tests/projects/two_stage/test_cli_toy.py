@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[3]
+from tests.cli_helpers import REPO, train_toy
+
 CONFIG = REPO / "configs" / "synthetic" / "two_stage.yaml"
 NUM_TRAIN, NUM_VAL = 160, 24
 #: A short schedule on small crops (the toy config trains 600 iterations on 160 px crops):
@@ -48,15 +45,7 @@ def chance_iou(root: Path, class_ids: list[int], num_classes: int) -> float:
 def test_short_toy_run_beats_chance_on_unseen_classes(toy_root, tmp_path):
     from zsseg_bench.data.synthetic import NUM_CLASSES, UNSEEN_CLASS_IDS
 
-    out = tmp_path / "run"
-    env = {**os.environ, "ZSSEG_DATASETS": str(toy_root), "OMP_NUM_THREADS": "1",
-           "TQDM_DISABLE": "1"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "zsseg_bench", "train", "--config-file", str(CONFIG),
-         "--output-dir", str(out), "--no-progress", *OPTS],
-        capture_output=True, text=True, cwd=REPO, env=env, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    record = json.loads((out / "metrics.json").read_text())
+    record = train_toy(CONFIG, tmp_path / "run", toy_root, *OPTS)
     metrics = record["metrics"]
     chance = chance_iou(toy_root, list(UNSEEN_CLASS_IDS), NUM_CLASSES)
     assert chance < 3.0  # sanity of the yardstick: unseen objects are small
