@@ -81,7 +81,8 @@ def _no_buffer_sync() -> dict[str, bool]:
     return {key: False}
 
 
-def _check_solver(cfg: Any) -> None:
+def check_solver(cfg: Any) -> None:
+    """Raises UserError on ``SOLVER`` values no engine can run (both engines call it)."""
     s = cfg.SOLVER
     if s.MAX_ITER <= 0:
         raise UserError(f"SOLVER.MAX_ITER = {s.MAX_ITER} must be positive")
@@ -114,7 +115,7 @@ class Trainer(SimpleTrainer):
 
     def __init__(self, cfg: Any, log: JSONLWriter | None = None, *, model: nn.Module | None = None,
                  progress_bar: bool | None = None, tensorboard: bool = True):
-        _check_solver(cfg)
+        check_solver(cfg)
         self.cfg = cfg
         self.output_dir = Path(cfg.OUTPUT_DIR)
         self.rank, self.world_size = comm.get_rank(), comm.get_world_size()
