@@ -68,7 +68,8 @@ class Trainer(DefaultTrainer):
         optimizer = self.build_optimizer(cfg, model)
         data_loader = self.build_train_loader(cfg)
         model = create_ddp_model(model, broadcast_buffers=False,
-                                 find_unused_parameters=model.ddp_find_unused_parameters)
+                                 find_unused_parameters=bool(getattr(
+                                     model, "ddp_find_unused_parameters", False)))
         self._trainer = zsseg_d2.build_step_trainer(cfg, model, data_loader, optimizer)
         self.scheduler = self.build_lr_scheduler(cfg, optimizer)
         self.checkpointer = DetectionCheckpointer(model, cfg.OUTPUT_DIR,
