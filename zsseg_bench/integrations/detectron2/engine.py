@@ -9,7 +9,6 @@ metrics go through detectron2's ``EventStorage`` (``_write_metrics``) as in dete
 
 from __future__ import annotations
 
-import contextlib
 import time
 from typing import Any
 
@@ -18,7 +17,7 @@ from detectron2.engine import HookBase, SimpleTrainer
 from torch import nn
 
 from zsseg_bench.engine import hooks as suite_hooks
-from zsseg_bench.engine.train_loop import clip_gradients
+from zsseg_bench.engine.train_loop import clip_gradients, forward_backward
 from zsseg_bench.engine.trainer import AMP_DTYPES, check_solver
 from zsseg_bench.modeling.training_phase import TrainingPhase
 
@@ -59,15 +58,10 @@ class ZeroShotStepTrainer(SimpleTrainer):
             tic = time.perf_counter()
             data = next(self._data_loader_iter)
             data_time += time.perf_counter() - tic
-            last = micro == self.accumulation_steps - 1
-            sync = contextlib.nullcontext() if last or not hasattr(self.model, "no_sync") \
-                else self.model.no_sync()
-            with sync:
-                with torch.autocast(self.device_type, dtype=self.amp_dtype or torch.float32,
-                                    enabled=self.amp_dtype is not None):
-                    loss_dict = self.model(data, phase=self.phase)
-                loss = sum(v.float() for v in loss_dict.values()) / self.accumulation_steps
-                self.grad_scaler.scale(loss).backward()
+            loss_dict, _ = forward_backward(
+                self.model, data, self.phase, divisor=self.accumulation_steps,
+                last=micro == self.accumulation_steps - 1, device_type=self.device_type,
+                amp_dtype=self.amp_dtype, grad_scaler=self.grad_scaler)
             for k, v in loss_dict.items():
                 totals[k] = totals.get(k, 0.0) + v.detach().float() / self.accumulation_steps
         self.after_backward()
