@@ -7,7 +7,7 @@ import torch
 from zsseg_bench.config import get_cfg, validate_cfg
 from zsseg_bench.engine.errors import out_of_memory_error
 from zsseg_bench.engine.train_loop import clip_gradients
-from zsseg_bench.engine.trainer import _check_solver, self_training_start
+from zsseg_bench.engine.trainer import check_solver, self_training_start
 from zsseg_bench.engine.writers import TensorboardWriter
 from zsseg_bench.utils.errors import UserError
 
@@ -61,7 +61,7 @@ def test_bad_solver_values_are_user_errors():
     cfg = get_cfg()
     cfg.SOLVER.ACCUMULATION_STEPS = 0
     with pytest.raises(UserError, match="ACCUMULATION_STEPS"):
-        _check_solver(cfg)
+        check_solver(cfg)
 
 
 class _FakeSummaryWriter:

@@ -15,7 +15,7 @@ import math
 import time
 import weakref
 from collections import defaultdict, deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -175,6 +175,26 @@ def clip_gradients(params: Sequence[torch.Tensor], clip_type: str, value: float,
     raise ValueError(f"unknown gradient clipping type {clip_type}")
 
 
+def forward_backward(model: nn.Module, data: Any, phase: TrainingPhase, *, divisor: int,
+                     last: bool, device_type: str, amp_dtype: torch.dtype | None,
+                     grad_scaler: torch.amp.GradScaler,
+                     check: Callable[[dict[str, torch.Tensor]], Any] | None = None,
+                     ) -> tuple[dict[str, torch.Tensor], Any]:
+    """One batch of an optimizer step over ``divisor`` batches: the forward pass under autocast
+    (``amp_dtype``; None = fp32), ``check(loss_dict)`` if given, then the backward pass of the
+    loss terms' sum / ``divisor`` through ``grad_scaler``. A DDP model synchronises gradients
+    only on the ``last`` batch. Returns the loss dict and what ``check`` returned."""
+    sync = contextlib.nullcontext() if last or not hasattr(model, "no_sync") else model.no_sync()
+    with sync:
+        with torch.autocast(device_type, dtype=amp_dtype or torch.float32,
+                            enabled=amp_dtype is not None):
+            loss_dict = model(data, phase=phase)
+        checked = check(loss_dict) if check is not None else None
+        loss = sum(v.float() for v in loss_dict.values()) / divisor
+        grad_scaler.scale(loss).backward()
+    return loss_dict, checked
+
+
 class SimpleTrainer(TrainerBase):
     """One optimizer step per iteration, with accumulation, mixed precision and clipping.
 
@@ -243,16 +263,11 @@ class SimpleTrainer(TrainerBase):
                 tic = time.perf_counter()
                 data = next(self.data_iter)
                 data_time += time.perf_counter() - tic
-                last = micro == self.accumulation_steps - 1
-                sync = contextlib.nullcontext() if last or not hasattr(self.model, "no_sync") \
-                    else self.model.no_sync()
-                with sync:
-                    with torch.autocast(self.device_type, dtype=self.amp_dtype or torch.float32,
-                                        enabled=self.amp_dtype is not None):
-                        loss_dict = self.model(data, phase=self.phase)
-                    losses = self._check_losses(loss_dict)
-                    loss = sum(v.float() for v in loss_dict.values()) / self.accumulation_steps
-                    self.grad_scaler.scale(loss).backward()
+                _, losses = forward_backward(
+                    self.model, data, self.phase, divisor=self.accumulation_steps,
+                    last=micro == self.accumulation_steps - 1, device_type=self.device_type,
+                    amp_dtype=self.amp_dtype, grad_scaler=self.grad_scaler,
+                    check=self._check_losses)
                 for k, v in losses.items():
                     totals[k] += v / self.accumulation_steps
             grad_norm = self._clip()

@@ -78,7 +78,20 @@ def _no_buffer_sync() -> dict[str, bool]:
     return {key: False}
 
 
-def _check_solver(cfg: Any) -> None:
+def amp_dtype(cfg: Any) -> torch.dtype | None:
+    """The autocast dtype of ``SOLVER.AMP`` (None: fp32)."""
+    return getattr(torch, cfg.SOLVER.AMP.DTYPE) if cfg.SOLVER.AMP.ENABLED else None
+
+
+def grad_clip(cfg: Any) -> tuple[str, float, float] | None:
+    """``(clip_type, value, norm_type)`` of ``SOLVER.CLIP_GRADIENTS`` (None: no clipping)."""
+    clip = cfg.SOLVER.CLIP_GRADIENTS
+    return (clip.CLIP_TYPE, float(clip.CLIP_VALUE), float(clip.NORM_TYPE)) if clip.ENABLED \
+        else None
+
+
+def check_solver(cfg: Any) -> None:
+    """Raises UserError on ``SOLVER`` values no engine can run (both engines call it)."""
     s = cfg.SOLVER
     if s.MAX_ITER <= 0:
         raise UserError(f"SOLVER.MAX_ITER = {s.MAX_ITER} must be positive")
@@ -108,7 +121,7 @@ class Trainer(SimpleTrainer):
 
     def __init__(self, cfg: Any, log: JSONLWriter | None = None, *, model: nn.Module | None = None,
                  progress_bar: bool | None = None, tensorboard: bool = True):
-        _check_solver(cfg)
+        check_solver(cfg)
         self.cfg = cfg
         self.output_dir = Path(cfg.OUTPUT_DIR)
         self.rank, self.world_size = comm.get_rank(), comm.get_world_size()
@@ -125,14 +138,9 @@ class Trainer(SimpleTrainer):
             model = DistributedDataParallel(model, device_ids=device_ids,
                                             find_unused_parameters=find_unused,
                                             **_no_buffer_sync())
-        amp = cfg.SOLVER.AMP
-        clip = cfg.SOLVER.CLIP_GRADIENTS
-        super().__init__(
-            model, None, optimizer, scheduler,
-            accumulation_steps=cfg.SOLVER.ACCUMULATION_STEPS,
-            amp_dtype=getattr(torch, amp.DTYPE) if amp.ENABLED else None,
-            grad_clip=(clip.CLIP_TYPE, float(clip.CLIP_VALUE), float(clip.NORM_TYPE))
-            if clip.ENABLED else None)
+        super().__init__(model, None, optimizer, scheduler,
+                         accumulation_steps=cfg.SOLVER.ACCUMULATION_STEPS,
+                         amp_dtype=amp_dtype(cfg), grad_clip=grad_clip(cfg))
         # The fp16 loss scale is saved only when in use (a bf16/fp32 run has none).
         scaler = {"grad_scaler": self.grad_scaler} if self.grad_scaler.is_enabled() else {}
         self.checkpointer = TrainableCheckpointer(
