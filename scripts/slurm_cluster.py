@@ -204,21 +204,27 @@ def start(root: Path, timeout_s: float = READY_TIMEOUT_S) -> Path:
         shutil.rmtree(root)
     root.mkdir(parents=True, exist_ok=True)
     conf = write_config(root)
-    pids: dict[str, int] = {}
+    procs: dict[str, subprocess.Popen] = {}
     with open(root / "log" / "daemons.out", "ab") as out:
         for name, cmd in _commands(root).items():
-            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, env=_env(root),
-                                    start_new_session=True)
-            pids[name] = proc.pid
-            (root / "pids.json").write_text(json.dumps(pids))
+            procs[name] = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
+                                           stdin=subprocess.DEVNULL, env=_env(root),
+                                           start_new_session=True)
+            (root / "pids.json").write_text(json.dumps({n: p.pid for n, p in procs.items()}))
             if name == "munged":
                 _wait_for(lambda: (root / "munge" / "munge.socket").exists(), 10.0)
-    if not _wait_for(lambda: node_state(root) in ("idle", "mixed", "allocated"), timeout_s):
+
+    def exited() -> list[str]:
+        return [f"{n} exited with code {p.returncode}" for n, p in procs.items()
+                if p.poll() is not None]
+
+    ready = _wait_for(lambda: exited() or node_state(root) in ("idle", "mixed", "allocated"),
+                      timeout_s)
+    if exited() or not ready:
+        why = "; ".join(exited()) or f"not ready after {timeout_s:.0f} s"
         tail = logs_tail(root)
         stop(root)
-        raise RuntimeError(f"the Slurm node in {root} was not ready after {timeout_s:.0f} s "
-                           f"(state {node_state(root)!r}):\n{tail}")
+        raise RuntimeError(f"the Slurm cluster in {root} did not start ({why}):\n{tail}")
     return conf
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -19,6 +20,7 @@ import torch
 import yaml
 
 from tests.engine.helpers import RUN_CLI, write_config
+from zsseg_bench.cli import main
 from zsseg_bench.sweep import run_sweep
 from zsseg_bench.sweep.runner import ProcessRegistry
 
@@ -32,6 +34,8 @@ SMALL = {"MODEL.CLIP.RANDOM_INIT": True, "SOLVER.IMS_PER_BATCH": 2,
 CONTRACT_COMMANDS = {"train": ["{python}", str(RUN_CLI), "train", "--resume", "--no-progress",
                                "--config-file", "{config_file}", "--output-dir", "{output_dir}",
                                "{opts}"]}
+#: Dataset-name prefix of the in-process registration of the jobs' ``synthetic_*`` files.
+PREFIX = "slurm_test"
 #: One tiny job on the 2-CPU node.
 RESOURCES = {"cpus_per_task": 1, "mem_gb": 1, "timeout_min": 10, "slurm_partition": "debug"}
 
@@ -40,11 +44,16 @@ RESOURCES = {"cpus_per_task": 1, "mem_gb": 1, "timeout_min": 10, "slurm_partitio
 def on_cluster(slurm_cluster, tmp_path_factory, monkeypatch):
     """The environment of a test submitting to the cluster: SLURM_CONF, a tiny toy world as
     the datasets root, one thread per process."""
+    import zsseg_bench.data.datasets  # noqa: F401  (registers the built-in datasets)
+    from zsseg_bench.data.catalog import DatasetCatalog
+    from zsseg_bench.data.datasets.synthetic import register_all_synthetic
     from zsseg_bench.data.synthetic import prepare_synthetic
 
     root = tmp_path_factory.getbasetemp() / "slurm-datasets"
     if not (root / "synthetic").is_dir():
         prepare_synthetic(str(root), num_train=8, num_val=4)
+    if f"{PREFIX}_val" not in DatasetCatalog.list():  # the same files, for in-process commands
+        register_all_synthetic(str(root), prefix=PREFIX, num_train=8, num_val=4)
     for key, value in {"SLURM_CONF": str(slurm_cluster), "ZSSEG_DATASETS": str(root),
                        "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
                        "TQDM_DISABLE": "1"}.items():
@@ -213,6 +222,7 @@ def test_slurm_signal_checkpoints_requeues_and_matches_an_uninterrupted_run(on_c
                                                                            tmp_path):
     spec = _contract_spec(tmp_path, 300, launcher={"slurm": RESOURCES})
     out = tmp_path / "out"
+    reference = _Background(spec, tmp_path / "reference", launcher="local")  # uninterrupted
     with _release_requeued_jobs():
         sweep = _Background(spec, out, launcher="slurm")
         run_dir, job = _running_job(out / "runs", "contract-*")
@@ -225,7 +235,7 @@ def test_slurm_signal_checkpoints_requeues_and_matches_an_uninterrupted_run(on_c
     assert events == ["start", "stopped", "resume"], events
     assert "stage train attempt 2" in (run_dir / "stdout.log").read_text()
 
-    reference, _ = _sweep(spec, tmp_path / "reference", launcher="local")  # uninterrupted
+    reference, _ = reference.join()
     assert reference.ok and reference.runs[0].run_id == summary.runs[0].run_id
     requeued = torch.load(run_dir / "train" / "model_final.pth", weights_only=True)["model"]
     straight = torch.load(Path(reference.runs[0].run_dir) / "train" / "model_final.pth",
@@ -234,7 +244,8 @@ def test_slurm_signal_checkpoints_requeues_and_matches_an_uninterrupted_run(on_c
     assert all(torch.equal(requeued[k], straight[k]) for k in straight)
 
 
-def test_srun_two_tasks_train_with_gloo_and_evaluate_like_one_process(on_cluster, tmp_path):
+def test_srun_two_tasks_train_with_gloo_and_evaluate_like_one_process(on_cluster, tmp_path,
+                                                                      one_thread):
     config = write_config(tmp_path / "config.yaml", SOLVER__MAX_ITER=4,
                           SOLVER__CHECKPOINT_PERIOD=2)
     out = tmp_path / "ddp"
@@ -248,12 +259,29 @@ def test_srun_two_tasks_train_with_gloo_and_evaluate_like_one_process(on_cluster
     assert start["world_size"] == 2
     ddp = json.loads((out / "metrics.json").read_text())
     single = tmp_path / "single"
-    res = subprocess.run([sys.executable, str(RUN_CLI), "eval", "--config-file", str(config),
-                          "--weights", str(out / "model_final.pth"), "--output-dir",
-                          str(single)], capture_output=True, text=True, cwd=REPO, timeout=240)
-    assert res.returncode == 0, res.stderr[-3000:]
+    assert main(["eval", "--config-file", str(config), "--weights", str(out / "model_final.pth"),
+                 "--output-dir", str(single), "DATASETS.TEST", f"('{PREFIX}_val',)"]) == 0
     evaluated = json.loads((single / "metrics.json").read_text())
     assert json.dumps(evaluated["metrics"]) == json.dumps(ddp["metrics"])  # NaN-safe equality
     confusion = [json.loads((d / "sem_seg_confusion.json").read_text())["confusion"]
                  for d in (out, single)]
     assert confusion[0] == confusion[1] and sum(map(sum, confusion[0])) > 0
+
+
+def test_srun_variables_become_torchrun_ones(monkeypatch):
+    from zsseg_bench.utils import comm
+
+    for key in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "1")
+    monkeypatch.setenv("SLURM_PROCID", "0")
+    assert not comm.adopt_slurm_environment()  # one task (e.g. a sweep's job): no DDP
+    monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "4")
+    monkeypatch.setenv("SLURM_PROCID", "3")
+    monkeypatch.setenv("SLURM_LOCALID", "1")
+    monkeypatch.setenv("SLURM_STEP_NODELIST", "gpu7,gpu8")
+    monkeypatch.setenv("SLURM_JOB_ID", "123456")
+    assert comm.adopt_slurm_environment()
+    assert [os.environ[k] for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
+                                    "MASTER_PORT")] == ["3", "4", "1", "gpu7", "23456"]
+    assert not comm.adopt_slurm_environment()  # WORLD_SIZE set (torchrun, or done): untouched
