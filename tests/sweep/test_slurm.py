@@ -22,6 +22,7 @@ import yaml
 from tests.engine.helpers import RUN_CLI, write_config
 from zsseg_bench.cli import main
 from zsseg_bench.sweep import run_sweep
+from zsseg_bench.sweep.launchers import JOB_ID_FILE, SLURM_FINAL_STATES, SubmititLauncher
 from zsseg_bench.sweep.runner import ProcessRegistry
 
 REPO = Path(__file__).resolve().parents[2]
@@ -151,10 +152,17 @@ def _release_requeued_jobs():
         thread.join()
 
 
-def _scontrol(job_id: str) -> dict[str, str]:
-    out = subprocess.run(["scontrol", "show", "job", "-o", job_id], capture_output=True,
-                         text=True, check=True).stdout
-    return dict(item.split("=", 1) for item in out.split() if "=" in item)
+def _scontrol(job_id: str, timeout: float = 60) -> dict[str, str]:
+    """``scontrol show job`` once the job has ended (a job that wrote its result may still be
+    exiting, RUNNING or COMPLETING, for a moment)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        out = subprocess.run(["scontrol", "show", "job", "-o", job_id], capture_output=True,
+                             text=True, check=True).stdout
+        job = dict(item.split("=", 1) for item in out.split() if "=" in item)
+        if job["JobState"] in SLURM_FINAL_STATES or time.monotonic() > deadline:
+            return job
+        time.sleep(0.2)
 
 
 def test_two_method_toy_sweep_runs_as_a_job_array(on_cluster, tmp_path):
@@ -194,8 +202,7 @@ def test_resources_the_cluster_cannot_give_are_a_clear_error(on_cluster, tmp_pat
 def test_scancel_then_relaunch_resumes_the_run_and_redoes_nothing_finished(on_cluster,
                                                                           tmp_path):
     spec = _contract_spec(
-        tmp_path, 400, variants={"short": {"SOLVER.MAX_ITER": 2},
-                                 "long": {"SOLVER.CHECKPOINT_PERIOD": 2}},
+        tmp_path, 300, variants={"short": {"SOLVER.MAX_ITER": 2}, "long": {"SOLVER.MAX_ITER": 300}},
         launcher={"slurm": {**RESOURCES, "slurm_array_parallelism": 2}})
     out = tmp_path / "out"
     sweep = _Background(spec, out, launcher="slurm")
@@ -213,7 +220,7 @@ def test_scancel_then_relaunch_resumes_the_run_and_redoes_nothing_finished(on_cl
                                                  for r in summary.runs]
     resume = _train_records(long_run, "event")[-1]
     assert resume["event"] == "resume" and resume["start_iter"] == stopped["iteration"]
-    assert json.loads((long_run / "train" / "metrics.json").read_text())["iteration"] == 400
+    assert json.loads((long_run / "train" / "metrics.json").read_text())["iteration"] == 300
     (short,) = (Path(r.run_dir) for r in summary.runs if "-short-" in r.run_id)
     assert "attempt 2" not in (short / "stdout.log").read_text()
 
@@ -242,6 +249,17 @@ def test_slurm_signal_checkpoints_requeues_and_matches_an_uninterrupted_run(on_c
                           weights_only=True)["model"]
     assert requeued.keys() == straight.keys()
     assert all(torch.equal(requeued[k], straight[k]) for k in straight)
+
+
+def test_relaunch_cancels_the_job_a_killed_sweep_left(on_cluster, tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    job = subprocess.run(["sbatch", "--parsable", "--mem=100M", "--output=/dev/null", "--wrap",
+                          "sleep 120"], capture_output=True, text=True, check=True).stdout.strip()
+    (run_dir / JOB_ID_FILE).write_text(f"{job}\n")  # what the killed sweep wrote
+    assert SubmititLauncher.cancel_left_jobs([run_dir]) == [job]
+    assert _scontrol(job)["JobState"] == "CANCELLED"
+    assert SubmititLauncher.cancel_left_jobs([run_dir]) == []  # nothing left to cancel
 
 
 def test_srun_two_tasks_train_with_gloo_and_evaluate_like_one_process(on_cluster, tmp_path,

@@ -30,7 +30,7 @@ from zsseg_bench.sweep.runner import (
     run_cell,
 )
 from zsseg_bench.utils.errors import UserError
-from zsseg_bench.utils.file_io import atomic_write_json
+from zsseg_bench.utils.file_io import atomic_write_json, atomic_write_text
 from zsseg_bench.utils.sweep_layout import STATUS_FILE
 
 #: Stages that time the machine and so must not share it with any other stage.
@@ -213,6 +213,10 @@ SLURM_FINAL_STATES = ("BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED
                       "OUT_OF_MEMORY", "PREEMPTED", "TIMEOUT")
 
 
+#: File in a run directory naming the Slurm job last submitted for it (written at submission).
+JOB_ID_FILE = "slurm_job_id"
+
+
 def slurm_states(job_ids: Sequence[str]) -> dict[str, str]:
     """Job id -> Slurm state from ``squeue`` (which, unlike ``sacct``, needs no accounting
     storage; jobs leave it ``MinJobAge`` seconds after they end). Empty if squeue fails."""
@@ -285,6 +289,25 @@ class SubmititLauncher:
                             f"launcher.slurm settings {self.params}") from e
         return jobs
 
+    @staticmethod
+    def cancel_left_jobs(run_dirs: Sequence[Path], grace_s: float = 2 * TERMINATE_GRACE_S
+                         ) -> list[str]:
+        """Cancels the Slurm jobs that a killed sweep left pending or running for these runs
+        (``scancel``: training saves a checkpoint), and waits up to ``grace_s`` for them to
+        end, so that a run never runs in two jobs at once. Returns their ids."""
+        ids = [(Path(d) / JOB_ID_FILE).read_text().strip() for d in run_dirs
+               if (Path(d) / JOB_ID_FILE).is_file()]
+        live = [j for j, s in slurm_states(ids).items() if s not in SLURM_FINAL_STATES]
+        if not live:
+            return []
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+            subprocess.run(["scancel", *live], capture_output=True, timeout=60)
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline and any(
+                s not in SLURM_FINAL_STATES for s in slurm_states(live).values()):
+            time.sleep(_POLL_S)
+        return live
+
     def launch(self, run_dirs: Sequence[Path], progress: Progress | None = None
                ) -> dict[str, dict[str, Any]]:
         """Submits every run in ``run_dirs`` and waits; returns run dir -> final status."""
@@ -293,6 +316,9 @@ class SubmititLauncher:
         executor = self._executor()
         on_slurm = executor.cluster == "slurm"
         jobs = self._submit(executor, run_dirs)
+        if on_slurm:
+            for job, d in zip(jobs, run_dirs):
+                atomic_write_text(Path(d) / JOB_ID_FILE, f"{job.job_id}\n")
 
         def cancel_all() -> None:
             for job in jobs:

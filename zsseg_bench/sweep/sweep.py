@@ -241,6 +241,10 @@ def run_sweep(
             if not finished:
                 todo.append(run_dir)
                 retried += state in (FAILED, INTERRUPTED)
+        if isinstance(runner, SubmititLauncher):
+            for job in runner.cancel_left_jobs(todo):
+                print(f"cancelled Slurm job {job}, left running by a killed sweep", file=stream,
+                      flush=True)
         print(f"sweep {spec.name}: {len(cells)} runs, {len(cells) - len(todo)} already "
               f"finished, {len(todo)} to run ({retried} retried) with the {name} launcher "
               f"-> {output_dir}", file=stream, flush=True)
