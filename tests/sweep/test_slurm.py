@@ -165,6 +165,7 @@ def _scontrol(job_id: str, timeout: float = 60) -> dict[str, str]:
         time.sleep(0.2)
 
 
+@pytest.mark.slow
 def test_two_method_toy_sweep_runs_as_a_job_array(on_cluster, tmp_path):
     spec = _write_spec(
         tmp_path / "toy.yaml",
@@ -199,6 +200,7 @@ def test_resources_the_cluster_cannot_give_are_a_clear_error(on_cluster, tmp_pat
         _sweep(spec, tmp_path / "out", launcher="slurm")
 
 
+@pytest.mark.slow
 def test_scancel_then_relaunch_resumes_the_run_and_redoes_nothing_finished(on_cluster,
                                                                           tmp_path):
     spec = _contract_spec(
@@ -225,6 +227,7 @@ def test_scancel_then_relaunch_resumes_the_run_and_redoes_nothing_finished(on_cl
     assert "attempt 2" not in (short / "stdout.log").read_text()
 
 
+@pytest.mark.slow
 def test_slurm_signal_checkpoints_requeues_and_matches_an_uninterrupted_run(on_cluster,
                                                                            tmp_path):
     spec = _contract_spec(tmp_path, 300, launcher={"slurm": RESOURCES})
@@ -262,6 +265,7 @@ def test_relaunch_cancels_the_job_a_killed_sweep_left(on_cluster, tmp_path):
     assert SubmititLauncher.cancel_left_jobs([run_dir]) == []  # nothing left to cancel
 
 
+@pytest.mark.slow
 def test_srun_two_tasks_train_with_gloo_and_evaluate_like_one_process(on_cluster, tmp_path,
                                                                       one_thread):
     config = write_config(tmp_path / "config.yaml", SOLVER__MAX_ITER=4,
