@@ -4,7 +4,8 @@
 on CPU, nccl on GPU); only rank 0 logs and writes files.
 
 Exit codes: 0 done; 2 a user error (bad config, NaN loss: one line on stderr); 143 stopped by
-SIGTERM after saving a checkpoint (continue with ``--resume``).
+SIGTERM or SIGUSR2 (Slurm's warning before a time limit) after saving a checkpoint (continue
+with ``--resume``).
 """
 
 from __future__ import annotations

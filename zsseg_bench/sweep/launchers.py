@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import subprocess
 import threading
 import time
 import traceback
@@ -21,18 +23,22 @@ from zsseg_bench.sweep.runner import (
     FAILED,
     INTERRUPTED,
     REGISTRY,
+    RUNNING,
+    TERMINATE_GRACE_S,
     ProcessRegistry,
     read_status,
     run_cell,
 )
 from zsseg_bench.utils.errors import UserError
-from zsseg_bench.utils.file_io import atomic_write_json
+from zsseg_bench.utils.file_io import atomic_write_json, atomic_write_text
 from zsseg_bench.utils.sweep_layout import STATUS_FILE
 
 #: Stages that time the machine and so must not share it with any other stage.
 EXCLUSIVE_STAGES = ("speed",)
 _THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 _POLL_S = 0.5
+#: Seconds between two ``squeue`` calls while Slurm jobs run.
+_SQUEUE_PERIOD_S = 2.0
 
 Progress = Callable[[str, dict[str, Any]], None]
 
@@ -153,16 +159,95 @@ def run_cell_job(run_dir: str | Path, **kwargs: Any) -> dict[str, Any]:
                               traceback=traceback.format_exc())
 
 
+class CellJob:
+    """What one submitit job runs: :func:`run_cell_job` on one run directory.
+
+    Checkpointable in submitit's sense (it has :meth:`checkpoint`): when Slurm sends the job
+    SIGUSR2 (``--signal=USR2@90`` before its time limit, or at preemption), submitit calls
+    :meth:`checkpoint`, which stops the stage (training saves a checkpoint and exits), marks the
+    run interrupted and hands submitit the same call to requeue; the requeued job skips the
+    finished stages and resumes training from that checkpoint (``train --resume``).
+    """
+
+    def __call__(self, run_dir: str) -> dict[str, Any]:
+        threads = os.environ.get("SLURM_CPUS_PER_TASK")
+
+        def env_for(stage: str) -> dict[str, str] | None:
+            if not threads:
+                return None
+            env = dict(os.environ)
+            for key in _THREAD_ENV:
+                env.setdefault(key, threads)
+            return env
+
+        job = {"job_id": _slurm_job_id()} if _slurm_job_id() else None
+        return run_cell_job(run_dir, registry=REGISTRY, handle_signals=True,
+                            stop_signal=signal.SIGUSR2, env_for=env_for, job=job)
+
+    def checkpoint(self, run_dir: str) -> Any:
+        """Stops the running stage (SIGUSR2, SIGKILL after a grace period) and returns the
+        call to requeue (submitit's ``DelayedSubmission``)."""
+        from submitit.helpers import DelayedSubmission
+
+        REGISTRY.stop(signal.SIGUSR2)
+        REGISTRY.wait_stopped(TERMINATE_GRACE_S)
+        status = _safe_read_status(Path(run_dir))
+        if status is not None:
+            for entry in status.get("stages", {}).values():
+                if entry.get("state") == RUNNING:
+                    entry["state"] = INTERRUPTED
+            status.update(state=INTERRUPTED, updated=time.time())
+            atomic_write_json(Path(run_dir) / STATUS_FILE, status)
+        return DelayedSubmission(CellJob(), run_dir)
+
+
+def _slurm_job_id() -> str | None:
+    """This Slurm job's id as submitit and ``squeue -r`` print it (``<array>_<task>``)."""
+    if os.environ.get("SLURM_ARRAY_JOB_ID"):
+        return f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ['SLURM_ARRAY_TASK_ID']}"
+    return os.environ.get("SLURM_JOB_ID")
+
+
+#: Slurm job states after which a job never runs again (a requeued job is PENDING instead).
+SLURM_FINAL_STATES = ("BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL",
+                      "OUT_OF_MEMORY", "PREEMPTED", "TIMEOUT")
+
+
+#: File in a run directory naming the Slurm job last submitted for it (written at submission).
+JOB_ID_FILE = "slurm_job_id"
+
+
+def slurm_states(job_ids: Sequence[str]) -> dict[str, str]:
+    """Job id -> Slurm state from ``squeue`` (which, unlike ``sacct``, needs no accounting
+    storage; jobs leave it ``MinJobAge`` seconds after they end). Empty if squeue fails."""
+    if not job_ids:
+        return {}
+    cmd = ["squeue", "--noheader", "--array", "--states=all", "--format=%i|%T",
+           "--jobs", ",".join(sorted({j.split("_")[0] for j in job_ids}))]
+    try:
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    states = dict(line.split("|", 1) for line in res.stdout.split() if "|" in line)
+    return {j: states[j] for j in job_ids if j in states}
+
+
 class SubmititLauncher:
     """Submits one job per cell through submitit (a job array), then waits for all of them.
 
+    Each job runs :class:`CellJob`: on Slurm's SIGUSR2 before the time limit (or at
+    preemption) it checkpoints and requeues itself. The launcher follows the jobs through the
+    result files submitit writes and, on Slurm, through ``squeue`` (a cancelled or killed job
+    writes no result file, and ``sacct`` needs accounting storage).
+
     Args:
-        folder: where submitit writes its job scripts, pickles and logs.
+        folder: where submitit writes its job scripts, pickles and logs (one folder per job).
         params: executor settings from the spec's ``launcher.slurm`` mapping, passed to
             ``AutoExecutor.update_parameters`` (e.g. ``timeout_min``, ``slurm_partition``,
             ``gpus_per_node``, ``cpus_per_task``, ``mem_gb``, ``slurm_array_parallelism``);
-            the key ``cluster`` picks the executor: ``slurm`` (default where ``sbatch``
-            exists), ``local`` (subprocesses) or ``debug`` (in this process; for tests).
+            every job (run) gets these resources. The key ``cluster`` picks the executor:
+            ``slurm`` (default where ``sbatch`` exists), ``local`` (subprocesses) or ``debug``
+            (in this process; for tests).
         registry: the process registry; its stop callbacks cancel the jobs.
     """
 
@@ -185,17 +270,56 @@ class SubmititLauncher:
             raise UserError(f"launcher.slurm settings {self.params}: {e}") from e
         return executor
 
+    def _submit(self, executor: Any, run_dirs: Sequence[Path]) -> list[Any]:
+        in_process = executor.cluster == "debug"
+        jobs = []
+        try:
+            with executor.batch():
+                for d in run_dirs:
+                    if in_process:
+                        jobs.append(executor.submit(run_cell_job, str(d)))
+                    else:
+                        jobs.append(executor.submit(CellJob(), str(d)))
+        except (subprocess.CalledProcessError, RuntimeError) as e:
+            detail = getattr(e, "stderr", None) or getattr(e, "output", None) or e
+            if isinstance(detail, bytes):
+                detail = detail.decode(errors="replace")
+            detail = str(detail).strip().splitlines()[-1] if str(detail).strip() else repr(e)
+            raise UserError(f"the cluster refused the jobs ({detail}); check the spec's "
+                            f"launcher.slurm settings {self.params}") from e
+        return jobs
+
+    @staticmethod
+    def cancel_left_jobs(run_dirs: Sequence[Path], grace_s: float = 2 * TERMINATE_GRACE_S
+                         ) -> list[str]:
+        """Cancels the Slurm jobs that a killed sweep left pending or running for these runs
+        (``scancel``: training saves a checkpoint), and waits up to ``grace_s`` for them to
+        end, so that a run never runs in two jobs at once. Returns their ids."""
+        ids = [(Path(d) / JOB_ID_FILE).read_text().strip() for d in run_dirs
+               if (Path(d) / JOB_ID_FILE).is_file()]
+        live = [j for j, s in slurm_states(ids).items() if s not in SLURM_FINAL_STATES]
+        if not live:
+            return []
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+            subprocess.run(["scancel", *live], capture_output=True, timeout=60)
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline and any(
+                s not in SLURM_FINAL_STATES for s in slurm_states(live).values()):
+            time.sleep(_POLL_S)
+        return live
+
     def launch(self, run_dirs: Sequence[Path], progress: Progress | None = None
                ) -> dict[str, dict[str, Any]]:
         """Submits every run in ``run_dirs`` and waits; returns run dir -> final status."""
         if not run_dirs:
             return {}
         executor = self._executor()
-        in_process = executor.cluster == "debug"
-        jobs = []
-        with executor.batch():
-            for d in run_dirs:
-                jobs.append(executor.submit(run_cell_job, str(d), handle_signals=not in_process))
+        on_slurm = executor.cluster == "slurm"
+        jobs = self._submit(executor, run_dirs)
+        if on_slurm:
+            for job, d in zip(jobs, run_dirs):
+                atomic_write_text(Path(d) / JOB_ID_FILE, f"{job.job_id}\n")
+
         def cancel_all() -> None:
             for job in jobs:
                 with contextlib.suppress(Exception):
@@ -205,13 +329,19 @@ class SubmititLauncher:
         results: dict[str, dict[str, Any]] = {}
         try:
             pending = list(zip(jobs, run_dirs))
+            last_squeue = 0.0
+            states: dict[str, str] = {}
             while pending:
+                if on_slurm and time.monotonic() - last_squeue > _SQUEUE_PERIOD_S:
+                    states = slurm_states([str(job.job_id) for job, _ in pending])
+                    last_squeue = time.monotonic()
                 still = []
                 for job, d in pending:
-                    if not in_process and not job.done():
+                    final = states.get(str(job.job_id)) in SLURM_FINAL_STATES
+                    if not (executor.cluster == "debug" or job.done() or final):
                         still.append((job, d))
                         continue
-                    results[str(d)] = self._collect(job, Path(d))
+                    results[str(d)] = self._collect(job, Path(d), states.get(str(job.job_id)))
                     if progress:
                         progress(str(d), results[str(d)])
                 pending = still
@@ -221,19 +351,23 @@ class SubmititLauncher:
             self.registry.remove_stop_callback(cancel_all)
         return results
 
-    def _collect(self, job: Any, run_dir: Path) -> dict[str, Any]:
-        log = str(getattr(job.paths, "stderr", ""))
+    def _collect(self, job: Any, run_dir: Path, slurm_state: str | None = None
+                 ) -> dict[str, Any]:
+        info = {"job_id": str(job.job_id), "job_log": str(getattr(job.paths, "stderr", ""))}
         try:
+            if slurm_state is not None and not job.paths.result_pickle.exists():
+                raise RuntimeError(f"Slurm job {job.job_id} ended {slurm_state} without a "
+                                   "result")
             status = job.result()
         except Exception as e:  # the job died (timeout, cancelled, node failure)
-            if self.registry.stopping.is_set():
-                status = _safe_read_status(run_dir) or {"stages": {}}
-                status.update(state=INTERRUPTED, job_id=str(job.job_id), job_log=log)
-                atomic_write_json(run_dir / STATUS_FILE, status)
-                return status
-            return _failed_status(run_dir, f"submitit job {job.job_id} failed: "
-                                  f"{str(e).strip().splitlines()[-1] if str(e) else e!r}",
-                                  job_id=str(job.job_id), job_log=log)
-        status.update(job_id=str(job.job_id), job_log=log)
+            own = _safe_read_status(run_dir) or {"stages": {}}
+            if self.registry.stopping.is_set() or own.get("state") == INTERRUPTED:
+                own.update(state=INTERRUPTED, **info)  # stopped with a checkpoint: resumable
+                atomic_write_json(run_dir / STATUS_FILE, own)
+                return own
+            message = str(e).strip().splitlines()[-1] if str(e).strip() else repr(e)
+            return _failed_status(run_dir, f"submitit job {job.job_id} failed: {message}",
+                                  **info)
+        status.update(info)
         atomic_write_json(run_dir / STATUS_FILE, status)  # the job has ended: no writer races
         return status

@@ -39,6 +39,9 @@ from zsseg_bench.utils.sweep_layout import (
 PENDING, RUNNING, DONE, FAILED, INTERRUPTED = "pending", "running", "done", "failed", "interrupted"
 #: Seconds a child gets between SIGTERM and SIGKILL when the sweep is interrupted.
 TERMINATE_GRACE_S = 30.0  # time enough for the engine to save a checkpoint on SIGTERM
+#: Exit code of ``zsseg-bench train`` stopped by a signal after saving a checkpoint (the
+#: engine's ``EXIT_CODE_SIGTERM``): the stage is ``interrupted`` (resumable), not ``failed``.
+STOPPED_EXIT_CODE = 128 + signal.SIGTERM
 _POLL_S = 0.2
 
 
@@ -92,6 +95,21 @@ class ProcessRegistry:
         for fn in callbacks:
             fn()
 
+    def wait_stopped(self, grace_s: float = TERMINATE_GRACE_S) -> None:
+        """Waits until every child has exited, SIGKILLs those still alive after ``grace_s``.
+
+        Safe in a signal handler that interrupted a thread waiting on a child (a child that has
+        exited but is not reaped yet counts as exited).
+        """
+        deadline = time.monotonic() + grace_s
+        with self._lock:
+            procs = list(self._procs)
+        while any(_alive(p.pid) for p in procs) and time.monotonic() < deadline:
+            time.sleep(_POLL_S)
+        for proc in procs:
+            if _alive(proc.pid):
+                _signal_group(proc.pid, signal.SIGKILL)
+
     def reset(self) -> None:
         """Forgets a previous stop (a new sweep in the same process, e.g. in tests)."""
         self.stopping.clear()
@@ -100,6 +118,15 @@ class ProcessRegistry:
 
 #: The registry of this process (launchers and signal handlers share it).
 REGISTRY = ProcessRegistry()
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, exited but not reaped, does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
 def _signal_group(pid: int, sig: int) -> None:
@@ -255,7 +282,9 @@ def run_stage(
 
     The stage's output (stdout and stderr) is appended to ``<run_dir>/stdout.log``. The stage
     is ``done`` when its command exits 0 *and* its result file exists; ``interrupted`` when
-    the sweep was stopping; ``failed`` otherwise (return code recorded in ``status.json``).
+    the sweep was stopping or the command exited with :data:`STOPPED_EXIT_CODE` (stopped by a
+    signal after saving a checkpoint, e.g. by Slurm); ``failed`` otherwise (return code
+    recorded in ``status.json``).
     """
     run_dir = Path(run_dir)
     status = read_status(run_dir) or init_status(run_dir, cell)
@@ -298,7 +327,8 @@ def run_stage(
             error = None
 
     entry.update(returncode=returncode, ended=time.time(), pid=None)
-    if registry.stopping.is_set() and not stage_finished(run_dir, stage):
+    stopped = registry.stopping.is_set() or returncode == STOPPED_EXIT_CODE
+    if stopped and not stage_finished(run_dir, stage):
         entry["state"] = INTERRUPTED
     elif returncode == 0 and stage_finished(run_dir, stage):
         entry["state"] = DONE
@@ -331,6 +361,8 @@ def run_cell(
     handle_signals: bool = False,
     env_for: Callable[[str], Mapping[str, str] | None] | None = None,
     guard_for: Callable[[str], AbstractContextManager[Any]] | None = None,
+    stop_signal: int = signal.SIGTERM,
+    job: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Runs the unfinished stages of the cell in ``run_dir`` in order; stops at a failure.
 
@@ -341,6 +373,10 @@ def run_cell(
             that runs only this cell, e.g. a submitit job).
         env_for: the environment of a stage's child (default: this process's).
         guard_for: a context manager held while a stage runs (e.g. a lock between runs).
+        stop_signal: what the children get when this process is signalled (a Slurm job sends
+            SIGUSR2, which training may receive any number of times).
+        job: facts about the job running this cell (e.g. its Slurm job id), kept in
+            ``status.json``.
 
     Returns:
         The final ``status.json`` content.
@@ -349,8 +385,11 @@ def run_cell(
     cell = read_cell(run_dir)
     if handle_signals and threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda signum, frame: registry.stop())
-    init_status(run_dir, cell)
+            signal.signal(sig, lambda signum, frame: registry.stop(stop_signal))
+    status = init_status(run_dir, cell)
+    if job:
+        status.update(job)
+        _write_status(run_dir, status)
     for stage in cell.stages:
         with guard_for(stage) if guard_for else contextlib.nullcontext():
             state = run_stage(run_dir, cell, stage, registry=registry,

@@ -57,6 +57,7 @@ class RunOutcome:
     error: str | None = None
     log: str | None = None
     job_log: str | None = None
+    job_id: str | None = None
 
 
 @dataclasses.dataclass
@@ -105,7 +106,7 @@ class SweepSummary:
                 lines.append(f"  {r.run_id}: {r.error or 'failed'}")
                 lines.append(f"      log: {r.log}")
                 if r.job_log:
-                    lines.append(f"      job log: {r.job_log}")
+                    lines.append(f"      job log: {r.job_log} (job {r.job_id})")
         if not self.ok:
             lines.append("re-launch the same command to retry failed and unfinished runs "
                          "(finished runs are skipped)")
@@ -240,6 +241,10 @@ def run_sweep(
             if not finished:
                 todo.append(run_dir)
                 retried += state in (FAILED, INTERRUPTED)
+        if isinstance(runner, SubmititLauncher):
+            for job in runner.cancel_left_jobs(todo):
+                print(f"cancelled Slurm job {job}, left running by a killed sweep", file=stream,
+                      flush=True)
         print(f"sweep {spec.name}: {len(cells)} runs, {len(cells) - len(todo)} already "
               f"finished, {len(todo)} to run ({retried} retried) with the {name} launcher "
               f"-> {output_dir}", file=stream, flush=True)
@@ -264,6 +269,7 @@ def run_sweep(
             outcome.state = status.get("state", "pending")
             outcome.error = _error_of(status) if outcome.state != DONE else None
             outcome.job_log = status.get("job_log")
+            outcome.job_id = status.get("job_id")
         summary = SweepSummary(spec.name, str(output_dir), list(outcomes.values()),
                                interrupted=registry.stopping.is_set(),
                                wall_time_s=time.time() - start)

@@ -1,13 +1,16 @@
 """Distributed helpers (Detectron2's ``utils/comm.py``): rank, world size, process group.
 
-Processes are started by ``torchrun``, which sets ``RANK``, ``LOCAL_RANK`` and ``WORLD_SIZE``;
-:func:`init_distributed` joins the process group (gloo on CPU, nccl on GPU). Everything here
-also works in a plain single process, where it is a no-op.
+Processes are started by ``torchrun``, which sets ``RANK``, ``LOCAL_RANK`` and ``WORLD_SIZE``,
+or by Slurm's ``srun --ntasks N`` (:func:`adopt_slurm_environment` derives the same variables
+from ``SLURM_PROCID``, ``SLURM_LOCALID`` and ``SLURM_STEP_NUM_TASKS``); :func:`init_distributed`
+joins the process group (gloo on CPU, nccl on GPU). Everything here also works in a plain
+single process, where it is a no-op.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -17,6 +20,9 @@ import torch.distributed as dist
 
 #: How long collective operations wait for the slowest rank before failing.
 _TIMEOUT = timedelta(minutes=30)
+#: Rendezvous port of an srun step: this base plus the job id modulo 20,000 (the tasks of one
+#: step agree on it without talking; steps of different jobs on one node rarely collide).
+_SLURM_PORT_BASE = 20000
 
 
 def is_distributed() -> bool:
@@ -45,13 +51,39 @@ def synchronize() -> None:
         dist.barrier()
 
 
+def adopt_slurm_environment() -> bool:
+    """Under ``srun`` with several tasks in the step, and unless ``WORLD_SIZE`` is set already,
+    sets ``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``, ``MASTER_ADDR`` (the first node of the step)
+    and ``MASTER_PORT`` the way torchrun would. Returns whether it did."""
+    tasks = int(os.environ.get("SLURM_STEP_NUM_TASKS", 1))
+    if tasks <= 1 or "WORLD_SIZE" in os.environ or "SLURM_PROCID" not in os.environ:
+        return False
+    os.environ.update(RANK=os.environ["SLURM_PROCID"], WORLD_SIZE=str(tasks),
+                      LOCAL_RANK=os.environ.get("SLURM_LOCALID", "0"))
+    os.environ.setdefault("MASTER_ADDR", _first_host(os.environ.get("SLURM_STEP_NODELIST", "")))
+    os.environ.setdefault("MASTER_PORT",
+                          str(_SLURM_PORT_BASE + int(os.environ.get("SLURM_JOB_ID", 0)) % 20000))
+    return True
+
+
+def _first_host(nodelist: str) -> str:
+    """The first host of a Slurm node list (``node[1-4]``, ``a,b``), ``127.0.0.1`` if empty."""
+    if not nodelist:
+        return "127.0.0.1"
+    if "[" not in nodelist:
+        return nodelist.split(",")[0]
+    out = subprocess.run(["scontrol", "show", "hostnames", nodelist], capture_output=True,
+                         text=True, check=True, timeout=60).stdout
+    return out.split()[0]
+
+
 def launched_by_torchrun() -> bool:
     """Whether the environment asks for more than one process (``WORLD_SIZE`` > 1)."""
     return int(os.environ.get("WORLD_SIZE", 1)) > 1
 
 
 def init_distributed(device: str) -> str:
-    """Joins the process group when launched by torchrun with several processes.
+    """Joins the process group when launched by torchrun (or srun) with several processes.
 
     Args:
         device: the resolved ``MODEL.DEVICE`` (``"cpu"``, ``"cuda"`` or ``"cuda:N"``).
@@ -59,11 +91,13 @@ def init_distributed(device: str) -> str:
     Returns:
         The device this process uses: on GPU, ``cuda:LOCAL_RANK``.
     """
+    adopt_slurm_environment()
     if not launched_by_torchrun() or is_distributed():
         return device
     use_cuda = device.startswith("cuda")
     if use_cuda:
-        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+        # modulo: under srun --gpus-per-task each task sees only its own GPU
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0)) % torch.cuda.device_count()}"
         torch.cuda.set_device(device)
     dist.init_process_group(backend="nccl" if use_cuda else "gloo", timeout=_TIMEOUT)
     return device
