@@ -19,7 +19,8 @@ import pytest
 import torch
 import yaml
 
-from tests.engine.helpers import RUN_CLI, write_config
+from tests.cli_helpers import CLI_MAIN
+from tests.engine.helpers import write_config
 from zsseg_bench.cli import main
 from zsseg_bench.sweep import run_sweep
 from zsseg_bench.sweep.launchers import JOB_ID_FILE, SLURM_FINAL_STATES, SubmititLauncher
@@ -31,8 +32,8 @@ TINY = REPO / "tests" / "speed" / "configs"
 SMALL = {"MODEL.CLIP.RANDOM_INIT": True, "SOLVER.IMS_PER_BATCH": 2,
          "DATALOADER.NUM_WORKERS": 0, "INPUT.RESIZE.SCALE": [128, 64],
          "INPUT.TEST_SCALE": [128, 64], "SOLVER.LOG_PERIOD": 1}
-#: The train command with the test-only head registered (``tests/engine/run_cli.py``).
-CONTRACT_COMMANDS = {"train": ["{python}", str(RUN_CLI), "train", "--resume", "--no-progress",
+#: The train command with the test-only head registered (``tests/cli_main.py``).
+CONTRACT_COMMANDS = {"train": ["{python}", str(CLI_MAIN), "train", "--resume", "--no-progress",
                                "--config-file", "{config_file}", "--output-dir", "{output_dir}",
                                "{opts}"]}
 #: Dataset-name prefix of the in-process registration of the jobs' ``synthetic_*`` files.
@@ -272,7 +273,7 @@ def test_srun_two_tasks_train_with_gloo_and_evaluate_like_one_process(on_cluster
                           SOLVER__CHECKPOINT_PERIOD=2)
     out = tmp_path / "ddp"
     res = subprocess.run(["srun", "--ntasks=2", "--cpus-per-task=1", "--mem=1G",
-                          sys.executable, str(RUN_CLI), "train", "--config-file", str(config),
+                          sys.executable, str(CLI_MAIN), "train", "--config-file", str(config),
                           "--output-dir", str(out)],
                          capture_output=True, text=True, cwd=REPO, timeout=240)
     assert res.returncode == 0, res.stderr[-3000:]
