@@ -42,8 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config-file", metavar="FILE",
                         help="the method's YAML config (required unless --preset)")
     parser.add_argument("--preset", choices=sorted(PRESETS),
-                        help="run a preset comparison instead of one config (paper-voc: "
-                             "ZegCLIP vs two-stage at 512x512, VOC vocabulary, random init)")
+                        help="run a preset comparison instead of one config (paper-voc / "
+                             "paper-coco: every method at 512x512 with the VOC / COCO-Stuff "
+                             "vocabulary, random init; configs/sweeps/paper_*.yaml)")
     parser.add_argument("--output-dir", default=None, metavar="DIR",
                         help="run directory (overrides OUTPUT_DIR)")
     parser.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), default=None,
@@ -231,7 +232,7 @@ def run(args: argparse.Namespace) -> int:
     """Entry point of ``zsseg-bench speed``."""
     _check_args(args)
     if args.preset:
-        from zsseg_bench.speed.presets import run_preset
+        from zsseg_bench.commands.speed_preset import run_preset
 
         return run_preset(args.preset, args)
     run_speed(args)
