@@ -122,12 +122,12 @@ def compare(runs: Sequence[PresetRun], baseline: str | None, dataset: str | None
         pub = published_counterpart(run.method, dataset)
         rows.append({
             "name": run.method, "label": run.label, "fps": r["fps"],
-            "fps_repeats": r["repeats"], "latency_ms": r["latency_ms"]["mean"],
+            "fps_repeats": r.get("repeats", []), "latency_ms": r["latency_ms"]["mean"],
             "cpu_time_ms": r.get("cpu_time_ms"), "gflops": gflops, "gflops_from": gflops_from,
             "flops_uncounted_ops": r.get("flops_uncounted_ops", {}),
             "learnable_params_m": r["params"]["learnable"] / 1e6,
             "total_params_m": r["params"]["total"] / 1e6,
-            "peak_memory_mb": r["peak_memory_mb"], "memory_kind": r["memory_kind"],
+            "peak_memory_mb": r.get("peak_memory_mb"), "memory_kind": r.get("memory_kind"),
             "breakdown_ms": r.get("breakdown_ms", {}),
             "published": {"label": pub.method if pub else None, "fps": pub.fps if pub else None,
                           "gflops": pub.gflops if pub else None,
@@ -141,10 +141,12 @@ def compare(runs: Sequence[PresetRun], baseline: str | None, dataset: str | None
     by_name = {row["name"]: row for row in rows}
     ratios = []
     for row in rows:
-        if row["name"] in {ref.method for ref in references} or row["name"] == FLOOR_METHOD:
+        if row["name"] == FLOOR_METHOD:
             continue
         for ref in references:
             slow = by_name[ref.method]
+            if slow is row:
+                continue
             pf, ps = row["published"], slow["published"]
             ratios.append({
                 "label": f"{row['label']} / {slow['label']}",
@@ -159,7 +161,8 @@ def compare(runs: Sequence[PresetRun], baseline: str | None, dataset: str | None
     sources = sorted({row["published"]["source"] for row in rows if row["published"]["source"]})
     return {
         "preset": name, "description": description, "device": first["device"],
-        "device_name": first["device_name"], "precision": first["precision"],
+        "device_name": first.get("device_name", first["device"]),
+        "precision": first["precision"],
         "input_size": first["input_size"], "vocabulary_size": first.get("vocabulary_size"),
         "iterations": {k: first.get(k) for k in ("warmup", "iters", "repeats")},
         "published_hardware": PUBLISHED_HARDWARE, "published_sources": sources,
