@@ -156,6 +156,7 @@ def speed_spec(spec_path: Path, toy_methods: dict[str, str], out: Path,
 def run(args: argparse.Namespace) -> int:
     """Prepare, toy sweep, paper-scale speed sweep, one table; exit 0 when every run
     finished, 1 on failures."""
+    from zsseg_bench.commands.speed import add_arguments as add_speed_arguments
     from zsseg_bench.commands.speed_preset import COMPARISON_MD, run_speed_sweep
     from zsseg_bench.modeling.build import resolve_device
     from zsseg_bench.report.aggregate import aggregate_seeds
@@ -181,8 +182,13 @@ def run(args: argparse.Namespace) -> int:
     methods = {m.name: m.label for m in spec.methods}
     paper = speed_spec(Path(args.speed_spec) if args.speed_spec else default_speed_spec(),
                        methods, out)
+    # The options `zsseg-bench speed --preset paper-voc` gives its runs (same run ids: a
+    # preset run into <output>/paper_speed is resumed here, and the other way round).
+    speed_parser = argparse.ArgumentParser()
+    add_speed_arguments(speed_parser)
+    defaults = speed_parser.parse_args(["--preset", "paper-voc"])
     comparison = run_speed_sweep(paper, out / SPEED_DIR,
-                                 preset_speed_args(argparse.Namespace(), resolve_device("auto")),
+                                 preset_speed_args(defaults, resolve_device("auto")),
                                  SPEED_DATASET)
     agg = aggregate_seeds(collect_results(out / TOY_DIR).runs)
     markdown, table, plot = write_paper_table(
