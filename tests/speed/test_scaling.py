@@ -56,7 +56,8 @@ def test_quick_needs_scaling():
 
 
 def test_tiny_scaling_cost_grows_with_the_work_and_resumes(tmp_path):
-    methods = {"zegclip": CONFIGS / "tiny_zegclip.yaml", "two_stage": CONFIGS / "tiny_two_stage.yaml"}
+    methods = {"zegclip": CONFIGS / "tiny_zegclip.yaml",
+               "two_stage": CONFIGS / "tiny_two_stage.yaml"}
     args = _args("--device", "cpu", "--warmup", "0", "--iters", "1", "--repeats", "1",
                  "--no-breakdown")
     state = run_scaling(args, methods, tmp_path, grid=TINY)

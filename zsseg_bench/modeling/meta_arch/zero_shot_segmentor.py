@@ -1,4 +1,5 @@
-"""``ZeroShotSegmentor``: what every method shares around its head (DESIGN.md, "Contracts")."""
+"""``ZeroShotSegmentor``: what every method shares around its head (the head contract is in the
+class docstring)."""
 
 from __future__ import annotations
 
