@@ -58,8 +58,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["zsseg_bench", "zsseg_bench.*"]) + list(PACKAGE_DIR),
     package_dir=PACKAGE_DIR,
-    package_data={"zsseg_bench": ["model_zoo/**/*", "configs/**/*.yaml",
-                                  "speed/presets/*.yaml"]},
+    package_data={"zsseg_bench": ["model_zoo/**/*", "configs/**/*.yaml"]},
     include_package_data=True,
     install_requires=[
         "torch>=2.2",  # never pin 2.13.0: its local CPU wheel has no matching torchvision

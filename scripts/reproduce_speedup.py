@@ -7,12 +7,11 @@ plus CLIP's encoder alone (the floor of one-stage methods), each with the suite'
 protocol; then prints our FPS, GFLOPs and parameters beside the published ones (9.0 vs 1.7
 FPS on a GTX 1080Ti = 5.3x; 110.4 vs 1829.3 GFLOPs) with our ratios.
 
-Same as ``zsseg-bench speed --preset paper-voc``; every option of ``zsseg-bench speed`` is
-accepted (e.g. ``--device cuda --precision fp16``, ``--iters 20``, ``--output-dir DIR``).
-On a 2-core CPU one two-stage call takes tens of seconds, so the CPU default is 1 warm-up
-call and 3 x 1 timed calls per method (about 25 minutes in all on a 2-core CPU, the two-stage
-loop mode taking most; see
-zsseg_bench/speed/presets/paper_voc.yaml).
+Same as ``zsseg-bench speed --preset paper-voc`` (the speed-only sweep
+``configs/sweeps/paper_voc.yaml``; re-running resumes); every option of ``zsseg-bench speed``
+is accepted (e.g. ``--device cuda --precision fp16``, ``--iters 20``, ``--output-dir DIR``).
+On a 2-core CPU one two-stage call takes minutes, so the CPU default is no warm-up and one
+timed call per method (``PAPER_SCALE_ITERATIONS`` in zsseg_bench/speed/presets.py).
 
 Usage::
 

@@ -147,3 +147,19 @@ def test_package_path_handler():
     with PathManager.open("zsseg_bench://toy_clip/ToyCLIP-ViT-P8.json") as f:
         assert "vision_cfg" in f.read()
     assert "ToyCLIP-ViT-P8" in open_clip.list_models()
+
+
+def test_open_clip_random_init_warning_is_silenced(caplog):
+    """The suite creates every CLIP at random and loads its own weights after: open_clip's
+    "No pretrained weights loaded ... initialized randomly" must not reach the log."""
+    import logging
+
+    from zsseg_bench.modeling.clip.loading import create_open_clip_model
+
+    register_tiny_configs()
+    with caplog.at_level(logging.WARNING):
+        create_open_clip_model(TINY)
+        logging.getLogger().warning("another warning")
+    messages = [r.getMessage() for r in caplog.records]
+    assert "another warning" in messages
+    assert not any(m.startswith("No pretrained weights loaded") for m in messages)

@@ -130,7 +130,7 @@ def test_published_rows_are_marked_and_only_for_matching_datasets(tmp_path):
     assert r"\textit{ZegCLIP (published)}" in tex
     none = write_report(root, published="none").table_md.read_text()
     assert "(published)" not in none
-    assert len(published_rows(None)) == 12 and canonical_dataset("coco_stuff_zs_val") == \
+    assert len(published_rows(None)) == 14 and canonical_dataset("coco_stuff_zs_val") == \
         "coco_stuff" and canonical_dataset("synthetic") is None
 
 

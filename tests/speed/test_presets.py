@@ -1,127 +1,129 @@
-"""Speed presets: the paper-voc preset, its commands, the comparison table, a tiny end-to-end."""
+"""Speed presets as speed-only sweeps: the specs, their commands, the comparison, a tiny run."""
 
-import argparse
 import json
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
-from zsseg_bench.cli import build_parser, main
+from zsseg_bench.cli import build_parser
+from zsseg_bench.commands.speed_preset import run_speed_sweep
 from zsseg_bench.speed.presets import (
     PRESETS,
+    PresetRun,
     compare,
     format_comparison,
-    load_preset,
-    run_commands,
-    run_preset_spec,
+    preset_speed_args,
 )
-from zsseg_bench.utils.errors import UserError
+from zsseg_bench.sweep.runner import build_stage_command
+from zsseg_bench.sweep.spec import SweepSpecError, load_sweep_spec
 
 CONFIGS = Path(__file__).parent / "configs"
 
 
-def _args(*argv: str) -> argparse.Namespace:
-    return build_parser(only="speed").parse_args(["speed", "--preset", "paper-voc", *argv])
+def _raw(*_):  # noqa: ANN001, ANN202  (run ids from raw text: no config resolution needed)
+    return "raw"
 
 
-def _record(fps: float, gflops: float | None, learnable: int, cpu_ms: float) -> dict:
+def _record(fps: float, gflops: float | None, learnable: int, cpu_ms: float,
+            method: str = "Head") -> dict:
     return {"fps": fps, "repeats": [fps], "latency_ms": {"mean": 1000 / fps},
             "cpu_time_ms": cpu_ms, "gflops": gflops, "flops_uncounted_ops": {},
-            "params": {"learnable": learnable, "total": 2 * learnable},
+            "params": {"learnable": learnable, "total": 2 * learnable}, "method": method,
             "peak_memory_mb": 100.0, "memory_kind": "cpu_rss", "breakdown_ms": {"a": 1.0},
             "protocol": {"device": "cpu", "device_name": "test cpu", "precision": "fp32",
-                         "input_size": [512, 512]}}
+                         "input_size": [512, 512], "vocabulary_size": 21, "warmup": 0,
+                         "iters": 1, "repeats": 1}}
 
 
-def test_paper_voc_preset_holds_the_published_figures():
-    spec = load_preset(PRESETS["paper-voc"])
-    rows = spec["published"]["rows"]
-    assert (rows["zegclip"]["fps"], rows["two_stage"]["fps"]) == (9.0, 1.7)
-    assert (rows["zegclip"]["gflops"], rows["two_stage"]["gflops"]) == (110.4, 1829.3)
-    assert {r["name"] for r in spec["runs"]} >= {"zegclip", "two_stage_batched",
-                                                  "two_stage_loop"}
-    assert spec["input_size"] == [512, 512]
-
-
-def test_paper_voc_commands(tmp_path):
-    spec = load_preset(PRESETS["paper-voc"])
-    for run in spec["runs"]:  # the configs are the methods' own; pretend they exist here
-        run["config"] = str(CONFIGS / "tiny_zegclip.yaml")
-    cmds = run_commands(spec, _args("--device", "cpu", "--precision", "bf16", "--iters", "7"),
-                        tmp_path)
-    loop = cmds["two_stage_loop"]
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_presets_are_speed_only_sweeps_of_existing_configs(name):
+    spec = load_sweep_spec(PRESETS[name])
+    assert spec.stages() == ("speed",) and spec.baseline == "two_stage"
+    cells = {c.method: c for c in spec.expand(resolver=_raw, extra_args={"speed": ["--x"]})}
+    assert {"zegclip", "two_stage", "two_stage_loop"} <= set(cells)
+    loop = build_stage_command(cells["two_stage_loop"], "speed", Path("/r"))
+    batched = build_stage_command(cells["two_stage"], "speed", Path("/r"))
+    assert "--no-flops" in loop and "--no-flops" not in batched
     assert "--random-init" in loop and loop[loop.index("--input-size") + 1:][:2] == ["512", "512"]
-    assert loop[-2:] == ["MODEL.TWO_STAGE.CLIP_ENSEMBLE.MODE", "loop"]
-    assert "--no-flops" in loop and "--no-flops" not in cmds["two_stage_batched"]
-    assert loop[loop.index("--iters") + 1] == "7" and loop.count("--iters") == 1
-    assert loop[loop.index("--precision") + 1] == "bf16"
-    assert loop[loop.index("--output-dir") + 1] == str(tmp_path / "two_stage_loop")
+    assert loop[loop.index("MODEL.TWO_STAGE.CLIP_ENSEMBLE.MODE") + 1] == "loop"
+    assert "--x" in loop and Path(cells["zegclip"].config_file).is_file()
 
 
-def test_paper_voc_configs_exist():
-    spec = load_preset(PRESETS["paper-voc"])
-    root = Path(__file__).resolve().parents[2]
-    missing = [r["config"] for r in spec["runs"] if not (root / r["config"]).is_file()]
-    assert not missing, f"configs of the paper-voc preset are missing: {missing}"
+def test_coco_preset_uses_zegclip_coco_config():
+    cell = next(c for c in load_sweep_spec(PRESETS["paper-coco"]).expand(resolver=_raw)
+                if c.method == "zegclip")
+    text = Path(cell.config_file).read_text()
+    assert "NUM_TOKENS: 100" in text and "coco_stuff" in text
 
 
-def test_comparison_ratios_and_table():
-    spec = load_preset(PRESETS["paper-voc"])
-    results = {"zegclip": _record(2.0, 110.0, 10_000_000, 500),
-               "two_stage_batched": _record(0.5, 1800.0, 60_000_000, 2000),
-               "two_stage_loop": _record(0.25, None, 60_000_000, 4000),
-               "clip_encoder": _record(2.5, 100.0, 0, 400)}
-    comparison = compare(spec, results)
-    ratios = {r["label"]: r for r in comparison["ratios"]}
-    loop = ratios["ZegCLIP / two-stage (loop)"]
-    assert loop["fps_ratio"] == pytest.approx(8.0)
+def test_forwarded_speed_options_and_device_iterations():
+    parse = build_parser(only="speed").parse_args
+    cpu = preset_speed_args(parse(["speed", "--preset", "paper-voc", "--precision", "bf16"]),
+                            "cpu")
+    assert cpu[:6] == ["--warmup", "0", "--iters", "1", "--repeats", "1"]
+    assert cpu[cpu.index("--precision") + 1] == "bf16"
+    gpu = preset_speed_args(parse(["speed", "--preset", "paper-voc", "--iters", "7",
+                                   "--cuda-graphs"]), "cuda")
+    assert gpu.count("--iters") == 1 and gpu[gpu.index("--iters") + 1] == "7"
+    assert gpu[gpu.index("--warmup") + 1] == "10" and "--cuda-graphs" in gpu
+
+
+def test_comparison_speedups_over_both_crop_modes_and_published():
+    runs = [PresetRun("zegclip", "ZegCLIP", "z.yaml", _record(2.0, 110.0, 10_000_000, 500)),
+            PresetRun("two_stage", "two-stage batched", "t.yaml",
+                      _record(0.5, 1800.0, 60_000_000, 2000)),
+            PresetRun("two_stage_loop", "two-stage loop", "t.yaml",
+                      _record(0.25, None, 60_000_000, 4000)),
+            PresetRun("clip_encoder", "floor", "z.yaml",
+                      _record(2.5, 100.0, 0, 400, method="Floor"))]
+    comparison = compare(runs, "two_stage", "voc", "paper_voc")
+    assert {(r["fast"], r["slow"]) for r in comparison["ratios"]} == {
+        ("zegclip", "two_stage"), ("zegclip", "two_stage_loop"),  # over each crop mode
+        ("two_stage", "two_stage_loop"), ("two_stage_loop", "two_stage")}
+    ratios = {r["slow"]: r for r in comparison["ratios"] if r["fast"] == "zegclip"}
+    loop = ratios["two_stage_loop"]
+    assert loop["fps_ratio"] == pytest.approx(8.0) and loop["cpu_time_ratio"] == 8.0
     assert loop["fps_ratio_published"] == pytest.approx(9.0 / 1.7)
-    assert loop["cpu_time_ratio"] == pytest.approx(8.0)
-    assert loop["gflops_ratio"] == pytest.approx(1800.0 / 110.0)  # flops_from the batched run
+    assert loop["gflops_ratio"] == pytest.approx(1800.0 / 110.0)  # counted on the batched run
     assert loop["gflops_ratio_published"] == pytest.approx(1829.3 / 110.4)
-    assert ratios["ZegCLIP / two-stage (batched)"]["fps_ratio"] == pytest.approx(4.0)
+    assert ratios["two_stage"]["fps_ratio"] == pytest.approx(4.0)
     rows = {r["name"]: r for r in comparison["rows"]}
+    assert rows["two_stage_loop"]["gflops_from"] == "two_stage"
     assert rows["zegclip"]["gflops_vs_published"] == pytest.approx(110.0 / 110.4 - 1)
+    assert rows["zegclip"]["latency_over_floor"] == pytest.approx(1.25)
+    assert rows["clip_encoder"]["published"]["fps"] is None
     table = format_comparison(comparison)
-    assert "| ZegCLIP / two-stage (loop) | 8.0x | 5.3x |" in table
+    assert "| ZegCLIP / two-stage loop | 8.0x | 5.3x |" in table
     assert "1829.3" in table and "GTX 1080Ti" in table and "test cpu" in table
+    assert "ZiqinZhou66/ZegCLIP README.md @ 9ba4bb5" in table
 
 
-def test_bad_preset_files_are_user_errors(tmp_path):
+def test_a_spec_that_runs_nothing_is_refused(tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("name: x\nrunz: []\n")
-    with pytest.raises(UserError, match="unknown keys"):
-        load_preset(bad)
-    bad.write_text("runs: [{name: a, config: c.yaml}]\nratios: [{fast: a, slow: b}]\n")
-    with pytest.raises(UserError, match="must name two runs"):
-        load_preset(bad)
+    bad.write_text(yaml.safe_dump({"methods": {"a": {"config": "a.yaml"}}, "datasets": ["x"],
+                                   "train": {"enabled": False}, "speed": {"enabled": False}}))
+    with pytest.raises(SweepSpecError, match="nothing to run"):
+        load_sweep_spec(bad)
 
 
-def _in_process(cmd: list[str]) -> int:
-    assert cmd[1:4] == ["-m", "zsseg_bench", "speed"]
-    return main(cmd[3:])
-
-
-def test_tiny_preset_end_to_end(tmp_path):
-    spec = {
-        "name": "tiny", "input_size": [32, 32], "args": ["--random-init"],
-        "iterations": {"cpu": {"warmup": 0, "iters": 1, "repeats": 2}},
-        "published": {"hardware": "paper GPU", "rows": {"z": {"label": "Z", "fps": 2.0,
-                                                              "gflops": 1.0}}},
-        "runs": [
-            {"name": "zegclip", "published": "z", "config": str(CONFIGS / "tiny_zegclip.yaml")},
-            {"name": "floor", "config": str(CONFIGS / "tiny_zegclip.yaml"),
-             "opts": ["MODEL.HEAD.NAME", "CLIPEncoderFloorHead"], "flops_from": "zegclip"},
-        ],
-        "ratios": [{"label": "floor / ZegCLIP", "fast": "floor", "slow": "zegclip"}],
-    }
-    args = _args("--device", "cpu", "--threads", str(torch.get_num_threads()))
-    comparison = run_preset_spec(spec, args, tmp_path, runner=_in_process)
-    assert json.loads((tmp_path / "comparison.json").read_text()) == comparison
-    assert "floor / ZegCLIP" in (tmp_path / "comparison.md").read_text()
-    floor = json.loads((tmp_path / "floor" / "speed.json").read_text())
-    assert floor["method"] == "CLIPEncoderFloorHead" and floor["gflops"] is None
-    assert floor["protocol"]["input_size"] == [32, 32] and len(floor["repeats"]) == 2
-    assert set(floor["breakdown_ms"]) == {"clip_encoder", "post_process", "other"}
-    assert comparison["rows"][1]["gflops"] == comparison["rows"][0]["gflops"] > 0
+def test_tiny_preset_end_to_end_and_resume(tmp_path):
+    tiny = str(CONFIGS / "tiny_zegclip.yaml")
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(yaml.safe_dump({
+        "name": "tiny", "datasets": ["synthetic"], "baseline": "zegclip",
+        "train": {"enabled": False}, "speed": {"args": ["--random-init"]},
+        "methods": {"zegclip": {"config": tiny, "label": "Z"}}}))
+    args = ["--device", "cpu", "--threads", str(torch.get_num_threads()), "--warmup", "0",
+            "--iters", "1", "--repeats", "2", "--input-size", "32", "32"]
+    comparison = run_speed_sweep(spec, tmp_path / "out", args, "voc")
+    assert json.loads((tmp_path / "out" / "comparison.json").read_text()) == comparison
+    (row,) = comparison["rows"]
+    assert row["gflops"] > 0 and row["published"]["fps"] == 9.0  # ZegCLIP's VOC row
+    assert comparison["input_size"] == [32, 32] and len(row["fps_repeats"]) == 2
+    assert "ZegCLIP" in (tmp_path / "out" / "comparison.md").read_text()
+    runs = sorted((tmp_path / "out" / "runs").iterdir())
+    stamps = [(r / "speed" / "speed.json").stat().st_mtime_ns for r in runs]
+    run_speed_sweep(spec, tmp_path / "out", args, "voc")  # resumes: nothing re-timed
+    assert [(r / "speed" / "speed.json").stat().st_mtime_ns for r in runs] == stamps

@@ -82,6 +82,20 @@ def test_every_field_is_produced():
     assert p["cuda_graphs"] is False and p["compile"] is None
 
 
+def test_the_model_describes_its_own_inference():
+    model = _model()
+    model.test_mode, model.slide_crop, model.slide_stride = "slide", (32, 32), (24, 24)
+    p = benchmark_model(model, _protocol(flops=False, breakdown=False))["protocol"]
+    assert p["mode"] == "slide" and p["slide"] == {"crop": [32, 32], "stride": [24, 24]}
+    assert p["vocabulary_size"] == len(CLASSES)
+    # A module that does not describe itself records blanks, never guessed values.
+    plain = nn.Sequential(nn.Identity())
+    plain.forward = lambda batch: [{"sem_seg": x["image"].float()} for x in batch]
+    p = benchmark_model(plain, _protocol(flops=False, breakdown=False))["protocol"]
+    assert p["mode"] is None and p["vocabulary_size"] is None
+    assert p["text_embeddings_cached"] is False
+
+
 def test_breakdown_covers_the_stages_and_the_rest():
     result = benchmark_model(_model(sleep_s=0.02), _protocol(iters=3, repeats=1))
     stages = result["breakdown_ms"]

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from tests.sweep.helpers import write_spec
-from zsseg_bench.commands.demo import default_demo_spec
+from zsseg_bench.commands.demo import default_demo_spec, default_speed_spec
 
 REPO = Path(__file__).resolve().parents[2]
 TOY_CONFIGS = REPO / "configs" / "synthetic"
@@ -22,19 +22,47 @@ def _demo(*args, timeout=120, env=None):
                           capture_output=True, text=True, cwd=REPO, timeout=timeout, env=env)
 
 
-def test_demo_runs_the_sweep_then_the_report(tmp_path):
-    spec = write_spec(tmp_path)
+def _fake_speed_spec(root):
+    """A speed-only spec over the fake world: the two-stage model batched (FPS 2, its config)
+    and in a loop (FPS 1); the demo adds ZegCLIP (FPS 10) from the toy sweep."""
+    path = write_spec(root, "paper.yaml", train={"enabled": False},
+                      methods={"two_stage": {"label": "Two-stage, batched"},
+                               "two_stage_loop": {"label": "Two-stage, loop",
+                                                  "config": "../fakeworld/two_stage.yaml",
+                                                  "overrides": {"FAKE.FPS": 1.0}}})
+    path.write_text(path.read_text().replace("name: fake\n", "name: fake_paper\n", 1))
+    return path
+
+
+def test_demo_runs_both_sweeps_then_the_paper_table(tmp_path):
+    spec, paper = write_spec(tmp_path), _fake_speed_spec(tmp_path)
     out = tmp_path / "demo"
-    res = _demo("--spec", str(spec), "--output-dir", str(out), "FAKE.QUALITY", "50")
+    argv = ("--spec", str(spec), "--speed-spec", str(paper), "--output-dir", str(out),
+            "--seeds", "2", "FAKE.QUALITY", "50")
+    res = _demo(*argv)
     assert res.returncode == 0, res.stdout + res.stderr
-    assert "sweep fake: 2 runs, 0 already finished, 2 to run" in res.stdout
-    assert "| Two-stage | inductive | fakeworld | 50.0 | 25.0 |" in res.stdout
-    assert "| ZegCLIP | inductive | fakeworld | 50.0 | 25.0 |" in res.stdout
-    for name in ("hiou_vs_fps.png", "per_class_iou.png", "speed_breakdown.png"):
-        assert f"  {out / name}" in res.stdout and (out / name).is_file()
+    assert "sweep fake: 4 runs, 0 already finished, 4 to run" in res.stdout
+    assert "sweep fake_paper: 3 runs, 0 already finished, 3 to run" in res.stdout
+    # Toy accuracy over seeds 0 and 1 (unseen = 25 + seed), paper-scale FPS and speed-ups
+    # over both crop modes, toy FPS (10 + seed) as the last column.
+    assert ("| ZegCLIP | 50.0 ± 0.0 | 25.5 ± 0.7 | 33.8 ± 0.6 | 10.0 | 100 | 1.5 | 0.5 | 2.0 "
+            "| 5.0× | 10.0× | 10.5 ± 0.7 |") in res.stdout
+    assert ("| Two-stage | 50.0 ± 0.0 | 25.5 ± 0.7 | 33.8 ± 0.6 | 2.00 | 500 | 1.5 | 0.5 | 2.0 "
+            "| 1.0× | 2.0× | 2.50 ± 0.71 |") in res.stdout
+    assert "| Two-stage, loop | – | – | – | 1.00 | 1000 | 1.5 | 0.5 | 2.0 | 0.5× | 1.0× | – |" \
+        in res.stdout
+    assert "| ZegCLIP (published, GTX 1080Ti) | 91.9 | 77.8 | 84.3 | 9.0 | 111 | 110.4 |" \
+        in res.stdout
+    assert "ZiqinZhou66/ZegCLIP README.md @ 9ba4bb5" in res.stdout
+    assert "toy FPS: the toy models" in res.stdout
+    for name in ("table.md", "hiou_vs_fps.png"):
+        assert f"  {out / name}" in res.stdout
+    assert (out / "hiou_vs_fps.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # A second demo resumes: nothing is re-run.
-    res = _demo("--spec", str(spec), "--output-dir", str(out), "FAKE.QUALITY", "50")
-    assert res.returncode == 0 and "2 already finished, 0 to run" in res.stdout
+    res = _demo(*argv)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "4 already finished, 0 to run" in res.stdout
+    assert "3 already finished, 0 to run" in res.stdout
 
 
 def test_default_spec_is_the_toy_comparison():
@@ -56,20 +84,27 @@ def test_mini_demo_with_the_real_toy_methods(tmp_path):
     spec["speed"]["args"] += ["--warmup", "1", "--iters", "2", "--repeats", "1"]
     spec_path = tmp_path / "tiny.yaml"
     spec_path.write_text(yaml.safe_dump(spec))
+    # Paper-scale speed on the tiny speed-test configs (a toy method without one is skipped).
+    speed = yaml.safe_load(default_speed_spec().read_text())
+    speed["config_template"] = str(REPO / "tests" / "speed" / "configs" / "tiny_{method}.yaml")
+    speed["methods"] = {m: {} for m in ("zegclip", "two_stage")}
+    speed["speed"]["args"] = ["--random-init", "--input-size", "64", "64"]
+    speed_path = tmp_path / "tiny_speed.yaml"
+    speed_path.write_text(yaml.safe_dump(speed))
     out = tmp_path / "demo"
     env = {**os.environ, "ZSSEG_DATASETS": str(datasets), "OMP_NUM_THREADS": "1"}
-    res = _demo("--spec", str(spec_path), "--output-dir", str(out), "SOLVER.MAX_ITER", "2",
+    res = _demo("--spec", str(spec_path), "--speed-spec", str(speed_path), "--output-dir",
+                str(out), "SOLVER.MAX_ITER", "2",
                 "SOLVER.IMS_PER_BATCH", "2", "MODEL.CLIP.RANDOM_INIT", "True",
                 "MODEL.CLIP.WEIGHTS", "", timeout=600, env=env)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert "toy world: ready" in res.stdout
-    assert "About these numbers (tiny.yaml):" in res.stdout
-    assert "python scripts/reproduce_speedup.py" in res.stdout
-    table = (out / "table.md").read_text()
+    assert "About the toy numbers (tiny.yaml):" in res.stdout
+    table = (out / "toy_comparison" / "table.md").read_text()
     assert table.count("| inductive | synthetic |") == len(methods)
-    results = pd.read_csv(out / "results.csv")
+    results = pd.read_csv(out / "toy_comparison" / "results.csv")
     assert sorted(results["method"]) == methods
     assert results["fps"].notna().all() and (results["fps"] > 0).all()
     assert results["gflops"].notna().all()
-    for name in ("hiou_vs_fps.png", "per_class_iou.png", "speed_breakdown.png"):
-        assert f"  {out / name}" in res.stdout
+    assert "| ZegCLIP |" in (out / "table.md").read_text()
+    assert (out / "hiou_vs_fps.png").is_file()

@@ -1,8 +1,17 @@
-"""``zsseg-bench demo``: the toy comparison end to end on CPU (prepare, sweep, report).
+"""``zsseg-bench demo``: the paper's table in one command (toy accuracy + paper-scale speed).
 
-Prepares the toy world if absent, runs the toy comparison sweep (every method with a toy
-config, inductive, one seed; ``configs/sweeps/toy_comparison.yaml``), writes the report and
-prints the table and the paths of the plots. Re-running it resumes: finished runs are skipped.
+1. Prepares the toy world if absent.
+2. Toy accuracy: the toy comparison sweep (every method with a toy config, inductive;
+   ``configs/sweeps/toy_comparison.yaml``; ``--seeds N`` runs seeds 0..N-1) into
+   ``<output>/toy_comparison`` (its own report there, with toy-scale speed).
+3. Paper-scale speed: the ``paper-voc`` speed-only sweep (``configs/sweeps/paper_voc.yaml``:
+   every method with its reference VOC config ``configs/voc/<method>.yaml``, CLIP ViT-B/16
+   with random weights, 512x512, batch 1; the two-stage crops batched and in a loop), extended
+   with every toy method it does not list, into ``<output>/paper_speed``.
+4. One table (``<output>/table.md``) and ``<output>/hiou_vs_fps.png``: toy accuracy beside
+   paper-scale speed and speed-ups, the published rows with their sources.
+
+Re-running resumes: finished runs of both sweeps are skipped.
 """
 
 from __future__ import annotations
@@ -12,26 +21,45 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from zsseg_bench.sweep.spec import load_sweep_spec
 from zsseg_bench.sweep.sweep import LAUNCHERS, run_sweep
 from zsseg_bench.utils.errors import UserError
+from zsseg_bench.utils.file_io import atomic_write_text
 
 DEFAULT_OUTPUT_DIR = "output/demo"
 DEMO_SPEC = Path("sweeps") / "toy_comparison.yaml"
+SPEED_SPEC = Path("sweeps") / "paper_voc.yaml"
 TOY_DATASET = "synthetic"
+#: The published dataset whose vocabulary the paper-scale speed runs use.
+SPEED_DATASET = "voc"
+TOY_DIR = "toy_comparison"
+SPEED_DIR = "paper_speed"
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
 
 
-def default_demo_spec() -> Path:
-    """``configs/sweeps/toy_comparison.yaml`` of the checkout (or of the installed package)."""
+def _configs_file(relative: Path) -> Path:
+    """``configs/<relative>`` of the checkout (or of the installed package)."""
     package = Path(__file__).resolve().parents[1]
     for configs in (package.parent / "configs", package / "configs"):
-        if (configs / DEMO_SPEC).is_file():
-            return configs / DEMO_SPEC
-    raise UserError(f"demo: cannot find configs/{DEMO_SPEC} next to the zsseg_bench package "
-                    f"({package}); pass --spec")
+        if (configs / relative).is_file():
+            return configs / relative
+    raise UserError(f"demo: cannot find configs/{relative} next to the zsseg_bench package "
+                    f"({package}); pass --spec / --speed-spec")
+
+
+def default_demo_spec() -> Path:
+    """``configs/sweeps/toy_comparison.yaml``."""
+    return _configs_file(DEMO_SPEC)
+
+
+def default_speed_spec() -> Path:
+    """``configs/sweeps/paper_voc.yaml``."""
+    return _configs_file(SPEED_SPEC)
 
 
 def prepare_toy_world(stream=None) -> None:  # noqa: ANN001
@@ -55,36 +83,124 @@ def prepare_toy_world(stream=None) -> None:  # noqa: ANN001
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``zsseg-bench demo``."""
     parser.add_argument("--output-dir", default=DEFAULT_OUTPUT_DIR, metavar="D",
-                        help=f"sweep + report directory (default: {DEFAULT_OUTPUT_DIR})")
+                        help=f"demo directory (default: {DEFAULT_OUTPUT_DIR})")
     parser.add_argument("--spec", default=None, metavar="SPEC.yaml",
-                        help="sweep spec (default: configs/sweeps/toy_comparison.yaml)")
+                        help="toy sweep spec (default: configs/sweeps/toy_comparison.yaml)")
+    parser.add_argument("--speed-spec", default=None, metavar="SPEC.yaml",
+                        help="paper-scale speed-only sweep spec (default: "
+                             "configs/sweeps/paper_voc.yaml)")
+    parser.add_argument("--seeds", type=int, default=None, metavar="N",
+                        help="toy runs with seeds 0..N-1, reported as mean ± std (default: "
+                             "the spec's seeds)")
     parser.add_argument("--launcher", choices=LAUNCHERS, default="local")
     parser.add_argument("--jobs", type=int, default=None, metavar="N",
-                        help="runs in parallel (default: the spec's, 1)")
+                        help="toy runs in parallel (default: the spec's, 1)")
     parser.add_argument("opts", nargs=argparse.REMAINDER, metavar="KEY VALUE",
-                        help="config overrides for every run, e.g. SOLVER.MAX_ITER 20 for a "
-                             "quick look (part of the run ids)")
+                        help="config overrides for every toy run, e.g. SOLVER.MAX_ITER 20 for "
+                             "a quick look (part of the run ids)")
+
+
+def _absolute_paths(raw: dict[str, Any], spec_dir: Path) -> dict[str, Any]:
+    """The spec with its config paths made absolute, so a copy of it can live elsewhere."""
+    raw = dict(raw)
+    template = raw.get("config_template", "../{dataset}/{method}.yaml")
+    raw["config_template"] = str(spec_dir / template)
+    methods = raw.get("methods")
+    if isinstance(methods, dict):
+        raw["methods"] = {name: ({**entry, "config": str(spec_dir / entry["config"])}
+                                 if isinstance(entry, dict) and entry.get("config") else entry)
+                          for name, entry in methods.items()}
+    return raw
+
+
+def _write_spec(raw: dict[str, Any], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def toy_spec(spec_path: Path, seeds: int | None, out: Path) -> Path:
+    """The toy sweep spec, with seeds 0..N-1 if ``seeds`` is given (a copy in ``out``)."""
+    if seeds is None:
+        return spec_path
+    if seeds < 1:
+        raise UserError(f"demo: --seeds must be >= 1, got {seeds}")
+    raw = _absolute_paths(yaml.safe_load(spec_path.read_text(encoding="utf-8")),
+                          spec_path.parent)
+    raw["seeds"] = list(range(seeds))
+    return _write_spec(raw, out / f"{TOY_DIR}.yaml")
+
+
+def speed_spec(spec_path: Path, toy_methods: dict[str, str], out: Path,
+               stream: Any = None) -> Path:
+    """The paper-scale speed spec extended with every toy method it does not list (config
+    ``<config_template>`` of the method, e.g. ``configs/voc/<method>.yaml``), copied to ``out``.
+    A toy method without such a config is left out, with a message."""
+    raw = _absolute_paths(yaml.safe_load(spec_path.read_text(encoding="utf-8")),
+                          spec_path.parent)
+    methods = dict(raw.get("methods") or {})
+    dataset = next(iter(raw.get("datasets") or [SPEED_DATASET]))
+    for name, label in toy_methods.items():
+        if name in methods:
+            continue
+        config = Path(raw["config_template"].format(method=name, dataset=dataset))
+        if config.is_file():
+            methods[name] = {"label": label}
+        else:
+            print(f"demo: {name} has no paper-scale config ({config}): no paper-scale speed",
+                  file=stream or sys.stdout)
+    raw["methods"] = methods
+    return _write_spec(raw, out / f"{SPEED_DIR}.yaml")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Prepare, sweep, report; exit 0 when every run finished, 1 on failures."""
-    from zsseg_bench.report.report import print_report, write_report
+    """Prepare, toy sweep, paper-scale speed sweep, one table; exit 0 when every run
+    finished, 1 on failures."""
+    from zsseg_bench.commands.speed import add_arguments as add_speed_arguments
+    from zsseg_bench.commands.speed_preset import COMPARISON_MD, run_speed_sweep
+    from zsseg_bench.modeling.build import resolve_device
+    from zsseg_bench.report.aggregate import aggregate_seeds
+    from zsseg_bench.report.paper_table import write_paper_table
+    from zsseg_bench.report.report import write_report
+    from zsseg_bench.report.results import collect_results
+    from zsseg_bench.speed.presets import preset_speed_args
 
-    spec_path = Path(args.spec) if args.spec else default_demo_spec()
+    start = time.time()
+    out = Path(args.output_dir)
+    spec_path = toy_spec(Path(args.spec) if args.spec else default_demo_spec(), args.seeds, out)
     spec = load_sweep_spec(spec_path)
     if TOY_DATASET in spec.datasets:
         prepare_toy_world()
-    summary = run_sweep(spec_path, args.output_dir, launcher=args.launcher, jobs=args.jobs,
+    summary = run_sweep(spec_path, out / TOY_DIR, launcher=args.launcher, jobs=args.jobs,
                         overrides=args.opts)
     if summary.interrupted:
         return EXIT_INTERRUPTED
     if summary.count("done") == 0:
-        print("demo: no run finished; see the logs above", file=sys.stderr)
+        print("demo: no toy run finished; see the logs above", file=sys.stderr)
         return EXIT_FAILED
-    outputs = write_report(args.output_dir, title="zsseg-bench demo: toy-world comparison "
-                           "(CPU)")
+    toy = write_report(out / TOY_DIR, title="Toy-world comparison (toy-scale speed)")
+    methods = {m.name: m.label for m in spec.methods}
+    paper = speed_spec(Path(args.speed_spec) if args.speed_spec else default_speed_spec(),
+                       methods, out)
+    # The options `zsseg-bench speed --preset paper-voc` gives its runs (same run ids: a
+    # preset run into <output>/paper_speed is resumed here, and the other way round).
+    speed_parser = argparse.ArgumentParser()
+    add_speed_arguments(speed_parser)
+    defaults = speed_parser.parse_args(["--preset", "paper-voc"])
+    comparison = run_speed_sweep(paper, out / SPEED_DIR,
+                                 preset_speed_args(defaults, resolve_device("auto")),
+                                 SPEED_DATASET)
+    agg = aggregate_seeds(collect_results(out / TOY_DIR).runs)
+    markdown, table, plot = write_paper_table(
+        agg, comparison, out, SPEED_DATASET,
+        title="zsseg-bench demo: toy accuracy beside paper-scale speed")
     print()
-    print_report(outputs)
+    print(markdown)
+    for warning in toy.warnings:
+        print(f"warning: {warning}")
+    print(f"wrote:\n  {table}\n  {plot}\n  {out / SPEED_DIR / COMPARISON_MD} (paper-scale "
+          f"speed in detail)\n  {toy.table_md} (toy comparison, toy-scale speed) and its plots")
     if spec.description:
-        print(f"\nAbout these numbers ({spec_path.name}):\n{spec.description}")
+        print(f"\nAbout the toy numbers ({spec_path.name}):\n{spec.description}")
+    print(f"\ndemo wall time: {time.time() - start:.0f} s")
     return 0 if summary.ok else EXIT_FAILED

@@ -42,8 +42,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config-file", metavar="FILE",
                         help="the method's YAML config (required unless --preset)")
     parser.add_argument("--preset", choices=sorted(PRESETS),
-                        help="run a preset comparison instead of one config (paper-voc: "
-                             "ZegCLIP vs two-stage at 512x512, VOC vocabulary, random init)")
+                        help="run a preset comparison instead of one config (paper-voc / "
+                             "paper-coco: every method at 512x512 with the VOC / COCO-Stuff "
+                             "vocabulary, random init; configs/sweeps/paper_*.yaml)")
+    parser.add_argument("--scaling", action="store_true",
+                        help="time every method while vocabulary (20-847 classes), input size "
+                             "(512-1024, whole/slide) or two-stage proposals (25-200) grow: "
+                             "scaling.json + speed_scaling.png")
+    parser.add_argument("--quick", action="store_true",
+                        help="with --scaling: the reduced grid (two points per factor)")
     parser.add_argument("--output-dir", default=None, metavar="DIR",
                         help="run directory (overrides OUTPUT_DIR)")
     parser.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), default=None,
@@ -111,9 +118,11 @@ def random_init_overrides(cfg: Any) -> list[str]:
 
 
 def _check_args(args: argparse.Namespace) -> None:
-    if args.preset and args.config_file:
-        raise UserError("give either --config-file or --preset, not both")
-    if not args.preset and not args.config_file:
+    if args.preset and (args.config_file or args.scaling):
+        raise UserError("give --preset alone (not with --config-file or --scaling)")
+    if args.quick and not args.scaling:
+        raise UserError("--quick goes with --scaling")
+    if not args.preset and not args.config_file and not args.scaling:
         raise UserError("--config-file is required (or --preset NAME); e.g. --config-file "
                         "configs/voc/zegclip_vitb16_512x512_20k_inductive.yaml --random-init")
     if args.threads is not None and args.threads < 1:
@@ -231,8 +240,13 @@ def run(args: argparse.Namespace) -> int:
     """Entry point of ``zsseg-bench speed``."""
     _check_args(args)
     if args.preset:
-        from zsseg_bench.speed.presets import run_preset
+        from zsseg_bench.commands.speed_preset import run_preset
 
         return run_preset(args.preset, args)
+    if args.scaling:
+        from zsseg_bench.commands.speed_scaling import run_scaling
+
+        run_scaling(args)
+        return 0
     run_speed(args)
     return 0

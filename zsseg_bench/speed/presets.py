@@ -1,181 +1,172 @@
-"""Preset comparisons: several speed runs under one protocol, tabled beside published figures.
+"""Speed presets: paper-scale comparisons, tabled beside the published figures.
 
-A preset is a YAML file in ``zsseg_bench/speed/presets/`` (see ``paper_voc.yaml``): the
-runs (config + overrides), the arguments they share, default iterations per device type, the
-published rows with their source, and the ratios to report. ``zsseg-bench speed --preset NAME``
-(or ``scripts/reproduce_speedup.py``) runs each run as its own ``zsseg-bench speed`` process
-(fresh memory peak, no state shared between methods), then writes ``comparison.json`` and
-``comparison.md`` into the output directory and prints the table.
+A preset is a speed-only sweep spec (``configs/sweeps/paper_*.yaml``, ``train.enabled:
+false``): the sweep machinery runs it (one ``zsseg-bench speed`` process per method, resumable;
+:mod:`zsseg_bench.commands.speed_preset`). This module holds what is particular to speed: the
+iterations per device type, the ``zsseg-bench speed`` options forwarded to every run, and the
+comparison of the runs' ``speed.json`` records with each other and with
+:mod:`zsseg_bench.evaluation.published`.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
-import sys
-from collections.abc import Callable
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+from zsseg_bench.evaluation.published import (
+    PUBLISHED_EFFICIENCY,
+    PUBLISHED_HARDWARE,
+    PublishedEfficiency,
+)
 
-from zsseg_bench.utils.errors import UserError
-
-PRESET_DIR = Path(__file__).resolve().parent / "presets"
-PRESETS = {"paper-voc": PRESET_DIR / "paper_voc.yaml"}
-_REPO_ROOT = Path(__file__).resolve().parents[2]
-_TOP_KEYS = {"name", "description", "input_size", "args", "iterations", "published", "runs",
-             "ratios"}
-_RUN_KEYS = {"name", "label", "published", "config", "opts", "flops_from"}
-
-
-def load_preset(path: str | Path) -> dict[str, Any]:
-    """Reads and checks a preset file; raises :class:`UserError` naming the bad key."""
-    path = Path(path)
-    try:
-        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as e:
-        raise UserError(f"cannot read speed preset {path}: {e}") from e
-    if not isinstance(spec, dict):
-        raise UserError(f"speed preset {path} must be a mapping")
-    unknown = set(spec) - _TOP_KEYS
-    if unknown:
-        raise UserError(f"speed preset {path}: unknown keys {sorted(unknown)}; valid: "
-                        f"{sorted(_TOP_KEYS)}")
-    names = set()
-    for run in spec.get("runs", []):
-        bad = set(run) - _RUN_KEYS
-        if bad or "name" not in run or "config" not in run:
-            raise UserError(f"speed preset {path}: run {run} needs name and config and may have "
-                            f"only {sorted(_RUN_KEYS)}")
-        names.add(run["name"])
-    published = spec.get("published", {}).get("rows", {})
-    for run in spec.get("runs", []):
-        if run.get("published") and run["published"] not in published:
-            raise UserError(f"speed preset {path}: run {run['name']} refers to unknown "
-                            f"published row {run['published']!r}")
-        if run.get("flops_from") and run["flops_from"] not in names:
-            raise UserError(f"speed preset {path}: run {run['name']}: flops_from "
-                            f"{run['flops_from']!r} is not a run")
-    for ratio in spec.get("ratios", []):
-        if ratio.get("fast") not in names or ratio.get("slow") not in names:
-            raise UserError(f"speed preset {path}: ratio {ratio} must name two runs")
-    return spec
+_SWEEPS = Path(__file__).resolve().parents[2] / "configs" / "sweeps"
+#: Preset name -> its sweep spec.
+PRESETS = {"paper-voc": _SWEEPS / "paper_voc.yaml", "paper-coco": _SWEEPS / "paper_coco.yaml"}
+#: The dataset key of published efficiency rows of each preset's vocabulary.
+PRESET_DATASET = {"paper-voc": "voc", "paper-coco": "coco_stuff"}
+#: Iterations of paper-scale runs when --warmup/--iters/--repeats are not given. CPU: one
+#: ViT-B/16 two-stage call at 512x512 takes ~1.5 min (crops batched) to ~4 min (in a loop) on
+#: 2 cores, so a single timed call and no warm-up (its one-time costs are small beside that).
+PAPER_SCALE_ITERATIONS = {
+    "cpu": {"warmup": 0, "iters": 1, "repeats": 1},
+    "cuda": {"warmup": 10, "iters": 50, "repeats": 3},
+}
+#: Suite method (name prefix in a preset) -> the published method its speed compares to. The
+#: paper's two-stage baseline is ZegFormer; the suite's two-stage model is zsseg's pipeline,
+#: the same structure (proposals + CLIP on every mask crop).
+PUBLISHED_COUNTERPART = {"zegclip": "ZegCLIP", "two_stage": "ZegFormer"}
+#: The method of a preset that is the latency floor of one-stage methods.
+FLOOR_METHOD = "clip_encoder"
+_FORWARDED_VALUES = ("device", "precision", "warmup", "iters", "repeats", "num_images",
+                     "threads", "sdpa", "mode", "compile")
+_FORWARDED_FLAGS = ("channels_last", "cuda_graphs", "no_flops", "no_breakdown")
 
 
-def resolve_config(path: str) -> Path:
-    """A run's config file: as given (absolute or relative to the working directory), else
-    relative to the suite's checkout."""
-    for candidate in (Path(path), _REPO_ROOT / path):
-        if candidate.is_file():
-            return candidate
-    raise UserError(f"config file of the speed preset not found: {path} (looked in the working "
-                    f"directory and in {_REPO_ROOT}); run from the suite's checkout")
-
-
-def _forwarded(args: argparse.Namespace) -> list[str]:
-    """The speed options of the command line that every run of the preset gets."""
+def preset_speed_args(args: argparse.Namespace, device: str) -> list[str]:
+    """The ``zsseg-bench speed`` options every run of a preset gets: the command line's speed
+    options, the iterations of :data:`PAPER_SCALE_ITERATIONS` for the device type where the
+    command line gives none, and ``--input-size`` if given."""
+    defaults = PAPER_SCALE_ITERATIONS["cuda" if device.startswith("cuda") else "cpu"]
     out: list[str] = []
-    for flag in ("device", "precision", "warmup", "iters", "repeats", "num_images", "threads",
-                 "sdpa", "mode", "dataset", "compile"):
+    for key, value in defaults.items():
+        if getattr(args, key, None) is None:
+            out += [f"--{key}", str(value)]
+    for flag in _FORWARDED_VALUES:
         value = getattr(args, flag, None)
         if value is not None:
             out += [f"--{flag.replace('_', '-')}", str(value)]
-    for flag in ("channels_last", "cuda_graphs", "no_flops", "no_breakdown"):
+    for flag in _FORWARDED_FLAGS:
         if getattr(args, flag, False):
             out.append(f"--{flag.replace('_', '-')}")
+    if getattr(args, "input_size", None):
+        out += ["--input-size", *map(str, args.input_size)]
     return out
 
 
-def run_commands(spec: dict[str, Any], args: argparse.Namespace, output_dir: Path
-                 ) -> dict[str, list[str]]:
-    """The ``zsseg-bench speed`` command line of every run (name -> argv)."""
-    from zsseg_bench.modeling.build import resolve_device
+@dataclass
+class PresetRun:
+    """One run of a preset: its sweep labels and its ``speed.json`` record."""
 
-    device = args.device or resolve_device("auto")
-    iterations = spec.get("iterations", {}).get("cuda" if device.startswith("cuda") else "cpu", {})
-    size = args.input_size or spec.get("input_size")
-    commands = {}
-    for run in spec["runs"]:
-        cmd = [sys.executable, "-m", "zsseg_bench", "speed",
-               "--config-file", str(resolve_config(run["config"])),
-               "--output-dir", str(output_dir / run["name"]), *map(str, spec.get("args", []))]
-        if size:
-            cmd += ["--input-size", str(size[0]), str(size[1])]
-        for key in ("warmup", "iters", "repeats"):
-            if getattr(args, key, None) is None and key in iterations:
-                cmd += [f"--{key}", str(iterations[key])]
-        cmd += _forwarded(args)
-        if run.get("flops_from") and "--no-flops" not in cmd:
-            cmd.append("--no-flops")
-        cmd += [str(x) for x in run.get("opts", [])] + list(args.opts or [])
-        commands[run["name"]] = cmd
-    return commands
+    method: str
+    label: str
+    config_file: str
+    record: dict[str, Any]
 
 
-def compare(spec: dict[str, Any], results: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Our figures beside the published ones, and the ratios the preset asks for.
+def published_counterpart(method: str, dataset: str | None) -> PublishedEfficiency | None:
+    """The published efficiency row a suite method's speed compares to (None if none)."""
+    for prefix, published in PUBLISHED_COUNTERPART.items():
+        if method.startswith(prefix):
+            return next((e for e in PUBLISHED_EFFICIENCY
+                         if e.method == published and e.dataset == dataset), None)
+    return None
+
+
+def _gflops(run: PresetRun, runs: Sequence[PresetRun]) -> tuple[float | None, str | None]:
+    """The run's GFLOPs, or those of the first run of the same config and head that counted
+    them (e.g. the two-stage loop run: the same network and crops as the batched run)."""
+    if run.record.get("gflops") is not None:
+        return run.record["gflops"], None
+    for other in runs:
+        if (other.config_file == run.config_file and other.record.get("gflops") is not None
+                and other.record.get("method") == run.record.get("method")):
+            return other.record["gflops"], other.method
+    return None, None
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a and b else None
+
+
+def compare(runs: Sequence[PresetRun], baseline: str | None, dataset: str | None,
+            name: str = "", description: str = "") -> dict[str, Any]:
+    """Our figures beside the published ones, and the speed-ups over the baseline.
 
     Args:
-        spec: the preset.
-        results: run name -> its ``speed.json`` record.
+        runs: the preset's runs (with their ``speed.json`` records), in spec order.
+        baseline: the baseline method; speed-ups are over every run of its config file (the
+            two-stage crops batched and in a loop).
+        dataset: the published-dataset key of the vocabulary (``voc``, ``coco_stuff``).
+        name, description: the preset's, for the table's heading.
     """
-    published = spec.get("published", {}).get("rows", {})
+    base_config = next((r.config_file for r in runs if r.method == baseline), None)
+    references = [r for r in runs if r.config_file == base_config]
+    floor = next((r for r in runs if r.method == FLOOR_METHOD), None)
     rows = []
-    for run in spec["runs"]:
-        r = results[run["name"]]
-        flops_source = results[run["flops_from"]] if run.get("flops_from") else r
-        pub = published.get(run.get("published"), {})
-        gflops = flops_source.get("gflops")
+    for run in runs:
+        r = run.record
+        gflops, gflops_from = _gflops(run, runs)
+        pub = published_counterpart(run.method, dataset)
         rows.append({
-            "name": run["name"],
-            "label": run.get("label", run["name"]),
-            "fps": r["fps"],
-            "fps_repeats": r["repeats"],
-            "latency_ms": r["latency_ms"]["mean"],
-            "cpu_time_ms": r.get("cpu_time_ms"),
-            "gflops": gflops,
-            "gflops_from": run.get("flops_from"),
-            "flops_uncounted_ops": flops_source.get("flops_uncounted_ops", {}),
+            "name": run.method, "label": run.label, "fps": r["fps"],
+            "fps_repeats": r.get("repeats", []), "latency_ms": r["latency_ms"]["mean"],
+            "cpu_time_ms": r.get("cpu_time_ms"), "gflops": gflops, "gflops_from": gflops_from,
+            "flops_uncounted_ops": r.get("flops_uncounted_ops", {}),
             "learnable_params_m": r["params"]["learnable"] / 1e6,
             "total_params_m": r["params"]["total"] / 1e6,
-            "peak_memory_mb": r["peak_memory_mb"],
-            "memory_kind": r["memory_kind"],
+            "peak_memory_mb": r.get("peak_memory_mb"), "memory_kind": r.get("memory_kind"),
             "breakdown_ms": r.get("breakdown_ms", {}),
-            "published": {"label": pub.get("label"), "fps": pub.get("fps"),
-                          "gflops": pub.get("gflops"),
-                          "learnable_params_m": pub.get("learnable_params_m")},
-            "gflops_vs_published": (gflops / pub["gflops"] - 1
-                                    if gflops is not None and pub.get("gflops") else None),
+            "published": {"label": pub.method if pub else None, "fps": pub.fps if pub else None,
+                          "gflops": pub.gflops if pub else None,
+                          "learnable_params_m": pub.learnable_params_m if pub else None,
+                          "source": pub.source if pub else None},
+            "gflops_vs_published": (gflops / pub.gflops - 1 if gflops and pub else None),
+            "latency_over_floor": (_ratio(r["latency_ms"]["mean"],
+                                          floor.record["latency_ms"]["mean"])
+                                   if floor is not None and run is not floor else None),
         })
     by_name = {row["name"]: row for row in rows}
     ratios = []
-    for ratio in spec.get("ratios", []):
-        fast, slow = by_name[ratio["fast"]], by_name[ratio["slow"]]
-        pf, ps = fast["published"], slow["published"]
-        ratios.append({
-            "label": ratio.get("label", f"{ratio['fast']} / {ratio['slow']}"),
-            "fps_ratio": fast["fps"] / slow["fps"],
-            "fps_ratio_published": (pf["fps"] / ps["fps"] if pf["fps"] and ps["fps"] else None),
-            "cpu_time_ratio": (slow["cpu_time_ms"] / fast["cpu_time_ms"]
-                               if fast["cpu_time_ms"] and slow["cpu_time_ms"] else None),
-            "gflops_ratio": (slow["gflops"] / fast["gflops"]
-                             if fast["gflops"] and slow["gflops"] else None),
-            "gflops_ratio_published": (ps["gflops"] / pf["gflops"]
-                                       if pf["gflops"] and ps["gflops"] else None),
-        })
-    first = results[spec["runs"][0]["name"]]["protocol"]
+    for row in rows:
+        if row["name"] == FLOOR_METHOD:
+            continue
+        for ref in references:
+            slow = by_name[ref.method]
+            if slow is row:
+                continue
+            pf, ps = row["published"], slow["published"]
+            ratios.append({
+                "label": f"{row['label']} / {slow['label']}",
+                "fast": row["name"], "slow": slow["name"],
+                "fps_ratio": _ratio(row["fps"], slow["fps"]),
+                "fps_ratio_published": _ratio(pf["fps"], ps["fps"]),
+                "cpu_time_ratio": _ratio(slow["cpu_time_ms"], row["cpu_time_ms"]),
+                "gflops_ratio": _ratio(slow["gflops"], row["gflops"]),
+                "gflops_ratio_published": _ratio(ps["gflops"], pf["gflops"]),
+            })
+    first = runs[0].record["protocol"]
+    sources = sorted({row["published"]["source"] for row in rows if row["published"]["source"]})
     return {
-        "preset": spec.get("name"),
-        "description": spec.get("description"),
-        "device": first["device"],
-        "device_name": first["device_name"],
+        "preset": name, "description": description, "device": first["device"],
+        "device_name": first.get("device_name", first["device"]),
         "precision": first["precision"],
-        "input_size": first["input_size"],
-        "published_hardware": spec.get("published", {}).get("hardware"),
-        "rows": rows,
-        "ratios": ratios,
+        "input_size": first["input_size"], "vocabulary_size": first.get("vocabulary_size"),
+        "iterations": {k: first.get(k) for k in ("warmup", "iters", "repeats")},
+        "published_hardware": PUBLISHED_HARDWARE, "published_sources": sources,
+        "rows": rows, "ratios": ratios,
     }
 
 
@@ -185,11 +176,14 @@ def _num(value: float | None, fmt: str = ".1f", suffix: str = "") -> str:
 
 def format_comparison(comparison: dict[str, Any]) -> str:
     """The comparison as Markdown tables (ours beside published)."""
-    hw = comparison["published_hardware"] or "published"
+    hw = comparison["published_hardware"]
     size = "x".join(str(s) for s in comparison["input_size"])
+    it = comparison["iterations"]
     lines = [
         f"Speed preset {comparison['preset']}: ours on {comparison['device_name']} "
-        f"({comparison['precision']}, {size}, batch 1); published on {hw}.",
+        f"({comparison['precision']}, {size}, batch 1, {comparison['vocabulary_size']} classes, "
+        f"warm-up {it['warmup']}, {it['repeats']} x {it['iters']} timed calls); published on "
+        f"{hw}.",
         "",
         f"| method | FPS ours | FPS {hw} | latency ms | GFLOPs ours | GFLOPs published | "
         "learnable params M (ours / published) | total params M | peak memory MiB |",
@@ -197,14 +191,15 @@ def format_comparison(comparison: dict[str, Any]) -> str:
     ]
     for row in comparison["rows"]:
         pub = row["published"]
+        published_as = f" ({pub['label']})" if pub["label"] else ""
         lines.append(
-            f"| {row['label']} | {_num(row['fps'], '.3g')} | {_num(pub['fps'])} | "
+            f"| {row['label']} | {_num(row['fps'], '.3g')} | {_num(pub['fps'])}{published_as} | "
             f"{_num(row['latency_ms'], '.0f')} | {_num(row['gflops'])}"
-            f"{' (same as ' + row['gflops_from'] + ')' if row['gflops_from'] else ''} | "
+            f"{' (as ' + row['gflops_from'] + ')' if row['gflops_from'] else ''} | "
             f"{_num(pub['gflops'])} | {_num(row['learnable_params_m'])} / "
             f"{_num(pub['learnable_params_m'])} | {_num(row['total_params_m'])} | "
             f"{_num(row['peak_memory_mb'], '.0f')} ({row['memory_kind']}) |")
-    lines += ["", "| ratio | FPS ours | FPS published | CPU-time ours | GFLOPs ours | "
+    lines += ["", "| speed-up | FPS ours | FPS published | CPU-time ours | GFLOPs ours | "
               "GFLOPs published |", "|---|---|---|---|---|---|"]
     for r in comparison["ratios"]:
         lines.append(
@@ -212,63 +207,15 @@ def format_comparison(comparison: dict[str, Any]) -> str:
             f"{_num(r['fps_ratio_published'], '.1f', 'x')} | "
             f"{_num(r['cpu_time_ratio'], '.1f', 'x')} | {_num(r['gflops_ratio'], '.1f', 'x')} | "
             f"{_num(r['gflops_ratio_published'], '.1f', 'x')} |")
+    floors = [f"{row['label']} {row['latency_over_floor']:.2f}x" for row in comparison["rows"]
+              if row["latency_over_floor"] is not None]
+    if floors:
+        lines += ["", "Latency over the encoder-alone floor: " + ", ".join(floors) + "."]
     lines += ["", "Time per stage (ms per image):"]
     for row in comparison["rows"]:
         stages = ", ".join(f"{k} {v:.0f}" for k, v in row["breakdown_ms"].items())
         lines.append(f"- {row['label']}: {stages or 'no stages marked'}")
-    lines.append("")
-    lines.append("Ratios A / B: FPS ratio = FPS of A / FPS of B (= latency of B / latency of A); "
-                 "GFLOPs ratio = GFLOPs of B / GFLOPs of A; CPU-time ratio = process CPU time "
-                 "per image of B / of A (less disturbed by other load on a shared CPU).")
+    lines += ["", "Speed-up A / B: FPS of A / FPS of B (= latency of B / latency of A); GFLOPs "
+              "of B / of A; CPU time per image of B / of A (less disturbed by other load on a "
+              "shared CPU).", "Published: " + "; ".join(comparison["published_sources"]) + "."]
     return "\n".join(lines)
-
-
-def _subprocess_runner(cmd: list[str]) -> int:
-    return subprocess.run(cmd, check=False).returncode
-
-
-def run_preset_spec(spec: dict[str, Any], args: argparse.Namespace, output_dir: str | Path,
-                    runner: Callable[[list[str]], int] | None = None) -> dict[str, Any]:
-    """Runs every run of ``spec`` as a ``zsseg-bench speed`` process and compares them.
-
-    Args:
-        spec: the preset (:func:`load_preset`).
-        args: the parsed ``zsseg-bench speed`` options forwarded to every run.
-        output_dir: one sub-directory per run, plus ``comparison.json`` / ``comparison.md``.
-        runner: runs one command line and returns its exit code (default: a subprocess;
-            tests run the commands in-process).
-
-    Returns:
-        The comparison (also written to ``comparison.json`` / ``comparison.md``).
-    """
-    from zsseg_bench.utils.file_io import atomic_write_json, atomic_write_text
-    from zsseg_bench.utils.run_dir import SPEED_FILE
-
-    output_dir = Path(output_dir)
-    commands = run_commands(spec, args, output_dir)
-    results = {}
-    for name, cmd in commands.items():
-        print(f"== speed preset {spec.get('name')}: {name}\n   {' '.join(cmd)}", flush=True)
-        code = (runner or _subprocess_runner)(cmd)
-        if code != 0:
-            raise UserError(f"speed preset run '{name}' failed (exit code {code}, "
-                            f"its output is above); command: {' '.join(cmd)}")
-        results[name] = json.loads((output_dir / name / SPEED_FILE).read_text())
-    comparison = compare(spec, results)
-    table = format_comparison(comparison)
-    atomic_write_json(output_dir / "comparison.json", comparison)
-    atomic_write_text(output_dir / "comparison.md", table + "\n")
-    print(table)
-    print(f"wrote {output_dir / 'comparison.json'} and comparison.md")
-    return comparison
-
-
-def run_preset(name: str, args: argparse.Namespace) -> int:
-    """``zsseg-bench speed --preset NAME``; output in ``--output-dir`` (default
-    ``./output/speed_<name>``)."""
-    if name not in PRESETS:
-        raise UserError(f"unknown speed preset {name!r}; presets: {', '.join(sorted(PRESETS))}")
-    spec = load_preset(PRESETS[name])
-    output_dir = args.output_dir or str(Path("output") / f"speed_{name.replace('-', '_')}")
-    run_preset_spec(spec, args, output_dir)
-    return 0

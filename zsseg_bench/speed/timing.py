@@ -1,10 +1,10 @@
 """The timing loop: warm-up, synchronised timed calls in repeats, latency statistics.
 
-Protocol (REFERENCES.md, "How the anchors time inference"): untimed warm-up calls, then
-``repeats`` groups of ``iters`` timed calls; the device is synchronised before and after every
-timed call and the wall time between the two synchronisations is the call's latency (as
-detectron2's ``inference_on_dataset`` and mmseg's ``benchmark.py`` do). Inputs rotate among a
-few pre-generated images, so no call re-uses the previous call's input.
+Protocol: untimed warm-up calls, then ``repeats`` groups of ``iters`` timed calls; the device
+is synchronised before and after every timed call and the wall time between the two
+synchronisations is the call's latency (as detectron2's ``inference_on_dataset`` in
+``detectron2/evaluation/evaluator.py`` and mmseg's ``tools/analysis_tools/benchmark.py`` do).
+Inputs rotate among a few pre-generated images, so no call re-uses the previous call's input.
 """
 
 from __future__ import annotations

@@ -5,15 +5,16 @@ A spec (see ``configs/sweeps/*.yaml`` for commented examples)::
     name: toy_comparison
     description: "..."                              # printed under the demo's table
     config_template: "../{dataset}/{method}.yaml"   # relative to the spec file
-    methods: [zegclip, two_stage]                   # or "*", or {name: {config, overrides, label}}
-                                                    # (config may use {dataset} and {method})
+    methods: [zegclip, two_stage]                   # or "*", or {name: {config, overrides,
+                                                    # label, speed_args}} (config may use
+                                                    # {dataset} and {method})
     datasets: [synthetic]                           # or {name: {overrides}}
     settings: [inductive]                           # or {name: {overrides}}
     seeds: [0]
     overrides: {SOLVER.MAX_ITER: 300}               # every run (train and speed)
     variants: {}                                    # {name: {KEY: VALUE}}: one axis of the grid
     grid: {}                                        # {KEY: [v1, v2]}: one axis per key
-    train: {args: []}                               # extra options of the train command
+    train: {enabled: true, args: []}                # false: speed-only runs (presets)
     speed: {enabled: true, overrides: {}, args: []} # speed-only overrides and options
     baseline: two_stage                             # the method speed-ups are relative to
     launcher: {local: {jobs: 1}, slurm: {timeout_min: 240}}
@@ -64,11 +65,11 @@ _TOP_KEYS = (
     "launcher",
     "resolve_configs",
 )
-_METHOD_KEYS = ("config", "overrides", "label")
+_METHOD_KEYS = ("config", "overrides", "label", "speed_args")
 _DATASET_KEYS = ("overrides", "label")
 _SETTING_KEYS = ("overrides",)
 _SPEED_KEYS = ("enabled", "overrides", "args")
-_TRAIN_KEYS = ("args",)
+_TRAIN_KEYS = ("enabled", "args")
 _LAUNCHER_KEYS = ("default", "local", "slurm")
 _ID_SAFE = re.compile(r"[^A-Za-z0-9_.=+-]+")
 _MAX_VARIANT_SLUG = 40
@@ -148,6 +149,7 @@ class _MethodEntry:
     config: str | None
     overrides: dict[str, Any]
     label: str
+    speed_args: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -167,6 +169,7 @@ class SweepSpec:
     seeds: list[int]
     overrides: dict[str, Any]
     variants: dict[str, dict[str, Any]]
+    train_enabled: bool
     speed_enabled: bool
     speed_overrides: dict[str, Any]
     args: dict[str, list[str]]
@@ -188,13 +191,15 @@ class SweepSpec:
         return path
 
     def stages(self) -> tuple[str, ...]:
-        """The stages of every run of this sweep."""
-        return STAGES if self.speed_enabled else ("train",)
+        """The stages of every run of this sweep (``train`` and/or ``speed``)."""
+        enabled = {"train": self.train_enabled, "speed": self.speed_enabled}
+        return tuple(s for s in STAGES if enabled[s])
 
     def expand(
         self,
         extra_overrides: Sequence[str] = (),
         resolver: Callable[[str, list[str]], str] | None = None,
+        extra_args: Mapping[str, Sequence[str]] | None = None,
     ) -> list[Cell]:
         """All runs of the sweep, in grid order (method, dataset, setting, variant, seed).
 
@@ -204,6 +209,8 @@ class SweepSpec:
             resolver: ``(config_file, opts) -> resolved config text`` used for run ids;
                 default: :func:`zsseg_bench.sweep.resolve.resolve_config_text` when
                 ``resolve_configs`` is true, else the raw config text plus the overrides.
+            extra_args: stage -> command-line options appended to that stage's (e.g. the
+                speed options a preset forwards); part of the run ids.
 
         Returns:
             The cells; their ``run_id`` are unique and stable across processes and machines.
@@ -223,11 +230,13 @@ class SweepSpec:
             train_opts += _flatten(method.overrides) + _flatten(self.settings[setting]["overrides"])
             train_opts += _flatten(self.variants[variant]) + list(extra_overrides)
             train_opts += ["SEED", str(seed)]
-            opts = {"train": train_opts}
-            if "speed" in stages:
-                opts["speed"] = train_opts + _flatten(self.speed_overrides)
+            opts = {"train": train_opts, "speed": train_opts + _flatten(self.speed_overrides)}
+            opts = {s: opts[s] for s in stages}
             commands = {s: list(self.commands[s]) for s in stages}
-            args = {s: list(self.args.get(s, [])) for s in stages}
+            args = {s: list(self.args.get(s, [])) + list((extra_args or {}).get(s, []))
+                    for s in stages}
+            if "speed" in args:
+                args["speed"] += method.speed_args
             resolved = {}
             for stage in stages:
                 try:
@@ -334,6 +343,12 @@ def load_sweep_spec(path: str | os.PathLike) -> SweepSpec:
     speed_overrides = ctx.overrides(speed.get("overrides", {}), "speed.overrides")
     train = ctx.mapping(raw.get("train", {}), "train")
     ctx.check_keys(train, _TRAIN_KEYS, "train.")
+    train_enabled = train.get("enabled", True)
+    if not isinstance(train_enabled, bool):
+        raise SweepSpecError(f"{path}: train.enabled must be true or false")
+    if not (train_enabled or speed_enabled):
+        raise SweepSpecError(f"{path}: train.enabled and speed.enabled are both false: "
+                             "nothing to run")
     args = {"train": ctx.args(train.get("args", []), "train.args"),
             "speed": ctx.args(speed.get("args", []), "speed.args")}
     baseline = raw.get("baseline")
@@ -350,7 +365,8 @@ def load_sweep_spec(path: str | os.PathLike) -> SweepSpec:
         path=path, name=name, description=description.strip(), config_template=template,
         methods=methods, datasets=datasets,
         settings=settings, seeds=list(seeds), overrides=overrides, variants=variants,
-        speed_enabled=speed_enabled, speed_overrides=speed_overrides, args=args,
+        train_enabled=train_enabled, speed_enabled=speed_enabled,
+        speed_overrides=speed_overrides, args=args,
         baseline=baseline,
         commands=commands, launcher=launcher, resolve_configs=resolve_configs, text=text,
     )
@@ -445,7 +461,9 @@ def _parse_methods(ctx: _Ctx, value: Any, datasets: Any, template: str,
             raise ctx.error(f"methods.{name}.config must be a path")
         label = entry.get("label", labels.get(name, name))
         out.append(_MethodEntry(name=name, config=config, overrides=entry["overrides"],
-                                label=str(label)))
+                                label=str(label),
+                                speed_args=ctx.args(entry.get("speed_args", []),
+                                                    f"methods.{name}.speed_args")))
     return out
 
 

@@ -14,7 +14,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -192,6 +192,7 @@ def run_sweep(
     stream: TextIO | None = None,
     registry: ProcessRegistry = REGISTRY,
     resolver: Callable[[str, list[str]], str] | None = None,
+    extra_args: Mapping[str, Sequence[str]] | None = None,
 ) -> SweepSummary:
     """Launches (or resumes) the sweep of ``spec_path`` into ``output_dir``.
 
@@ -205,6 +206,7 @@ def run_sweep(
         stream: where progress and the summary are printed (default stdout).
         registry: the child-process registry (tests pass their own).
         resolver: config resolver for run ids (see :meth:`SweepSpec.expand`).
+        extra_args: stage -> command-line options appended to the stage's (part of the ids).
 
     Returns:
         The summary; ``summary.interrupted`` tells whether a signal stopped the sweep.
@@ -212,7 +214,7 @@ def run_sweep(
     stream = stream or sys.stdout
     start = time.time()
     spec = load_sweep_spec(spec_path)
-    cells = spec.expand(overrides, resolver=resolver)
+    cells = spec.expand(overrides, resolver=resolver, extra_args=extra_args)
     output_dir = Path(output_dir).resolve()
     name = launcher or spec.launcher.get("default", "local")
     runner = make_launcher(name, spec, output_dir, jobs, registry)

@@ -14,10 +14,12 @@ naming the keys and where to get the right file.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import logging
 import os
 import zipfile
+from collections.abc import Iterator
 from typing import Any
 
 import open_clip
@@ -88,12 +90,35 @@ def create_open_clip_model(name: str, quick_gelu: bool = False) -> nn.Module:
     ):
         raise UserError(f"CLIP architecture {name!r} is not a plain ViT; the CLIP layer supports "
                         "open_clip VisionTransformer towers only")
-    model = open_clip.create_model(name, pretrained=None, force_quick_gelu=quick_gelu,
-                                   load_weights=False)
+    with _quiet_random_init_warning():
+        model = open_clip.create_model(name, pretrained=None, force_quick_gelu=quick_gelu,
+                                       load_weights=False)
     if not isinstance(getattr(model, "visual", None), open_clip.transformer.VisionTransformer):
         raise UserError(f"CLIP architecture {name!r} has no open_clip VisionTransformer image "
                         "tower; the CLIP layer supports ViT models only")
     return model
+
+
+class _DropRandomInitWarning(logging.Filter):
+    """Drops open_clip's "No pretrained weights loaded ... initialized randomly" warning: the
+    suite creates every CLIP at random on purpose and then loads its own weights (or stays
+    random where MODEL.CLIP.RANDOM_INIT says so), so the message misleads."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.getMessage()).startswith("No pretrained weights loaded")
+
+
+@contextlib.contextmanager
+def _quiet_random_init_warning() -> Iterator[None]:
+    """While active, open_clip's random-initialisation warning (logged on the root logger)
+    is dropped; every other record passes."""
+    root = logging.getLogger()
+    drop = _DropRandomInitWarning()
+    root.addFilter(drop)
+    try:
+        yield
+    finally:
+        root.removeFilter(drop)
 
 
 def _is_torchscript_archive(path: str) -> bool:

@@ -1,4 +1,5 @@
-"""``ZeroShotSegmentor``: what every method shares around its head (DESIGN.md, "Contracts")."""
+"""``ZeroShotSegmentor``: what every method shares around its head (the head contract is in the
+class docstring)."""
 
 from __future__ import annotations
 
@@ -118,6 +119,21 @@ class ZeroShotSegmentor(nn.Module):
                 class_ids=torch.tensor(ids, dtype=torch.long),
             ).to(self.device)
         return self._vocab_cache[key]
+
+    def inference_protocol(self) -> dict[str, Any]:
+        """How this model infers, as a speed record states it: ``mode`` (whole/slide), ``slide``
+        windows (crop and stride, or None), the test ``dataset``, its ``vocabulary_size`` and
+        whether the text embeddings are cached (computing the vocabulary caches them)."""
+        vocab = (self.vocabulary(self.test_dataset, trainable_only=False)
+                 if self.test_dataset is not None else None)
+        return {
+            "mode": self.test_mode,
+            "slide": ({"crop": list(self.slide_crop), "stride": list(self.slide_stride)}
+                      if self.test_mode == "slide" else None),
+            "dataset": self.test_dataset,
+            "vocabulary_size": len(vocab) if vocab is not None else None,
+            "text_embeddings_cached": vocab is not None,
+        }
 
     # --------------------------------------------------------------------------------- forward
     def preprocess(self, batched_inputs: list[dict[str, Any]]) -> list[torch.Tensor]:
