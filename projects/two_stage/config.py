@@ -71,10 +71,11 @@ def add_two_stage_config(cfg: Any) -> None:
     ts.DECODER.DROPOUT = 0.1
     ts.DECODER.PRE_NORM = False
     ts.DECODER.DEEP_SUPERVISION = True
-    # False: MaskFormer style (zsseg, ZegFormer): DETR decoder (self -> cross -> FFN) over the
-    # backbone's res5. True: Mask2Former style: masked cross-attention (cross -> self -> FFN)
+    # A registered query decoder (transformer_decoder.QUERY_DECODER_REGISTRY).
+    # "MaskFormerDecoder" (zsseg, ZegFormer): DETR decoder (self -> cross -> FFN) over the
+    # backbone's res5. "Mask2FormerDecoder": masked cross-attention (cross -> self -> FFN)
     # round-robin over three pixel-decoder scales, predictions also from the initial queries.
-    ts.DECODER.MASKED_ATTENTION = False
+    ts.DECODER.NAME = "MaskFormerDecoder"
     # Query classifier: MLP hidden_dim -> EMBED_HIDDEN_DIM -> CLIP embed_dim (zsseg
     # ZeroShotTransformerPredictor: EMBED_LAYERS = 2, EMBED_HIDDEN_DIM = 1024).
     ts.DECODER.EMBED_LAYERS = 2

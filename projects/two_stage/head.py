@@ -40,7 +40,7 @@ from .config import check_two_stage_cfg
 from .criterion import SetCriterion, semantic_targets
 from .ensemble import ensemble_probs, semantic_inference
 from .pixel_decoder import FPNPixelDecoder
-from .transformer_decoder import QueryDecoder
+from .transformer_decoder import QueryDecoder, build_query_decoder
 
 Prediction = tuple[torch.Tensor, torch.Tensor]  # (class embeddings B x Q x D, masks B x Q x h x w)
 
@@ -96,8 +96,8 @@ class TwoStageHead(nn.Module):
         return {
             "backbone": backbone,
             "pixel_decoder": FPNPixelDecoder(cfg, in_channels=backbone.out_channels),
-            "decoder": QueryDecoder(cfg, res5_channels=backbone.out_channels["res5"],
-                                    embed_dim=clip.embed_dim),
+            "decoder": build_query_decoder(cfg, res5_channels=backbone.out_channels["res5"],
+                                           embed_dim=clip.embed_dim),
             "criterion": SetCriterion(cfg),
             "crop_classifier": CropClassifier.from_config(cfg),
             "embed_dim": clip.embed_dim,

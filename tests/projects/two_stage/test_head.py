@@ -35,15 +35,16 @@ def _batch(seed: int = 0):
     return images, targets
 
 
-@pytest.mark.parametrize("masked_attention", [False, True])
-def test_training_losses_with_deep_supervision(clip, masked_attention):
-    head = _head(clip, masked_attention=masked_attention).train()
+@pytest.mark.parametrize("decoder", ["MaskFormerDecoder", "Mask2FormerDecoder"])
+def test_training_losses_with_deep_supervision(clip, decoder):
+    head = _head(clip, decoder=decoder).train()
+    assert type(head.decoder).__name__ == decoder
     vocab = vocabulary(clip, names=["background", "red circle", "blue square", "green cross"],
                        seen=[True] * 4)
     images, targets = _batch()
     losses = head(images, vocab, clip, targets=targets)
     # 3 decoder layers: final + 2 auxiliary (MaskFormer), or + 3 (Mask2Former: initial queries)
-    aux = 3 if masked_attention else 2
+    aux = 3 if decoder == "Mask2FormerDecoder" else 2
     assert len(losses) == 3 * (aux + 1)
     assert all(torch.isfinite(v) for v in losses.values())
     sum(losses.values()).backward()
@@ -144,4 +145,7 @@ def test_config_errors_are_user_errors(clip):
     cfg = tiny_cfg()
     cfg.MODEL.TWO_STAGE.CLIP_ENSEMBLE.CROP = "box"
     with pytest.raises(UserError, match="CLIP_ENSEMBLE.CROP"):
+        TwoStageHead(cfg, clip)
+    cfg = tiny_cfg(decoder="DETRDecoder")
+    with pytest.raises(UserError, match=r"DECODER.NAME = 'DETRDecoder'.*Mask2FormerDecoder"):
         TwoStageHead(cfg, clip)
