@@ -17,6 +17,7 @@ CHOICES = {
     "BACKBONE.NORM": ("BN", "FrozenBN"),
     "CLIP_ENSEMBLE.CROP": ("bbox", "masked"),
     "CLIP_ENSEMBLE.MODE": ("batched", "loop"),
+    "SELF_TRAINING.RECIPE": ("offline", "online"),
 }
 
 
@@ -131,12 +132,20 @@ def add_two_stage_config(cfg: Any) -> None:
 
     # ------------------------------------------------------------------ self-training (zsseg+ST)
     ts.SELF_TRAINING = CN()
-    # Pseudo-labels (transductive, once the engine activates self-training): unlabelled pixels
-    # take the arg-max unseen class of the model's own fused scores (query classifier + CLIP crops,
-    # computed without gradient); pixels whose normalised score of that class is below
-    # SCORE_THRESHOLD stay ignored. Our recipe (README.md): zsseg's paper gives no threshold.
-    ts.SELF_TRAINING.SCORE_THRESHOLD = 0.5
-    # Use the CLIP crop ensemble for pseudo-labels (False: query classifier only, cheaper).
+    # Transductive runs, once the engine starts self-training (ZERO_SHOT.SELF_TRAIN_START):
+    # "offline" (zsseg): at the first self-training step the head freezes a copy of itself (the
+    # inductive model) that labels every later batch. zsseg labels the training set with its
+    # trained inductive model (MendelXu/zsseg.baseline @ d77c3af, train_net.py with PSEUDO True
+    # -> mask_former/evaluation/pseudo_sem_seg_evaluation.py) and retrains on those labels.
+    # "online" (our earlier recipe): this step's own (detached) prediction labels the batch.
+    ts.SELF_TRAINING.RECIPE = "offline"
+    # Unlabelled pixels take the arg-max unseen class of the fused scores (query classifier +
+    # CLIP crops) normalised over the vocabulary, unless that score is below the threshold
+    # (then ignored). zsseg PSEUDO_REJECT_THRESHOLD = 0.0 (mask_former/config.py): every pixel
+    # is labelled. The online recipe was run with 0.5 (README.md, "Self-training").
+    ts.SELF_TRAINING.SCORE_THRESHOLD = 0.0
+    # Use the CLIP crop ensemble for pseudo-labels (zsseg labels with its full inference, the
+    # CLIP ensemble included; False: query classifier only, cheaper).
     ts.SELF_TRAINING.USE_CLIP = True
 
 
