@@ -169,17 +169,21 @@ class TwoStageHead(nn.Module):
 
     def fuse(self, query_logits: torch.Tensor, mask_logits: torch.Tensor,
              clip_probs: torch.Tensor | None, valid: torch.Tensor | None,
-             is_seen: torch.Tensor) -> torch.Tensor:
-        """Stage ``fusion``: per-class scores B x K x h x w.
+             is_seen: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
+        """Stage ``fusion``: per-class scores B x K x h x w (``size``, or the masks' size).
 
         ``p`` = softmax over vocabulary + void with void dropped; fused with ``clip_probs`` by
         :func:`ensemble_probs` (if given); then summed over queries weighted by the sigmoid
-        masks; ``seen_calibration`` subtracted from seen classes.
+        masks, the mask logits upsampled to ``size`` first (zsseg: sigmoid at image
+        resolution); ``seen_calibration`` subtracted from seen classes.
         """
         with stage("fusion"):
             p = query_logits.float().softmax(-1)[..., :-1]
             scores = ensemble_probs(p, clip_probs, is_seen, self.ensemble_weight, valid)
-            semseg = semantic_inference(scores, mask_logits.float().sigmoid())
+            masks = mask_logits.float()
+            if size is not None and tuple(masks.shape[-2:]) != tuple(size):
+                masks = F.interpolate(masks, size=size, mode="bilinear", align_corners=False)
+            semseg = semantic_inference(scores, masks.sigmoid())
             if self.seen_calibration:
                 seen = is_seen.to(semseg.device).view(1, -1, 1, 1).to(semseg.dtype)
                 semseg = semseg - self.seen_calibration * seen
@@ -189,7 +193,7 @@ class TwoStageHead(nn.Module):
     def forward(self, images: torch.Tensor, vocab: Any, clip: Any,
                 targets: torch.Tensor | None = None,
                 phase: TrainingPhase = TrainingPhase.SUPERVISED) -> Any:
-        """Losses (``targets`` given) or B x K x H/4 x W/4 class scores (inference)."""
+        """Losses (``targets`` given) or B x K x H x W class scores (inference)."""
         if targets is None:
             return self.inference(images, vocab, clip)
         return self.losses(images, vocab, clip, targets, phase)
@@ -197,7 +201,7 @@ class TwoStageHead(nn.Module):
     def inference(self, images: torch.Tensor, vocab: Any, clip: Any,
                   predictions: list[Prediction] | None = None,
                   ensemble: bool | None = None) -> torch.Tensor:
-        """Per-class scores over ``vocab`` (B x K x H/4 x W/4).
+        """Per-class scores over ``vocab`` at the images' size (B x K x H x W).
 
         Args:
             predictions: the proposal network's outputs, if already computed.
@@ -211,7 +215,8 @@ class TwoStageHead(nn.Module):
             crops = self.prepare_crops(mask_logits, tuple(images.shape[-2:]))
             clip_probs = self.classify_crops(clip, images, crops, vocab.embeddings)
             valid = crops.valid
-        return self.fuse(query_logits, mask_logits, clip_probs, valid, vocab.is_seen)
+        return self.fuse(query_logits, mask_logits, clip_probs, valid, vocab.is_seen,
+                         size=tuple(images.shape[-2:]))
 
     def losses(self, images: torch.Tensor, vocab: Any, clip: Any, targets: torch.Tensor,
                phase: TrainingPhase = TrainingPhase.SUPERVISED) -> dict[str, torch.Tensor]:

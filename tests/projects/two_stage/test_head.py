@@ -60,10 +60,17 @@ def test_inference_scores_and_stages(clip):
     images, _ = _batch()
     with torch.no_grad(), StageTimer() as timer:
         scores = head(images, vocab, clip)
-    assert scores.shape == (2, len(vocab), 16, 16)
+    # fused at image size, the sigmoid applied after upsampling the mask logits (zsseg)
+    assert scores.shape == (2, len(vocab), 64, 64)
     assert torch.isfinite(scores).all() and (scores >= 0).all()
     assert STAGES <= set(timer.totals_s)
     head.ensemble = False
+    with torch.no_grad():
+        embeddings, logits = head.propose(images)[-1]
+        p = head.classify_queries(embeddings, vocab.embeddings).softmax(-1)[..., :-1]
+        up = torch.nn.functional.interpolate(logits, size=(64, 64), mode="bilinear")
+        torch.testing.assert_close(head(images, vocab, clip),
+                                   torch.einsum("bqk,bqhw->bkhw", p, up.sigmoid()))
     with torch.no_grad(), StageTimer() as timer:
         plain = head(images, vocab, clip)
     assert set(timer.totals_s) == {"proposal_network", "fusion"}
