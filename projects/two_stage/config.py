@@ -18,6 +18,7 @@ CHOICES = {
     "MODEL.TWO_STAGE.BACKBONE.NORM": ("BN", "FrozenBN"),
     "MODEL.TWO_STAGE.CLIP_ENSEMBLE.CROP": ("bbox", "masked"),
     "MODEL.TWO_STAGE.CLIP_ENSEMBLE.MODE": ("batched", "loop"),
+    "MODEL.TWO_STAGE.SELF_TRAINING.RECIPE": ("offline", "online"),
 }
 
 
@@ -74,10 +75,11 @@ def add_two_stage_config(cfg: Any) -> None:
     ts.DECODER.DROPOUT = 0.1
     ts.DECODER.PRE_NORM = False
     ts.DECODER.DEEP_SUPERVISION = True
-    # False: MaskFormer style (zsseg, ZegFormer): DETR decoder (self -> cross -> FFN) over the
-    # backbone's res5. True: Mask2Former style: masked cross-attention (cross -> self -> FFN)
+    # A registered query decoder (transformer_decoder.QUERY_DECODER_REGISTRY).
+    # "MaskFormerDecoder" (zsseg, ZegFormer): DETR decoder (self -> cross -> FFN) over the
+    # backbone's res5. "Mask2FormerDecoder": masked cross-attention (cross -> self -> FFN)
     # round-robin over three pixel-decoder scales, predictions also from the initial queries.
-    ts.DECODER.MASKED_ATTENTION = False
+    ts.DECODER.NAME = "MaskFormerDecoder"
     # Query classifier: MLP hidden_dim -> EMBED_HIDDEN_DIM -> CLIP embed_dim (zsseg
     # ZeroShotTransformerPredictor: EMBED_LAYERS = 2, EMBED_HIDDEN_DIM = 1024).
     ts.DECODER.EMBED_LAYERS = 2
@@ -133,12 +135,20 @@ def add_two_stage_config(cfg: Any) -> None:
 
     # ------------------------------------------------------------------ self-training (zsseg+ST)
     ts.SELF_TRAINING = CN()
-    # Pseudo-labels (transductive, once the engine activates self-training): unlabelled pixels
-    # take the arg-max unseen class of the model's own fused scores (query classifier + CLIP crops,
-    # computed without gradient); pixels whose normalised score of that class is below
-    # SCORE_THRESHOLD stay ignored. Our recipe (README.md): zsseg's paper gives no threshold.
-    ts.SELF_TRAINING.SCORE_THRESHOLD = 0.5
-    # Use the CLIP crop ensemble for pseudo-labels (False: query classifier only, cheaper).
+    # Transductive runs, once the engine starts self-training (ZERO_SHOT.SELF_TRAIN_START):
+    # "offline" (zsseg): at the first self-training step the head freezes a copy of itself (the
+    # inductive model) that labels every later batch. zsseg labels the training set with its
+    # trained inductive model (MendelXu/zsseg.baseline @ d77c3af, train_net.py with PSEUDO True
+    # -> mask_former/evaluation/pseudo_sem_seg_evaluation.py) and retrains on those labels.
+    # "online" (our earlier recipe): this step's own (detached) prediction labels the batch.
+    ts.SELF_TRAINING.RECIPE = "offline"
+    # Unlabelled pixels take the arg-max unseen class of the fused scores (query classifier +
+    # CLIP crops) normalised over the vocabulary, unless that score is below the threshold
+    # (then ignored). zsseg PSEUDO_REJECT_THRESHOLD = 0.0 (mask_former/config.py): every pixel
+    # is labelled. The online recipe was run with 0.5 (README.md, "Self-training").
+    ts.SELF_TRAINING.SCORE_THRESHOLD = 0.0
+    # Use the CLIP crop ensemble for pseudo-labels (zsseg labels with its full inference, the
+    # CLIP ensemble included; False: query classifier only, cheaper).
     ts.SELF_TRAINING.USE_CLIP = True
 
 

@@ -15,9 +15,11 @@ method                 stage                      what
                                                   sum over queries of mask x class scores
 =====================  =========================  ============================================
 
-Training: Hungarian matching + CE / focal / dice losses (+ deep supervision) on the seen-class
-vocabulary (inductive) or all classes (transductive); with self-training active, unlabelled
-pixels are pseudo-labelled first (:meth:`pseudo_label`).
+Training: Hungarian matching + CE / focal / dice losses (+ deep supervision) over the seen
+classes (inductive, and transductive before self-training: unseen text embeddings are never
+negatives of the query classifier, as zsseg trains inductively first); in self-training over all
+classes, unlabelled pixels pseudo-labelled first (:meth:`pseudo_label`) by the frozen teacher
+(``offline``, zsseg) or by the current model (``online``).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zsseg_bench.config import configurable
+from zsseg_bench.config.allowed import check_value
 from zsseg_bench.data.zero_shot import IGNORE_LABEL, UNLABELLED_LABEL
 from zsseg_bench.modeling import HEAD_REGISTRY
 from zsseg_bench.modeling.stage_timer import stage
@@ -40,7 +43,8 @@ from .config import check_two_stage_cfg
 from .criterion import SetCriterion, semantic_targets
 from .ensemble import ensemble_probs, semantic_inference
 from .pixel_decoder import FPNPixelDecoder
-from .transformer_decoder import QueryDecoder
+from .teacher import frozen_copy
+from .transformer_decoder import QueryDecoder, build_query_decoder
 
 Prediction = tuple[torch.Tensor, torch.Tensor]  # (class embeddings B x Q x D, masks B x Q x h x w)
 
@@ -54,7 +58,8 @@ class TwoStageHead(nn.Module):
                  criterion: SetCriterion, crop_classifier: CropClassifier, embed_dim: int,
                  temperature: float, ensemble: bool, ensemble_weight: float,
                  seen_calibration: float = 0.0, target_stride: int = 1,
-                 pseudo_label_threshold: float = 0.5, pseudo_label_with_clip: bool = True):
+                 pseudo_label_threshold: float = 0.5, pseudo_label_with_clip: bool = True,
+                 self_training_recipe: str = "online"):
         """
         Args:
             backbone: ``images -> {"res2".."res5"}`` with ``out_channels``.
@@ -71,6 +76,9 @@ class TwoStageHead(nn.Module):
             target_stride: mask losses at input size / target_stride.
             pseudo_label_threshold: self-training confidence threshold.
             pseudo_label_with_clip: pseudo-labels from the CLIP ensemble (else queries only).
+            self_training_recipe: "online" (the current model labels each batch) or "offline"
+                (a frozen copy of the head taken at the first self-training step labels every
+                batch: zsseg's recipe inside one run; the copy is kept in ``teacher``).
         """
         super().__init__()
         self.backbone = backbone
@@ -87,6 +95,22 @@ class TwoStageHead(nn.Module):
         self.target_stride = target_stride
         self.pseudo_label_threshold = pseudo_label_threshold
         self.pseudo_label_with_clip = pseudo_label_with_clip
+        self.self_training_recipe = check_value("MODEL.TWO_STAGE.SELF_TRAINING.RECIPE",
+                                                self_training_recipe)
+        self.teacher: TwoStageHead | None = None
+        if self_training_recipe == "offline":
+            teacher = frozen_copy(self)
+            # True once the teacher holds the weights of the self-training start (saved with
+            # the checkpoints, so a resumed run keeps its teacher).
+            self.register_buffer("teacher_ready", torch.zeros((), dtype=torch.bool))
+            self.teacher = teacher
+
+    def train(self, mode: bool = True) -> TwoStageHead:
+        """As ``nn.Module.train``; the teacher always stays in eval mode."""
+        super().train(mode)
+        if self.teacher is not None:
+            self.teacher.eval()
+        return self
 
     @classmethod
     def from_config(cls, cfg: Any, clip: Any) -> dict[str, Any]:
@@ -96,8 +120,8 @@ class TwoStageHead(nn.Module):
         return {
             "backbone": backbone,
             "pixel_decoder": FPNPixelDecoder(cfg, in_channels=backbone.out_channels),
-            "decoder": QueryDecoder(cfg, res5_channels=backbone.out_channels["res5"],
-                                    embed_dim=clip.embed_dim),
+            "decoder": build_query_decoder(cfg, res5_channels=backbone.out_channels["res5"],
+                                           embed_dim=clip.embed_dim),
             "criterion": SetCriterion(cfg),
             "crop_classifier": CropClassifier.from_config(cfg),
             "embed_dim": clip.embed_dim,
@@ -108,6 +132,9 @@ class TwoStageHead(nn.Module):
             "target_stride": ts.LOSS.TARGET_STRIDE,
             "pseudo_label_threshold": ts.SELF_TRAINING.SCORE_THRESHOLD,
             "pseudo_label_with_clip": ts.SELF_TRAINING.USE_CLIP,
+            # The teacher exists in transductive runs only (inductive checkpoints stay as they are).
+            "self_training_recipe": (ts.SELF_TRAINING.RECIPE
+                                     if cfg.ZERO_SHOT.SETTING == "transductive" else "online"),
         }
 
     # --------------------------------------------------------------------------- stages
@@ -139,17 +166,21 @@ class TwoStageHead(nn.Module):
 
     def fuse(self, query_logits: torch.Tensor, mask_logits: torch.Tensor,
              clip_probs: torch.Tensor | None, valid: torch.Tensor | None,
-             is_seen: torch.Tensor) -> torch.Tensor:
-        """Stage ``fusion``: per-class scores B x K x h x w.
+             is_seen: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
+        """Stage ``fusion``: per-class scores B x K x h x w (``size``, or the masks' size).
 
         ``p`` = softmax over vocabulary + void with void dropped; fused with ``clip_probs`` by
         :func:`ensemble_probs` (if given); then summed over queries weighted by the sigmoid
-        masks; ``seen_calibration`` subtracted from seen classes.
+        masks, the mask logits upsampled to ``size`` first (zsseg: sigmoid at image
+        resolution); ``seen_calibration`` subtracted from seen classes.
         """
         with stage("fusion"):
             p = query_logits.float().softmax(-1)[..., :-1]
             scores = ensemble_probs(p, clip_probs, is_seen, self.ensemble_weight, valid)
-            semseg = semantic_inference(scores, mask_logits.float().sigmoid())
+            masks = mask_logits.float()
+            if size is not None and tuple(masks.shape[-2:]) != tuple(size):
+                masks = F.interpolate(masks, size=size, mode="bilinear", align_corners=False)
+            semseg = semantic_inference(scores, masks.sigmoid())
             if self.seen_calibration:
                 seen = is_seen.to(semseg.device).view(1, -1, 1, 1).to(semseg.dtype)
                 semseg = semseg - self.seen_calibration * seen
@@ -159,7 +190,7 @@ class TwoStageHead(nn.Module):
     def forward(self, images: torch.Tensor, vocab: Any, clip: Any,
                 targets: torch.Tensor | None = None,
                 phase: TrainingPhase = TrainingPhase.SUPERVISED) -> Any:
-        """Losses (``targets`` given) or B x K x H/4 x W/4 class scores (inference)."""
+        """Losses (``targets`` given) or B x K x H x W class scores (inference)."""
         if targets is None:
             return self.inference(images, vocab, clip)
         return self.losses(images, vocab, clip, targets, phase)
@@ -167,7 +198,7 @@ class TwoStageHead(nn.Module):
     def inference(self, images: torch.Tensor, vocab: Any, clip: Any,
                   predictions: list[Prediction] | None = None,
                   ensemble: bool | None = None) -> torch.Tensor:
-        """Per-class scores over ``vocab`` (B x K x H/4 x W/4).
+        """Per-class scores over ``vocab`` at the images' size (B x K x H x W).
 
         Args:
             predictions: the proposal network's outputs, if already computed.
@@ -181,34 +212,63 @@ class TwoStageHead(nn.Module):
             crops = self.prepare_crops(mask_logits, tuple(images.shape[-2:]))
             clip_probs = self.classify_crops(clip, images, crops, vocab.embeddings)
             valid = crops.valid
-        return self.fuse(query_logits, mask_logits, clip_probs, valid, vocab.is_seen)
+        return self.fuse(query_logits, mask_logits, clip_probs, valid, vocab.is_seen,
+                         size=tuple(images.shape[-2:]))
 
     def losses(self, images: torch.Tensor, vocab: Any, clip: Any, targets: torch.Tensor,
                phase: TrainingPhase = TrainingPhase.SUPERVISED) -> dict[str, torch.Tensor]:
-        """Matching losses of every decoder layer against per-class target masks."""
+        """Matching losses of every decoder layer against per-class target masks.
+
+        Supervised phase: over the seen classes of ``vocab`` only (an unseen label is an
+        error; unlabelled pixels are ignored). Self-training: over every class, unlabelled pixels
+        pseudo-labelled first.
+        """
         predictions = self.propose(images)
+        text = vocab.embeddings
         if phase is TrainingPhase.SELF_TRAINING:
             targets = self.pseudo_label(images, vocab, clip, predictions, targets)
+            num_classes = len(vocab)
+        else:
+            targets, seen = seen_targets(targets, vocab)
+            if seen is not None:
+                text = text[seen]
+            num_classes = len(text)
         h, w = targets.shape[-2:]
         size = (h // self.target_stride, w // self.target_stride)
-        gt = semantic_targets(targets, len(vocab), size=size,
+        gt = semantic_targets(targets, num_classes, size=size,
                               with_valid=self.criterion.mask_ignore_pixels)
         outputs = []
         for embeddings, masks in predictions:
             if tuple(masks.shape[-2:]) != size:
                 masks = F.interpolate(masks, size=size, mode="bilinear", align_corners=False)
-            outputs.append((self.classify_queries(embeddings, vocab.embeddings), masks))
+            outputs.append((self.classify_queries(embeddings, text), masks))
         return self.criterion(outputs, gt)
+
+    @torch.no_grad()
+    def labelling_scores(self, images: torch.Tensor, vocab: Any, clip: Any,
+                         predictions: list[Prediction]) -> torch.Tensor:
+        """Fused scores the pseudo-labels come from: the teacher's (``offline``; frozen at the
+        first self-training step) or this step's final prediction (``online``)."""
+        use_clip = self.ensemble and self.pseudo_label_with_clip
+        if self.teacher is None:
+            return self.inference(images, vocab, clip, predictions=predictions[-1:],
+                                  ensemble=use_clip)
+        if not bool(self.teacher_ready):
+            student = {k: v for k, v in self.state_dict().items()
+                       if not k.startswith("teacher.") and k != "teacher_ready"}
+            self.teacher.load_state_dict(student)
+            self.teacher_ready.fill_(True)
+        return self.teacher.inference(images, vocab, clip, ensemble=use_clip)
 
     @torch.no_grad()
     def pseudo_label(self, images: torch.Tensor, vocab: Any, clip: Any,
                      predictions: list[Prediction], targets: torch.Tensor) -> torch.Tensor:
         """Self-training (transductive): labels for the unlabelled pixels (254).
 
-        The current model's fused scores (this step's final prediction, no gradient; with the CLIP
-        crop ensemble unless ``pseudo_label_with_clip`` is False) are normalised over the
-        vocabulary per pixel; an unlabelled pixel takes its arg-max *unseen* class if that
-        class's normalised score reaches ``pseudo_label_threshold``, else it is ignored (255).
+        The fused scores of :meth:`labelling_scores` (with the CLIP crop ensemble unless
+        ``pseudo_label_with_clip`` is False) are normalised over the vocabulary per pixel; an
+        unlabelled pixel takes its arg-max *unseen* class if that class's normalised score
+        reaches ``pseudo_label_threshold`` (zsseg: 0, every pixel), else it is ignored (255).
         """
         unseen = (~vocab.is_seen).nonzero().flatten().to(targets.device)
         unlabelled = targets == UNLABELLED_LABEL
@@ -216,8 +276,7 @@ class TwoStageHead(nn.Module):
         out[unlabelled] = IGNORE_LABEL
         if len(unseen) == 0 or not bool(unlabelled.any()):
             return out
-        scores = self.inference(images, vocab, clip, predictions=predictions[-1:],
-                                ensemble=self.ensemble and self.pseudo_label_with_clip)
+        scores = self.labelling_scores(images, vocab, clip, predictions)
         scores = F.interpolate(scores, size=targets.shape[-2:], mode="bilinear",
                                align_corners=False).clamp(min=0)
         probs = scores / scores.sum(1, keepdim=True).clamp(min=1e-6)
@@ -226,3 +285,27 @@ class TwoStageHead(nn.Module):
         keep = unlabelled & (conf >= self.pseudo_label_threshold)
         out[keep] = label[keep]
         return out
+
+
+def seen_targets(targets: torch.Tensor, vocab: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Targets of the supervised phase in the index space of the seen classes of ``vocab``.
+
+    Returns:
+        (targets, seen): ``seen`` the indices of the seen classes, or None when every class
+        of ``vocab`` is seen (inductive; targets returned as they are). Unlabelled pixels (254)
+        become ignored (255).
+
+    Raises:
+        RuntimeError: a pixel carries an unseen class (a transductive leak).
+    """
+    if bool(vocab.is_seen.all()):
+        return targets, None
+    seen = vocab.seen_indices.to(targets.device)
+    lut = torch.full((256,), -1, dtype=torch.long, device=targets.device)
+    lut[seen] = torch.arange(len(seen), device=targets.device)
+    lut[IGNORE_LABEL] = lut[UNLABELLED_LABEL] = IGNORE_LABEL
+    mapped = lut[targets.long().clamp(0, 255)]
+    if bool((mapped < 0).any()):
+        raise RuntimeError("training labels contain unseen classes before self-training: "
+                           "unseen pixels must be unlabelled (254) in the transductive setting")
+    return mapped, seen

@@ -24,7 +24,6 @@ import time
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from zsseg_bench.utils.file_io import atomic_write_json
 
@@ -76,9 +75,8 @@ def run_ablation(cfg: Any, weights_path: str, dataset: str, ensemble_weights: li
             for w, threshold, crop in settings:
                 head.ensemble_weight = default[0] if w is None else w
                 probs, valid = clip_cache.get((threshold, crop), (None, None))
-                scores = head.fuse(query_logits, masks, probs, valid, vocab.is_seen)
-                scores = F.interpolate(scores, size=batch.shape[-2:], mode="bilinear",
-                                       align_corners=False)
+                scores = head.fuse(query_logits, masks, probs, valid, vocab.is_seen,
+                                   size=tuple(batch.shape[-2:]))
                 outputs = [{"sem_seg": resize_scores(
                     s[:, : img.shape[-2], : img.shape[-1]],
                     (int(x.get("height", img.shape[-2])), int(x.get("width", img.shape[-1]))))}

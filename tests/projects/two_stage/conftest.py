@@ -15,7 +15,7 @@ NAMES = ["background", "red circle", "blue square", "green cross", "red square"]
 SEEN = [True, True, True, True, False]
 
 
-def tiny_cfg(masked_attention: bool = False):  # noqa: ANN201
+def tiny_cfg(decoder: str = "MaskFormerDecoder"):  # noqa: ANN201
     """A two-stage config small enough for unit tests (random init everywhere)."""
     cfg = get_cfg()
     add_two_stage_config(cfg)
@@ -32,7 +32,7 @@ def tiny_cfg(masked_attention: bool = False):  # noqa: ANN201
     ts.DECODER.DIM_FEEDFORWARD = 32
     ts.DECODER.LAYERS = 3
     ts.DECODER.EMBED_HIDDEN_DIM = 32
-    ts.DECODER.MASKED_ATTENTION = masked_attention
+    ts.DECODER.NAME = decoder
     ts.CLIP_ENSEMBLE.SIZE = 0  # the tiny CLIP's own 32 px
     return cfg
 

@@ -9,6 +9,7 @@ import torchvision
 from zsseg_bench.modeling import build_head
 from zsseg_bench.modeling.stage_timer import StageTimer
 from zsseg_bench.modeling.training_phase import TrainingPhase
+from zsseg_bench.modeling.vocabulary import ClassVocabulary
 from zsseg_bench.projects.two_stage import TwoStageHead
 from zsseg_bench.projects.two_stage.backbone import ResNetBackbone
 from zsseg_bench.utils.errors import UserError
@@ -35,15 +36,16 @@ def _batch(seed: int = 0):
     return images, targets
 
 
-@pytest.mark.parametrize("masked_attention", [False, True])
-def test_training_losses_with_deep_supervision(clip, masked_attention):
-    head = _head(clip, masked_attention=masked_attention).train()
+@pytest.mark.parametrize("decoder", ["MaskFormerDecoder", "Mask2FormerDecoder"])
+def test_training_losses_with_deep_supervision(clip, decoder):
+    head = _head(clip, decoder=decoder).train()
+    assert type(head.decoder).__name__ == decoder
     vocab = vocabulary(clip, names=["background", "red circle", "blue square", "green cross"],
                        seen=[True] * 4)
     images, targets = _batch()
     losses = head(images, vocab, clip, targets=targets)
     # 3 decoder layers: final + 2 auxiliary (MaskFormer), or + 3 (Mask2Former: initial queries)
-    aux = 3 if masked_attention else 2
+    aux = 3 if decoder == "Mask2FormerDecoder" else 2
     assert len(losses) == 3 * (aux + 1)
     assert all(torch.isfinite(v) for v in losses.values())
     sum(losses.values()).backward()
@@ -58,10 +60,17 @@ def test_inference_scores_and_stages(clip):
     images, _ = _batch()
     with torch.no_grad(), StageTimer() as timer:
         scores = head(images, vocab, clip)
-    assert scores.shape == (2, len(vocab), 16, 16)
+    # fused at image size, the sigmoid applied after upsampling the mask logits (zsseg)
+    assert scores.shape == (2, len(vocab), 64, 64)
     assert torch.isfinite(scores).all() and (scores >= 0).all()
     assert STAGES <= set(timer.totals_s)
     head.ensemble = False
+    with torch.no_grad():
+        embeddings, logits = head.propose(images)[-1]
+        p = head.classify_queries(embeddings, vocab.embeddings).softmax(-1)[..., :-1]
+        up = torch.nn.functional.interpolate(logits, size=(64, 64), mode="bilinear")
+        torch.testing.assert_close(head(images, vocab, clip),
+                                   torch.einsum("bqk,bqhw->bkhw", p, up.sigmoid()))
     with torch.no_grad(), StageTimer() as timer:
         plain = head(images, vocab, clip)
     assert set(timer.totals_s) == {"proposal_network", "fusion"}
@@ -145,3 +154,71 @@ def test_config_errors_are_user_errors(clip):
     cfg.MODEL.TWO_STAGE.CLIP_ENSEMBLE.CROP = "box"
     with pytest.raises(UserError, match="CLIP_ENSEMBLE.CROP"):
         TwoStageHead(cfg, clip)
+    cfg = tiny_cfg(decoder="DETRDecoder")
+    with pytest.raises(UserError, match=r"DECODER.NAME = 'DETRDecoder'.*Mask2FormerDecoder"):
+        TwoStageHead(cfg, clip)
+
+
+def _transductive_head(clip, recipe: str = "offline") -> TwoStageHead:
+    torch.manual_seed(0)
+    cfg = tiny_cfg()
+    cfg.MODEL.HEAD.NAME = "TwoStageHead"
+    cfg.ZERO_SHOT.SETTING = "transductive"
+    cfg.MODEL.TWO_STAGE.SELF_TRAINING.RECIPE = recipe
+    return build_head(cfg, clip)
+
+
+def test_supervised_phase_classifies_over_seen_classes_only(clip):
+    head = _transductive_head(clip).train()
+    vocab = vocabulary(clip)  # class 4 (red square) unseen
+    images, targets = _batch()
+    targets[:, 40:, 40:] = 254  # unlabelled (unseen) pixels
+    other = ClassVocabulary(vocab.names, vocab.embeddings.clone(), vocab.is_seen,
+                            vocab.class_ids)
+    other.embeddings[4] = -other.embeddings[4]  # a different unseen text embedding
+    torch.manual_seed(3)
+    losses = head(images, vocab, clip, targets=targets)
+    torch.manual_seed(3)
+    same = head(images, other, clip, targets=targets)
+    # the unseen class is no negative: its embedding does not enter the supervised losses
+    assert all(torch.equal(losses[k], same[k]) for k in losses)
+    torch.manual_seed(3)
+    st = head(images, vocab, clip, targets=targets, phase=TrainingPhase.SELF_TRAINING)
+    torch.manual_seed(3)
+    st_other = head(images, other, clip, targets=targets, phase=TrainingPhase.SELF_TRAINING)
+    assert not torch.equal(st["loss_ce"], st_other["loss_ce"])  # all classes in self-training
+    leak = targets.clone()
+    leak[0, :2, :2] = 4
+    with pytest.raises(RuntimeError, match="unseen classes before self-training"):
+        head(images, vocab, clip, targets=leak)
+
+
+def test_offline_teacher_is_frozen_at_self_training_start_and_checkpointed(clip):
+    head = _transductive_head(clip).train()
+    assert not any(n.startswith("teacher.") for n, _ in head.named_parameters())
+    assert head.teacher.training is False
+    vocab = vocabulary(clip)
+    images, targets = _batch(1)
+    targets[:, 40:, 40:] = 254
+    opt = torch.optim.SGD(head.parameters(), lr=1.0)
+    losses = head(images, vocab, clip, targets=targets, phase=TrainingPhase.SELF_TRAINING)
+    assert bool(head.teacher_ready)
+    predictions = head.propose(images)
+    first = head.pseudo_label(images, vocab, clip, predictions, targets)
+    # threshold 0 (zsseg): every unlabelled pixel gets an unseen class, nothing else changes
+    assert set(first[:, 40:, 40:].unique().tolist()) == {4}
+    assert torch.equal(first[targets != 254], targets[targets != 254])
+    sum(losses.values()).backward()
+    opt.step()
+    state = head.state_dict()
+    assert not torch.equal(state["decoder.query_pos.weight"],
+                           state["teacher.decoder.query_pos.weight"])  # the student moved
+    predictions = head.propose(images)
+    head.pseudo_label_threshold = 0.5  # labels from the frozen teacher, not the student
+    teacher_scores = head.labelling_scores(images, vocab, clip, predictions)
+    resumed = _transductive_head(clip)
+    resumed.load_state_dict(state)  # as a resumed run: the teacher comes from the checkpoint
+    torch.testing.assert_close(resumed.eval().labelling_scores(images, vocab, clip, predictions),
+                               teacher_scores, rtol=0, atol=0)
+    online = _transductive_head(clip, recipe="online")
+    assert online.teacher is None and "teacher_ready" not in online.state_dict()
