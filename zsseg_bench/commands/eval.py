@@ -53,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
         results = evaluate_datasets(cfg, model, output_dir=session.output_dir, num_vis=args.vis)
         record = metrics_record(results, iteration=int(extra.get("iteration", -1)) + 1,
                                 wall_time_s=time.perf_counter() - start,
-                                train_time_s=float(extra.get("train_time_s", 0.0)))
+                                train_time_s=float(extra.get("train_time_s", 0.0)),
+                                iou_rule=cfg.TEST.IOU_RULE)
         record["weights"] = cfg.MODEL.WEIGHTS
         path = write_metrics(session.output_dir, record)
         if session.is_main_process:

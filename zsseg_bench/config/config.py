@@ -14,6 +14,7 @@ from zsseg_bench.utils.errors import UserError
 _CHOICES = {
     "ZERO_SHOT.SETTING": ("inductive", "transductive"),
     "TEST.MODE": ("whole", "slide"),
+    "TEST.IOU_RULE": ("union", "gt"),
     "SOLVER.AMP.DTYPE": ("bfloat16", "float16"),
 }
 

@@ -171,5 +171,10 @@ _C.TEST.MODE = "whole"
 _C.TEST.SLIDE = CN()
 _C.TEST.SLIDE.CROP = (512, 512)
 _C.TEST.SLIDE.STRIDE = (426, 426)
+# Which classes a mean IoU runs over: "union" (present in the ground truth or the prediction; a
+# class only predicted counts with IoU 0): mmseg's and zsseg's evaluators, which produced the
+# published numbers; "gt" (present in the ground truth): detectron2's SemSegEvaluator since
+# facebookresearch/detectron2 commit f3c1bc1. See zsseg_bench/evaluation/metrics.py.
+_C.TEST.IOU_RULE = "union"
 # --- data layer (data worker): images per batch of the test loader (detectron2 uses 1).
 _C.TEST.IMS_PER_BATCH = 1

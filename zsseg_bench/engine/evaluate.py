@@ -81,9 +81,10 @@ def format_summary(results: dict[str, float]) -> str:
 
 
 def metrics_record(results: dict[str, dict[str, float]], *, iteration: int, wall_time_s: float,
-                   train_time_s: float) -> dict[str, Any]:
+                   train_time_s: float, iou_rule: str) -> dict[str, Any]:
     """The content of ``metrics.json``: the first test dataset's metrics, its class split, the
-    iteration and times; other test datasets (if any) under ``"other_datasets"``."""
+    mean-IoU rule (``TEST.IOU_RULE``), the iteration and times; other test datasets (if any)
+    under ``"other_datasets"``."""
     dataset = next(iter(results))
     names, seen, unseen = class_split(dataset)
     record: dict[str, Any] = {
@@ -94,6 +95,7 @@ def metrics_record(results: dict[str, dict[str, float]], *, iteration: int, wall
         "dataset": dataset,
         "seen_classes": [names[i] for i in seen],
         "unseen_classes": [names[i] for i in unseen],
+        "iou_rule": iou_rule,
     }
     if len(results) > 1:
         record["other_datasets"] = {k: v for k, v in results.items() if k != dataset}

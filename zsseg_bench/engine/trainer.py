@@ -259,7 +259,8 @@ class Trainer(SimpleTrainer):
             self._log_eval(self.iter - 1, results)  # self.iter: iterations completed
             record = metrics_record(results, iteration=self.iter,
                                     wall_time_s=self.wall_time_s(),
-                                    train_time_s=self.train_time_s)
+                                    train_time_s=self.train_time_s,
+                                    iou_rule=self.cfg.TEST.IOU_RULE)
             write_metrics(self.output_dir, record)
             return record
         finally:

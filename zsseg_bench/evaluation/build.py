@@ -18,7 +18,7 @@ def build_evaluator(cfg: Any, dataset_name: str, output_dir: str | None = None,
     """The evaluator of ``dataset_name``.
 
     Args:
-        cfg: the config (unused for now; kept for Detectron2's signature).
+        cfg: the config (``TEST.IOU_RULE``: which classes a mean IoU runs over).
         dataset_name: a registered dataset.
         output_dir: where the evaluator writes its files (confusion matrix, pictures).
         num_vis: pictures of the first ``num_vis`` images (``eval --vis N``), in
@@ -28,4 +28,5 @@ def build_evaluator(cfg: Any, dataset_name: str, output_dir: str | None = None,
     if evaluator_type not in EVALUATOR_TYPES:
         raise UserError(f"dataset '{dataset_name}' asks for evaluator '{evaluator_type}'; "
                         f"known: {', '.join(EVALUATOR_TYPES)}")
-    return EVALUATOR_TYPES[evaluator_type](dataset_name, output_dir=output_dir, num_vis=num_vis)
+    return EVALUATOR_TYPES[evaluator_type](dataset_name, output_dir=output_dir, num_vis=num_vis,
+                                           iou_rule=cfg.TEST.IOU_RULE)
