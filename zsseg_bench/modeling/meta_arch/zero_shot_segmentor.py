@@ -1,7 +1,8 @@
-"""``ZeroShotSegmentor``: what every method shares around its head (DESIGN.md, "Contracts")."""
+"""``ZeroShotSegmentor``: what every method shares around its head (the head contract)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -119,6 +120,28 @@ class ZeroShotSegmentor(nn.Module):
             ).to(self.device)
         return self._vocab_cache[key]
 
+    def vocabulary_from_names(self, names: Sequence[str]) -> ClassVocabulary:
+        """A vocabulary of any class names (prediction with custom names, another dataset's
+        classes): a name is seen when it is a seen class of the training dataset (it had
+        training labels), unseen otherwise; ``class_ids`` are ``0..K-1``. Text embeddings are
+        computed once per list of names and cached.
+        """
+        names = [str(n) for n in names]
+        key = ("names", tuple(names), self.templates)
+        if key not in self._vocab_cache:
+            trained: set[str] = set()
+            if self.train_dataset is not None:
+                train_names, seen_ids, _ = class_split(self.train_dataset)
+                trained = {train_names[i] for i in seen_ids}
+            with torch.no_grad():
+                embeddings = self.clip.embed_texts(names, self.templates)
+            self._vocab_cache[key] = ClassVocabulary(
+                names=names, embeddings=embeddings.detach(),
+                is_seen=torch.tensor([n in trained for n in names], dtype=torch.bool),
+                class_ids=torch.arange(len(names), dtype=torch.long),
+            ).to(self.device)
+        return self._vocab_cache[key]
+
     # --------------------------------------------------------------------------------- forward
     def preprocess(self, batched_inputs: list[dict[str, Any]]) -> list[torch.Tensor]:
         """Normalised float images (``3 x H x W``) on the model's device."""
@@ -174,10 +197,12 @@ class ZeroShotSegmentor(nn.Module):
             return self.head(batch, vocab, self.clip)
         return run
 
-    def inference(self, images: list[torch.Tensor],
-                  batched_inputs: list[dict[str, Any]]) -> list[dict[str, torch.Tensor]]:
-        """Scores over the test dataset's full vocabulary, at each image's original size."""
-        vocab = self.vocabulary(self.test_dataset, trainable_only=False)
+    def inference(self, images: list[torch.Tensor], batched_inputs: list[dict[str, Any]],
+                  vocab: ClassVocabulary | None = None) -> list[dict[str, torch.Tensor]]:
+        """Scores over ``vocab`` (default: the test dataset's full class list), at each image's
+        original size."""
+        if vocab is None:
+            vocab = self.vocabulary(self.test_dataset, trainable_only=False)
         run = self._run_head(vocab)
         if self.test_mode == "slide":
             scores = [slide_inference(run, img, self.slide_crop, self.slide_stride,
