@@ -12,7 +12,7 @@ from fvcore.common.config import CfgNode as _FvcoreCfgNode
 from zsseg_bench.utils.errors import UserError
 
 _CHOICES = {
-    "ZERO_SHOT.SETTING": ("inductive", "transductive"),
+    "ZERO_SHOT.SETTING": ("inductive", "transductive", "fully"),
     "TEST.MODE": ("whole", "slide"),
     "TEST.IOU_RULE": ("union", "gt"),
     "SOLVER.AMP.DTYPE": ("bfloat16", "float16"),

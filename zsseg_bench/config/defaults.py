@@ -55,7 +55,8 @@ _C.MODEL.CLIP.QUICK_GELU = False
 # ---------------------------------------------------------------------------------------------
 _C.ZERO_SHOT = CN()
 # inductive: train on seen classes only (unseen pixels ignored, unseen names never seen);
-# transductive: unseen pixels are unlabelled and may be pseudo-labelled (self-training).
+# transductive: unseen pixels are unlabelled and may be pseudo-labelled (self-training);
+# fully: every class labelled (the fully supervised upper bound, ZegCLIP's "fully" configs).
 _C.ZERO_SHOT.SETTING = "inductive"
 # When self-training starts (transductive only): a fraction of SOLVER.MAX_ITER if < 1,
 # else an iteration. ZegCLIP starts at half the schedule (REFERENCES.md, ZegCLIP recipe).

@@ -42,7 +42,7 @@ from zsseg_bench.utils.sweep_layout import STAGES
 
 #: Settings the core config knows; a setting of this name maps to ``ZERO_SHOT.SETTING``.
 SETTING_KEY = "ZERO_SHOT.SETTING"
-KNOWN_SETTINGS = ("inductive", "transductive")
+KNOWN_SETTINGS = ("inductive", "transductive", "fully")
 
 DEFAULT_CONFIG_TEMPLATE = "../{dataset}/{method}.yaml"
 DEFAULT_VARIANT = "default"

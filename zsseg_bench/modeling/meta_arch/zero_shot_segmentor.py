@@ -35,9 +35,10 @@ class ZeroShotSegmentor(nn.Module):
     that this module upsamples, crops of their padding and resizes to each image's original size.
 
     Vocabulary: in training, the training dataset's classes that are trainable in the current
-    setting — seen classes only (inductive) or all classes (transductive); label ids are
+    setting — seen classes only (inductive) or all classes (transductive, fully); label ids are
     remapped to that vocabulary's index space. In inference, the full class list of the test
-    dataset (:meth:`set_test_dataset`).
+    dataset (:meth:`set_test_dataset`). In the fully supervised setting every class is seen (it
+    has training labels); the dataset's split then only groups the metrics.
     """
 
     @configurable
@@ -104,8 +105,8 @@ class ZeroShotSegmentor(nn.Module):
         if dataset is None:
             raise UserError("no dataset given: set DATASETS.TRAIN / DATASETS.TEST")
         names, seen_ids, _ = class_split(dataset)
-        seen = set(seen_ids)
         ids = list(range(len(names)))
+        seen = set(ids) if self.setting == "fully" else set(seen_ids)
         if trainable_only and self.setting == "inductive":
             ids = [i for i in ids if i in seen]
         key = (dataset, tuple(ids), self.templates)
@@ -132,6 +133,8 @@ class ZeroShotSegmentor(nn.Module):
             trained: set[str] = set()
             if self.train_dataset is not None:
                 train_names, seen_ids, _ = class_split(self.train_dataset)
+                if self.setting == "fully":
+                    seen_ids = range(len(train_names))
                 trained = {train_names[i] for i in seen_ids}
             with torch.no_grad():
                 embeddings = self.clip.embed_texts(names, self.templates)
