@@ -10,7 +10,7 @@ For each input image ``<stem>`` the output folder gets
 - ``<stem>.png``: the label map, one id per pixel into the class list (8-bit; 16-bit beyond 256
   classes);
 - ``<stem>_overlay.png``: the prediction's colours over the image, with a legend of the classes
-  present (a class that is not a seen class of the training dataset is marked ``[unseen]``);
+  present (a class without training labels is marked ``[unseen]``);
 - ``<stem>.json``: the image's size and the area of each class present (pixels, fraction),
   largest first;
 

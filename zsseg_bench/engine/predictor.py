@@ -12,8 +12,9 @@
 The image goes through the test pipeline of the config (``INPUT.TEST_SCALE`` resize,
 ``TEST.MODE`` whole / slide) and the scores come back at its original size, as in evaluation.
 Text embeddings are computed once per list of class names and cached. A class name is *seen*
-when it is a seen class of the training dataset (``DATASETS.TRAIN[0]``), else *unseen*: heads
-that treat the two apart (ZegCLIP's seen-score calibration) do so with custom names too.
+when it names a class with training labels (the seen classes of ``DATASETS.TRAIN[0]``, all of
+them when fully supervised; :mod:`zsseg_bench.data.transfer`), else *unseen*: heads that treat
+the two apart (ZegCLIP's seen-score calibration) do so with custom names too.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -52,7 +53,8 @@ class GZSLSemSegEvaluator(DatasetEvaluator):
     """mIoU (all / seen / unseen), hIoU, pAcc, mAcc, fwIoU and per-class IoU of one dataset."""
 
     def __init__(self, dataset_name: str, *, output_dir: str | None = None, num_vis: int = 0,
-                 iou_rule: str = "union"):
+                 iou_rule: str = "union",
+                 split: tuple[Sequence[int], Sequence[int]] | None = None):
         """
         Args:
             dataset_name: a registered dataset; its metadata gives the class list
@@ -64,12 +66,16 @@ class GZSLSemSegEvaluator(DatasetEvaluator):
                 (of this rank) into ``<output_dir>/vis``.
             iou_rule: which classes a mean IoU runs over, ``"union"`` or ``"gt"`` (see
                 :func:`~zsseg_bench.evaluation.metrics.metrics_from_confusion`).
+            split: (seen ids, unseen ids) the metrics are grouped by, instead of the
+                metadata's (cross-dataset evaluation: :mod:`zsseg_bench.data.transfer`).
         """
         if iou_rule not in IOU_RULES:
             raise ValueError(f"iou_rule {iou_rule!r} is not one of {', '.join(IOU_RULES)}")
         self.iou_rule = iou_rule
         self.dataset_name = dataset_name
         self.class_names, self.seen_classes, self.unseen_classes = class_split(dataset_name)
+        if split is not None:
+            self.seen_classes, self.unseen_classes = list(split[0]), list(split[1])
         self.num_classes = len(self.class_names)
         self.ignore_label = int(MetadataCatalog.get(dataset_name).get("ignore_label",
                                                                       IGNORE_LABEL))

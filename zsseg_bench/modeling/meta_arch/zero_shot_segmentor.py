@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from zsseg_bench.config.configurable import configurable
-from zsseg_bench.data.catalog import class_split
+from zsseg_bench.data.catalog import class_split, dataset_class_names
+from zsseg_bench.data.transfer import is_transfer, labelled_mask
 from zsseg_bench.data.zero_shot import IGNORE_LABEL, UNLABELLED_LABEL
 from zsseg_bench.modeling.build import META_ARCH_REGISTRY, build_head
 from zsseg_bench.modeling.inference_modes import (
@@ -100,10 +101,14 @@ class ZeroShotSegmentor(nn.Module):
 
     def vocabulary(self, dataset: str | None, trainable_only: bool) -> ClassVocabulary:
         """The vocabulary of ``dataset``: its trainable classes in the current setting
-        (``trainable_only``), or all its classes. Text embeddings are computed once and cached.
+        (``trainable_only``), or all its classes. A class is seen when the model has training
+        labels for it (:mod:`zsseg_bench.data.transfer`; on another dataset than the training
+        one, by name). Text embeddings are computed once and cached.
         """
         if dataset is None:
             raise UserError("no dataset given: set DATASETS.TRAIN / DATASETS.TEST")
+        if not trainable_only and is_transfer(dataset, self.train_dataset):
+            return self.vocabulary_from_names(dataset_class_names(dataset))
         names, seen_ids, _ = class_split(dataset)
         ids = list(range(len(names)))
         seen = set(ids) if self.setting == "fully" else set(seen_ids)
@@ -123,24 +128,19 @@ class ZeroShotSegmentor(nn.Module):
 
     def vocabulary_from_names(self, names: Sequence[str]) -> ClassVocabulary:
         """A vocabulary of any class names (prediction with custom names, another dataset's
-        classes): a name is seen when it is a seen class of the training dataset (it had
-        training labels), unseen otherwise; ``class_ids`` are ``0..K-1``. Text embeddings are
-        computed once per list of names and cached.
+        classes): a name is seen when it names a class the model has training labels for
+        (:func:`~zsseg_bench.data.transfer.labelled_mask`), unseen otherwise; ``class_ids`` are
+        ``0..K-1``. Text embeddings are computed once per list of names and cached.
         """
         names = [str(n) for n in names]
         key = ("names", tuple(names), self.templates)
         if key not in self._vocab_cache:
-            trained: set[str] = set()
-            if self.train_dataset is not None:
-                train_names, seen_ids, _ = class_split(self.train_dataset)
-                if self.setting == "fully":
-                    seen_ids = range(len(train_names))
-                trained = {train_names[i] for i in seen_ids}
+            seen = labelled_mask(names, self.train_dataset, self.setting)
             with torch.no_grad():
                 embeddings = self.clip.embed_texts(names, self.templates)
             self._vocab_cache[key] = ClassVocabulary(
                 names=names, embeddings=embeddings.detach(),
-                is_seen=torch.tensor([n in trained for n in names], dtype=torch.bool),
+                is_seen=torch.tensor(seen, dtype=torch.bool),
                 class_ids=torch.arange(len(names), dtype=torch.long),
             ).to(self.device)
         return self._vocab_cache[key]
