@@ -76,6 +76,16 @@ def test_cli_cross_dataset_eval(trained, open_vocab, tmp_path):
     assert record["metrics"]["hIoU"] == pytest.approx(expected["hIoU"], nan_ok=True)
     assert record["metrics"]["mIoU-unseen"] == pytest.approx(expected["mIoU-unseen"],
                                                              nan_ok=True)
+    # the training benchmark first, the other dataset second: each with its own groups
+    both = tmp_path / "both"
+    assert main(["eval", "--config-file", str(config), "--weights", str(weights),
+                 "--output-dir", str(both), "DATASETS.TRAIN", f"('{TRAIN}',)",
+                 "DATASETS.TEST", f"('{PREFIX}_val', '{open_vocab}')"]) == 0
+    record = json.loads((both / "metrics.json").read_text())
+    assert "cross_dataset" not in record and len(record["unseen_classes"]) == 5
+    other = record["other_splits"][open_vocab]
+    assert other["unseen_classes"] == OV_UNSEEN and other["cross_dataset"]["train_dataset"] == TRAIN
+    assert set(record["other_datasets"]) == {open_vocab}
 
 
 def test_model_vocabulary_of_another_dataset(trained, open_vocab):
