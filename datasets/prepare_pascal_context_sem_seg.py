@@ -34,6 +34,7 @@ from zsseg_bench.data.datasets.pcontext import (
     FULL_UNLABELLED,
     MMSEG_TO_CONTIGUOUS,
     NUM_FULL_LABELS,
+    OFFICIAL_COUNTS,
     PCONTEXT_BENCHMARK,
     VOC2010_DIR,
 )
@@ -206,7 +207,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     for split in splits:
         require_files([j.image for j in jobs[split.split]],
                       f"image(s) of the {split.split} split", README)
-        convert_split(args.root, split, jobs[split.split], args.workers, args.overwrite)
+        convert_split(args.root, split, jobs[split.split], args.workers, args.overwrite,
+                      official_count=OFFICIAL_COUNTS[source][split.split])
 
 
 if __name__ == "__main__":

@@ -73,7 +73,7 @@ def test_projects_are_discovered_through_entry_points():
 def test_one_table_of_allowed_values_extended_by_methods(tmp_path):
     from zsseg_bench.config.allowed import allow, allowed_values
 
-    assert allowed_values("ZERO_SHOT.SETTING") == ("inductive", "transductive")
+    assert allowed_values("ZERO_SHOT.SETTING") == ("inductive", "transductive", "fully")
     ok = _write(tmp_path / "ok.yaml", "SEED: 1\n")
     setup_cfg(ok)  # loads every method: the two-stage keys declare their choices
     assert allowed_values("MODEL.TWO_STAGE.CLIP_ENSEMBLE.MODE") == ("batched", "loop")

@@ -27,6 +27,8 @@ COMMANDS = {
                      "train a model (and evaluate it at the end)"),
     "eval": Command("zsseg_bench.commands.eval",
                     "evaluate trained weights on DATASETS.TEST"),
+    "predict": Command("zsseg_bench.commands.predict",
+                       "segment your own images with your own class names"),
     "speed": Command("zsseg_bench.commands.speed",
                      "measure FPS, latency, FLOPs, parameters and memory"),
     "sweep": Command("zsseg_bench.commands.sweep",

@@ -107,6 +107,40 @@ def make_voc(root: Path) -> dict[str, np.ndarray]:
     return raws
 
 
+#: VOC train images SBD lacks (VOC 2007 images): in mmseg's layout, labelled in
+#: SegmentationClass only.
+VOC_TRAIN_NOT_IN_SBD = VOC_TRAIN[:1]
+
+
+def make_voc_mmseg(root: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """VOCdevkit/VOC2012 as mmseg's ``tools/convert_datasets/voc_aug.py`` leaves it:
+    SegmentationClass (palette) for VOC train + val, SegmentationClassAug (grey) converted
+    from every SBD ``.mat`` file (which cover a VOC val image too, but not VOC 2007 images),
+    ``trainaug.txt`` and ``aug.txt`` of bare names. SBD and VOC label the images both hold
+    differently (as the real ones do: SBD has no boundary class).
+
+    Returns:
+        (stem -> SegmentationClass raw label, stem -> SegmentationClassAug raw label).
+    """
+    voc = root / "VOCdevkit" / "VOC2012"
+    voc_raws, sbd_raws = {}, {}
+    stems = VOC_TRAIN + VOC_VAL
+    sbd_values = np.arange(21)
+    for i, (stem, shape) in enumerate(zip(stems, image_shapes(len(stems)))):
+        write_jpeg(voc / "JPEGImages" / f"{stem}.jpg", *shape, seed=i)
+        voc_raws[stem] = random_raw(shape, VOC_RAW_VALUES, seed=100 + i)
+        write_palette_png(voc / "SegmentationClass" / f"{stem}.png", voc_raws[stem])
+        if stem not in VOC_TRAIN_NOT_IN_SBD:
+            sbd_raws[stem] = random_raw(shape, sbd_values, seed=400 + i)
+            write_grey_png(voc / "SegmentationClassAug" / f"{stem}.png", sbd_raws[stem])
+    lists = voc / "ImageSets" / "Segmentation"
+    write_list(lists / "train.txt", VOC_TRAIN)
+    write_list(lists / "val.txt", VOC_VAL)
+    write_list(lists / "trainaug.txt", VOC_TRAIN)
+    write_list(lists / "aug.txt", [])  # SBD images beyond VOC train / val: none here
+    return voc_raws, sbd_raws
+
+
 # ---------------------------------------------------------------------------------------------
 # COCO-Stuff 164k
 # ---------------------------------------------------------------------------------------------

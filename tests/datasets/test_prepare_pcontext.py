@@ -72,8 +72,35 @@ def test_cli_converts_every_pixel(tmp_path, source):
     assert f"PASCAL Context labels: {source}" in proc.stdout
     assert "pcontext_zs_train (train): 2 images, 2 labels (2 written" in proc.stdout
     assert "pcontext_zs_val (val): 2 images, 2 labels (2 written" in proc.stdout
-    assert "the official val split has 5105" in proc.stderr
+    # the official count of the source read: trainval_merged.json's phases, or VOC 2010's lists
+    official_val = {"json": 5104, "mat": 5105}[source]
+    assert f"the official val split has {official_val};" in proc.stderr
     check_outputs(tmp_path, raws)
+
+
+@pytest.mark.parametrize("source", ["json", "mat", "mmseg"])
+def test_official_count_of_each_source_prints_no_warning(tmp_path, source, monkeypatch,
+                                                          capsys):
+    """A download with the official number of images (here: the fixture's, patched in as the
+    official count of its source only) gets no count warning."""
+    make_pcontext(tmp_path, source)
+    script = load_script(SCRIPT)
+    counts = {s: dict(c) for s, c in script.OFFICIAL_COUNTS.items()}
+    counts[source] = {split: len(stems) for split, stems in PCONTEXT_SPLITS.items()}
+    monkeypatch.setattr(script, "OFFICIAL_COUNTS", counts)
+    script.main(["--root", str(tmp_path), "--workers", "1"])
+    captured = capsys.readouterr()
+    assert "pcontext_zs_val (val): 2 images" in captured.out
+    assert "warning" not in captured.err
+
+
+def test_official_counts_add_up():
+    from zsseg_bench.data.datasets.pcontext import OFFICIAL_COUNTS, PCONTEXT_BENCHMARK
+
+    assert sum(OFFICIAL_COUNTS["json"].values()) == 10100  # the Detail API's "total img"
+    assert OFFICIAL_COUNTS["mmseg"] == OFFICIAL_COUNTS["json"]  # lists made from its phases
+    assert sum(OFFICIAL_COUNTS["mat"].values()) == 10103  # VOC 2010 trainval
+    assert [s.official_count for s in PCONTEXT_BENCHMARK.splits] == [4996, 5104]
 
 
 def test_mmseg_pngs_give_the_same_labels(tmp_path):

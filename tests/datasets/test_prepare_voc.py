@@ -11,9 +11,11 @@ import pytest
 
 from tests.datasets.fixtures import (
     VOC_TRAIN,
+    VOC_TRAIN_NOT_IN_SBD,
     VOC_VAL,
     load_script,
     make_voc,
+    make_voc_mmseg,
     read_png,
     run_script,
     write_grey_png,
@@ -166,3 +168,43 @@ def test_mmseg_trainaug_list_is_found(tmp_path):
     for stem in VOC_TRAIN:
         np.testing.assert_array_equal(read_png(tmp_path / OUT / "train_aug" / f"{stem}.png"),
                                       expected_voc(raws[stem]))
+
+
+def test_mmseg_voc_aug_layout(tmp_path, capsys):
+    """SegmentationClassAug from SBD only: the VOC train images SBD lacks take their label
+    from SegmentationClass; val labels never come from SegmentationClassAug."""
+    voc_raws, sbd_raws = make_voc_mmseg(tmp_path)
+    assert set(VOC_VAL) & set(sbd_raws)  # SBD covers a val image: it must not be used
+    script = load_script(SCRIPT)
+    script.main(["--root", str(tmp_path), "--workers", "1"])
+    out = capsys.readouterr().out
+    assert "train_aug: labels from SegmentationClassAug (2), SegmentationClass (1)" in out
+    for stem in VOC_TRAIN:
+        raw = voc_raws[stem] if stem in VOC_TRAIN_NOT_IN_SBD else sbd_raws[stem]
+        np.testing.assert_array_equal(read_png(tmp_path / OUT / "train_aug" / f"{stem}.png"),
+                                      expected_voc(raw))
+    for stem in VOC_VAL:
+        np.testing.assert_array_equal(read_png(tmp_path / OUT / "val" / f"{stem}.png"),
+                                      expected_voc(voc_raws[stem]))
+    # mmseg's (and ZegCLIP's) own choice: VOC train images from SegmentationClass
+    script.main(["--root", str(tmp_path), "--workers", "1", "--splits", "train_aug",
+                 "--overwrite", "--train-labels-first", "SegmentationClass"])
+    assert "labels from SegmentationClass (3), SegmentationClassAug (0)" in \
+        capsys.readouterr().out
+    for stem in VOC_TRAIN:
+        np.testing.assert_array_equal(read_png(tmp_path / OUT / "train_aug" / f"{stem}.png"),
+                                      expected_voc(voc_raws[stem]))
+
+
+def test_train_aug_label_in_neither_folder_and_val_in_train_list(tmp_path):
+    make_voc_mmseg(tmp_path)
+    script = load_script(SCRIPT)
+    voc = tmp_path / VOC
+    os.unlink(voc / "SegmentationClass" / f"{VOC_TRAIN_NOT_IN_SBD[0]}.png")
+    with pytest.raises(UserError, match=r"1 raw label\(s\) of the train_aug list missing.*"
+                                        r"looked in SegmentationClassAug and SegmentationClass"):
+        script.main(["--root", str(tmp_path), "--splits", "train_aug"])
+    (voc / "ImageSets" / "Segmentation" / "trainaug.txt").write_text(
+        "\n".join(VOC_TRAIN[1:] + VOC_VAL[:1]) + "\n")
+    with pytest.raises(UserError, match="train_aug must exclude VOC 2012 val"):
+        script.main(["--root", str(tmp_path), "--splits", "train_aug"])  # val list read too

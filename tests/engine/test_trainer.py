@@ -66,7 +66,9 @@ def test_loss_decreases_and_run_dir_is_complete(toy_root, tmp_path):
     on_disk = json.loads((tmp_path / "metrics.json").read_text())
     assert on_disk == json.loads(json.dumps(record))
     assert on_disk["iteration"] == 24 and on_disk["dataset"] == "engine_test_val"
-    assert {"mIoU", "mIoU-seen", "mIoU-unseen", "hIoU", "pAcc", "mAcc"} <= set(on_disk["metrics"])
+    assert {"mIoU", "mIoU-seen", "mIoU-unseen", "hIoU", "pAcc", "mAcc", "fwIoU"} <= set(
+        on_disk["metrics"])
+    assert on_disk["iou_rule"] == "union"
     assert on_disk["seen_classes"][0] == "background" and len(on_disk["unseen_classes"]) == 5
     assert 0 < on_disk["train_time_s"] <= on_disk["wall_time_s"]
     assert {"config.yaml", "env.json", "log.jsonl", "metrics.json", "model_final.pth",

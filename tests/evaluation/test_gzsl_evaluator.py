@@ -1,6 +1,7 @@
 """GZSLSemSegEvaluator: hand-checkable confusion, batch-split invariance, ignore, bad labels,
 pictures, and inference_on_dataset over the test loader."""
 
+import json
 import math
 import os
 
@@ -11,7 +12,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from tests.data.helpers import CLASSES, SEEN, UNSEEN, random_labels, register_tiny
-from zsseg_bench.config import get_cfg
+from zsseg_bench.config import get_cfg, validate_cfg
 from zsseg_bench.data.build import build_test_loader
 from zsseg_bench.data.catalog import DatasetCatalog
 from zsseg_bench.evaluation import (
@@ -138,6 +139,35 @@ def test_pictures_and_confusion_file(tiny, tmp_path):
     with Image.open(out / "vis" / pictures[0]) as im:
         assert im.width > 3 * labels[0].shape[1]
     assert (out / "sem_seg_confusion.json").is_file()
+
+
+def test_iou_rule_from_the_config(tmp_path):
+    # 'cow' (unseen) never occurs in the ground truth, but is predicted on part of image 0
+    labels = [np.where(label == 3, 1, label) for label in random_labels(3)]
+    name = register_tiny(str(tmp_path), labels)
+    dicts = DatasetCatalog.get(name)
+    preds = _predictions(labels)
+    preds[0][:8] = 3
+    cfg = get_cfg()
+    cfg.DATASETS.TRAIN = (name,)  # the benchmark's own split (not a cross-dataset evaluation)
+    results = {}
+    for rule in ("union", "gt"):
+        cfg.TEST.IOU_RULE = rule
+        evaluator = build_evaluator(cfg, name, output_dir=str(tmp_path / rule))
+        results[rule] = _run(evaluator, dicts, preds, [3])
+        saved = json.loads((tmp_path / rule / "sem_seg_confusion.json").read_text())
+        assert saved["iou_rule"] == rule
+        assert _same(results[rule], metrics_from_confusion(
+            np.array(saved["confusion"]), SEEN, UNSEEN, CLASSES, iou_rule=rule))
+    assert results["union"]["IoU-cow"] == 0.0 and math.isnan(results["gt"]["IoU-cow"])
+    assert results["gt"]["mIoU-unseen"] == pytest.approx(results["gt"]["IoU-dog"])
+    assert results["union"]["mIoU-unseen"] == pytest.approx(results["gt"]["IoU-dog"] / 2)
+    DatasetCatalog.remove(name)
+    cfg.TEST.IOU_RULE = "present"
+    with pytest.raises(UserError, match="TEST.IOU_RULE"):
+        validate_cfg(cfg)
+    with pytest.raises(ValueError, match="iou_rule"):
+        GZSLSemSegEvaluator(name, iou_rule="mmseg")
 
 
 class _OracleModel(torch.nn.Module):

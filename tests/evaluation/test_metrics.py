@@ -28,7 +28,9 @@ def test_hand_computed_values():
     assert r["hIoU"] == pytest.approx(2 * seen * 75.0 / (seen + 75.0))
     assert r["pAcc"] == pytest.approx(80.0)
     assert r["mAcc"] == pytest.approx((75.0 + 100.0 + 75.0) / 3)
-    assert list(r)[:6] == ["mIoU", "mIoU-seen", "mIoU-unseen", "hIoU", "pAcc", "mAcc"]
+    # fwIoU: ground-truth frequencies 4/10, 2/10, 4/10
+    assert r["fwIoU"] == pytest.approx(0.4 * 60.0 + 0.2 * 200.0 / 3.0 + 0.4 * 75.0)
+    assert list(r)[:7] == ["mIoU", "mIoU-seen", "mIoU-unseen", "hIoU", "pAcc", "mAcc", "fwIoU"]
 
 
 def test_torch_input_and_default_names():
@@ -58,6 +60,30 @@ def test_class_only_predicted_counts_as_zero():
     assert r["mIoU-unseen"] == pytest.approx(37.5)
     # accuracy is defined only for classes present in the ground truth
     assert r["mAcc"] == pytest.approx((50.0 + 100.0 + 75.0) / 3)
+    assert r["fwIoU"] == pytest.approx((6 * iou0 + 2 * 200 / 3 + 4 * 75) / 12)
+
+
+def test_gt_rule_leaves_out_a_class_only_predicted():
+    conf = np.zeros((4, 4), dtype=np.int64)
+    conf[:3, :3] = CONF
+    conf[0, 3] = 2
+    union = metrics_from_confusion(conf, seen=[0, 1], unseen=[2, 3])
+    gt = metrics_from_confusion(conf, seen=[0, 1], unseen=[2, 3], iou_rule="gt")
+    iou0 = 3 / 7 * 100
+    assert math.isnan(gt["IoU-3"])
+    assert gt["IoU-0"] == pytest.approx(iou0)                 # classes present: same IoU
+    assert gt["mIoU"] == pytest.approx((iou0 + 200 / 3 + 75) / 3)
+    assert gt["mIoU-unseen"] == pytest.approx(75.0)
+    assert gt["hIoU"] == pytest.approx(harmonic_mean_iou(gt["mIoU-seen"], 75.0))
+    assert gt["mIoU"] > union["mIoU"] and gt["mIoU-unseen"] > union["mIoU-unseen"]
+    for key in ("mIoU-seen", "pAcc", "mAcc", "fwIoU"):            # independent of the rule
+        assert gt[key] == pytest.approx(union[key])
+
+
+def test_rules_agree_when_every_predicted_class_is_present():
+    union = metrics_from_confusion(CONF, seen=[0, 1], unseen=[2])
+    gt = metrics_from_confusion(CONF, seen=[0, 1], unseen=[2], iou_rule="gt")
+    assert union == pytest.approx(gt)
 
 
 def test_hiou_is_zero_when_unseen_is_zero():
@@ -83,3 +109,5 @@ def test_bad_arguments():
         metrics_from_confusion(CONF, seen=[0, 5], unseen=[2])
     with pytest.raises(ValueError):
         metrics_from_confusion(CONF, seen=[0], unseen=[1], class_names=["a"])
+    with pytest.raises(ValueError, match="iou_rule"):
+        metrics_from_confusion(CONF, seen=[0], unseen=[1], iou_rule="present")

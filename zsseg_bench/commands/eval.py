@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         start = time.perf_counter()
         model, extra = build_model_with_weights(cfg, cfg.MODEL.WEIGHTS)
         results = evaluate_datasets(cfg, model, output_dir=session.output_dir, num_vis=args.vis)
-        record = metrics_record(results, iteration=int(extra.get("iteration", -1)) + 1,
+        record = metrics_record(cfg, results, iteration=int(extra.get("iteration", -1)) + 1,
                                 wall_time_s=time.perf_counter() - start,
                                 train_time_s=float(extra.get("train_time_s", 0.0)))
         record["weights"] = cfg.MODEL.WEIGHTS

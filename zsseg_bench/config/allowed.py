@@ -15,12 +15,16 @@ from typing import Any
 from zsseg_bench.utils.errors import UserError
 
 _ALLOWED: dict[str, tuple[Any, ...]] = {
-    # inductive: unseen pixels ignored in training; transductive: unlabelled (self-training).
-    "ZERO_SHOT.SETTING": ("inductive", "transductive"),
+    # inductive: unseen pixels ignored in training; transductive: unlabelled (self-training);
+    # fully: every class labelled (the supervised upper bound).
+    "ZERO_SHOT.SETTING": ("inductive", "transductive", "fully"),
     # optimizer and schedule at the start of self-training (zsseg_bench/config/defaults.py)
     "ZERO_SHOT.SELF_TRAIN_SCHEDULE": ("restart", "continue"),
     # zsseg_bench/modeling/inference_modes.py
     "TEST.MODE": ("whole", "slide"),
+    # mean IoU over classes with a non-empty union (mmseg, zsseg, ZegCLIP) or present in the
+    # ground truth (detectron2's SemSegEvaluator since f3c1bc1): zsseg_bench/evaluation/metrics.py
+    "TEST.IOU_RULE": ("union", "gt"),
     # names of torch dtypes (torch.bfloat16, torch.float16)
     "SOLVER.AMP.DTYPE": ("bfloat16", "float16"),
     # zsseg_bench/engine/train_loop.py: one norm over all parameters, per parameter, or values

@@ -55,7 +55,8 @@ _C.MODEL.CLIP.QUICK_GELU = False
 # ---------------------------------------------------------------------------------------------
 _C.ZERO_SHOT = CN()
 # inductive: train on seen classes only (unseen pixels ignored, unseen names never seen);
-# transductive: unseen pixels are unlabelled and may be pseudo-labelled (self-training).
+# transductive: unseen pixels are unlabelled and may be pseudo-labelled (self-training);
+# fully: every class labelled (the fully supervised upper bound, ZegCLIP's "fully" configs).
 _C.ZERO_SHOT.SETTING = "inductive"
 # When self-training starts (transductive only): a fraction of SOLVER.MAX_ITER if < 1,
 # else an iteration. ZegCLIP starts at half the schedule (REFERENCES.md, ZegCLIP recipe).
@@ -180,5 +181,10 @@ _C.TEST.MODE = "whole"
 _C.TEST.SLIDE = CN()
 _C.TEST.SLIDE.CROP = (512, 512)
 _C.TEST.SLIDE.STRIDE = (426, 426)
+# Which classes a mean IoU runs over: "union" (present in the ground truth or the prediction; a
+# class only predicted counts with IoU 0): mmseg's and zsseg's evaluators, which produced the
+# published numbers; "gt" (present in the ground truth): detectron2's SemSegEvaluator since
+# facebookresearch/detectron2 commit f3c1bc1. See zsseg_bench/evaluation/metrics.py.
+_C.TEST.IOU_RULE = "union"
 # --- data layer (data worker): images per batch of the test loader (detectron2 uses 1).
 _C.TEST.IMS_PER_BATCH = 1

@@ -1,4 +1,4 @@
-"""``SemSegDatasetMapper``: a dataset dict -> one element of ``batched_inputs`` (DESIGN.md).
+"""``SemSegDatasetMapper``: a dataset dict -> one element of ``batched_inputs``.
 
 Output (a shallow copy of the dataset dict plus):
 

@@ -15,12 +15,13 @@ from zsseg_bench.utils.errors import UserError
 _REGENERATE = "re-run the dataset's prepare script (or replace the file)"
 
 
-def read_image(path: str, image_format: str = "RGB") -> np.ndarray:
+def read_image(path: str, image_format: str = "RGB", hint: str = _REGENERATE) -> np.ndarray:
     """Reads an image as an H x W x 3 uint8 array (EXIF orientation applied, as detectron2).
 
     Args:
         path: image file.
         image_format: ``"RGB"`` or ``"BGR"`` channel order of the result.
+        hint: what to do about a bad file (the end of the error message).
 
     Raises:
         UserError: the file is missing or not a readable image.
@@ -32,9 +33,9 @@ def read_image(path: str, image_format: str = "RGB") -> np.ndarray:
             img = ImageOps.exif_transpose(img)
             array = np.array(img.convert("RGB"))
     except FileNotFoundError as e:
-        raise UserError(f"image file not found: {path}; {_REGENERATE}") from e
+        raise UserError(f"image file not found: {path}; {hint}") from e
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-        raise UserError(f"cannot read image file {path} ({e}); {_REGENERATE}") from e
+        raise UserError(f"cannot read image file {path} ({e}); {hint}") from e
     if image_format == "BGR":
         array = array[:, :, ::-1]
     return np.ascontiguousarray(array)

@@ -354,11 +354,12 @@ def invalidate_manifest(label_dir: str) -> None:
 
 
 def convert_split(root: str, split: PreparedSplit, jobs: Sequence[ConvertJob], workers: int,
-                  overwrite: bool = False) -> dict:
+                  overwrite: bool = False, official_count: int | None = None) -> dict:
     """Converts the labels of one split and finishes it (verification, counts, manifest).
 
     The manifest is removed first and written last, so a split whose conversion was
-    interrupted is never loaded; running again resumes it.
+    interrupted is never loaded; running again resumes it. ``official_count`` (default
+    ``split.official_count``) is the image count of the official download the labels come from.
 
     Returns:
         The manifest.
@@ -367,7 +368,8 @@ def convert_split(root: str, split: PreparedSplit, jobs: Sequence[ConvertJob], w
     os.makedirs(label_dir, exist_ok=True)
     invalidate_manifest(label_dir)
     results = run_jobs(jobs, workers, desc=split.name, overwrite=overwrite)
-    return finish_split(split.name, split.split, label_dir, split.official_count, results)
+    count = split.official_count if official_count is None else official_count
+    return finish_split(split.name, split.split, label_dir, count, results)
 
 
 # ---------------------------------------------------------------------------------------------

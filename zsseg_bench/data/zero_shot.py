@@ -9,6 +9,8 @@ labels exists:
   training signal from them.
 - ``transductive``: unseen pixels become :data:`UNLABELLED_LABEL` (254): distinct from ignore, so
   a trainer may pseudo-label them (self-training) while true ignore pixels stay ignored.
+- ``fully``: the fully supervised upper bound (ZegCLIP's "fully" configs, ``novel_class = []``):
+  every class keeps its labels; the seen / unseen split only groups the evaluation metrics.
 
 Evaluation labels are never split: the evaluator scores all classes.
 """
@@ -45,12 +47,12 @@ def zero_shot_lut(num_classes: int, unseen_classes: Sequence[int], setting: str)
     Args:
         num_classes: size of the dataset's full class list (ids ``0 .. num_classes-1``).
         unseen_classes: ids of the unseen classes.
-        setting: ``"inductive"`` or ``"transductive"``.
+        setting: ``"inductive"``, ``"transductive"`` or ``"fully"``.
 
     Returns:
         uint8 array of 256 entries: identity, except unseen ids -> 255 (inductive) or 254
-        (transductive). Values ``>= num_classes`` other than 255 map to themselves (the label
-        reader rejects them before this point).
+        (transductive); ``fully`` keeps every id. Values ``>= num_classes`` other than 255 map
+        to themselves (the label reader rejects them before this point).
     """
     check_setting(setting)
     if num_classes > UNLABELLED_LABEL:
@@ -60,7 +62,8 @@ def zero_shot_lut(num_classes: int, unseen_classes: Sequence[int], setting: str)
     unseen = np.asarray(list(unseen_classes), dtype=np.int64)
     if unseen.size and (unseen.min() < 0 or unseen.max() >= num_classes):
         raise UserError(f"unseen class ids {unseen.tolist()} are outside 0..{num_classes - 1}")
-    lut[unseen] = IGNORE_LABEL if setting == "inductive" else UNLABELLED_LABEL
+    if setting != "fully":
+        lut[unseen] = IGNORE_LABEL if setting == "inductive" else UNLABELLED_LABEL
     return lut
 
 

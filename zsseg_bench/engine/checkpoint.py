@@ -81,10 +81,14 @@ class TrainableCheckpointer(Checkpointer):
     """
 
     def __init__(self, model: nn.Module, save_dir: str = "", *, save_to_disk: bool = True,
-                 max_to_keep: int | None = None, **checkpointables: Any):
+                 max_to_keep: int | None = None, expected_head: str | None = None,
+                 **checkpointables: Any):
+        """``expected_head``: when given, loading a checkpoint whose ``meta.head`` names another
+        head (weights of another method) is a :class:`UserError`."""
         super().__init__(model, save_dir, save_to_disk=save_to_disk, **checkpointables)
         self.path_manager = PathManager
         self.max_to_keep = max_to_keep
+        self.expected_head = expected_head
 
     # ---------------------------------------------------------------------------------- save
     def save(self, name: str, **kwargs: Any) -> None:
@@ -154,6 +158,11 @@ class TrainableCheckpointer(Checkpointer):
                             "`zsseg-bench train`)")
         logger.info("Loading checkpoint %s", path)
         checkpoint = self._load_file(local)
+        head = checkpoint.get("meta", {}).get("head")
+        if self.expected_head and head and head != self.expected_head:
+            raise UserError(f"{path} holds weights of {head}, but the config builds "
+                            f"{self.expected_head} (MODEL.HEAD.NAME): pass the config the "
+                            f"weights were trained with")
         self._load_model(checkpoint)
         for key in self.checkpointables if checkpointables is None else checkpointables:
             if key in checkpoint:
@@ -234,6 +243,7 @@ def build_model_with_weights(cfg: Any, weights: str) -> tuple[nn.Module, dict[st
     model = build_model(cfg)
     extra: dict[str, Any] = {}
     if weights:
-        checkpointer = TrainableCheckpointer(model, save_to_disk=False)
+        checkpointer = TrainableCheckpointer(model, save_to_disk=False,
+                                             expected_head=cfg.MODEL.HEAD.NAME)
         extra = checkpointer.load(weights, checkpointables=[])
     return model, extra

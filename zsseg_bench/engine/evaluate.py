@@ -16,9 +16,10 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from zsseg_bench.data.build import build_test_loader
-from zsseg_bench.data.catalog import class_split
+from zsseg_bench.data.transfer import evaluation_split, is_transfer
 from zsseg_bench.engine.errors import out_of_memory_error
 from zsseg_bench.evaluation import METRIC_KEYS, build_evaluator, inference_on_dataset
+from zsseg_bench.evaluation.build import training_dataset
 from zsseg_bench.utils import comm
 from zsseg_bench.utils.errors import UserError
 from zsseg_bench.utils.file_io import atomic_write_json
@@ -80,24 +81,44 @@ def format_summary(results: dict[str, float]) -> str:
     return ", ".join(f"{k} {results[k]:.2f}" for k in keys)
 
 
-def metrics_record(results: dict[str, dict[str, float]], *, iteration: int, wall_time_s: float,
-                   train_time_s: float) -> dict[str, Any]:
-    """The content of ``metrics.json``: the first test dataset's metrics, its class split, the
-    iteration and times; other test datasets (if any) under ``"other_datasets"``."""
+def metrics_record(cfg: Any, results: dict[str, dict[str, float]], *, iteration: int,
+                   wall_time_s: float, train_time_s: float) -> dict[str, Any]:
+    """The content of ``metrics.json``: the first test dataset's metrics, the seen / unseen
+    classes they are grouped by, the mean-IoU rule (``TEST.IOU_RULE``), the iteration and
+    times; other test datasets (if any) under ``"other_datasets"`` (their groups under
+    ``"other_splits"``). Evaluated on another dataset than the training one,
+    ``"cross_dataset"`` names the training dataset and the rule that made a class seen
+    (:mod:`zsseg_bench.data.transfer`)."""
     dataset = next(iter(results))
-    names, seen, unseen = class_split(dataset)
     record: dict[str, Any] = {
         "iteration": int(iteration),
         "wall_time_s": float(wall_time_s),
         "train_time_s": float(train_time_s),
         "metrics": results[dataset],
         "dataset": dataset,
-        "seen_classes": [names[i] for i in seen],
-        "unseen_classes": [names[i] for i in unseen],
+        **dataset_split_record(cfg, dataset),
+        "iou_rule": cfg.TEST.IOU_RULE,
     }
     if len(results) > 1:
         record["other_datasets"] = {k: v for k, v in results.items() if k != dataset}
+        record["other_splits"] = {k: dataset_split_record(cfg, k) for k in results
+                                  if k != dataset}
     return record
+
+
+def dataset_split_record(cfg: Any, dataset: str) -> dict[str, Any]:
+    """``seen_classes`` / ``unseen_classes`` the metrics of ``dataset`` are grouped by, and
+    ``cross_dataset`` when it is another dataset than the training one."""
+    train = training_dataset(cfg)
+    names, seen, unseen = evaluation_split(dataset, train, cfg.ZERO_SHOT.SETTING)
+    out: dict[str, Any] = {"seen_classes": [names[i] for i in seen],
+                           "unseen_classes": [names[i] for i in unseen]}
+    if is_transfer(dataset, train):
+        out["cross_dataset"] = {
+            "train_dataset": train, "setting": cfg.ZERO_SHOT.SETTING,
+            "seen_rule": f"a class of {dataset} is seen when its name (ignoring case) is that of "
+                         f"a class with training labels in {train}, unseen otherwise"}
+    return out
 
 
 def write_metrics(output_dir: str | Path, record: dict[str, Any]) -> Path:

@@ -266,7 +266,7 @@ class Trainer(SimpleTrainer):
                 raise
             results = evaluate_datasets(self.cfg, self.model, output_dir=self.output_dir)
             self._log_eval(self.iter - 1, results)  # self.iter: iterations completed
-            record = metrics_record(results, iteration=self.iter,
+            record = metrics_record(self.cfg, results, iteration=self.iter,
                                     wall_time_s=self.wall_time_s(),
                                     train_time_s=self.train_time_s)
             write_metrics(self.output_dir, record)

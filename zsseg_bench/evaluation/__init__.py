@@ -7,10 +7,16 @@ from zsseg_bench.evaluation.evaluator import (
     inference_context,
     inference_on_dataset,
 )
-from zsseg_bench.evaluation.metrics import METRIC_KEYS, harmonic_mean_iou, metrics_from_confusion
+from zsseg_bench.evaluation.metrics import (
+    IOU_RULES,
+    METRIC_KEYS,
+    harmonic_mean_iou,
+    metrics_from_confusion,
+)
 from zsseg_bench.evaluation.sem_seg_evaluation import GZSLSemSegEvaluator, confusion_matrix
 
 __all__ = [
+    "IOU_RULES",
     "METRIC_KEYS",
     "DatasetEvaluator",
     "DatasetEvaluators",

@@ -7,7 +7,8 @@ device of the predictions and, under ``torch.distributed``, summed over ranks (a
 before :func:`~zsseg_bench.evaluation.metrics.metrics_from_confusion` turns it into metrics, so
 the result does not depend on how the images were batched or sharded.
 
-The rule for absent classes (excluded from every mean) and the metric definitions are those of
+Which classes a mean IoU runs over (``iou_rule``: ``"union"``, the published numbers' rule, or
+``"gt"``, detectron2's current one) and the metric definitions are those of
 :mod:`zsseg_bench.evaluation.metrics`. Background, where a dataset has it as a class (the toy
 world), is an ordinary seen class.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -26,7 +28,7 @@ from zsseg_bench.data.catalog import MetadataCatalog, class_split
 from zsseg_bench.data.image_io import read_image, read_sem_seg
 from zsseg_bench.data.zero_shot import IGNORE_LABEL
 from zsseg_bench.evaluation.evaluator import DatasetEvaluator
-from zsseg_bench.evaluation.metrics import metrics_from_confusion
+from zsseg_bench.evaluation.metrics import IOU_RULES, metrics_from_confusion
 from zsseg_bench.utils.comm import is_distributed, is_main_process
 from zsseg_bench.utils.file_io import atomic_write_json
 
@@ -48,9 +50,11 @@ def confusion_matrix(pred: torch.Tensor, gt: torch.Tensor, num_classes: int,
 
 
 class GZSLSemSegEvaluator(DatasetEvaluator):
-    """mIoU (all / seen / unseen), hIoU, pAcc, mAcc and per-class IoU of one dataset."""
+    """mIoU (all / seen / unseen), hIoU, pAcc, mAcc, fwIoU and per-class IoU of one dataset."""
 
-    def __init__(self, dataset_name: str, *, output_dir: str | None = None, num_vis: int = 0):
+    def __init__(self, dataset_name: str, *, output_dir: str | None = None, num_vis: int = 0,
+                 iou_rule: str = "union",
+                 split: tuple[Sequence[int], Sequence[int]] | None = None):
         """
         Args:
             dataset_name: a registered dataset; its metadata gives the class list
@@ -60,9 +64,18 @@ class GZSLSemSegEvaluator(DatasetEvaluator):
             output_dir: if given, ``evaluate`` writes the confusion matrix there as JSON.
             num_vis: draw image | ground truth | prediction for the first ``num_vis`` images
                 (of this rank) into ``<output_dir>/vis``.
+            iou_rule: which classes a mean IoU runs over, ``"union"`` or ``"gt"`` (see
+                :func:`~zsseg_bench.evaluation.metrics.metrics_from_confusion`).
+            split: (seen ids, unseen ids) the metrics are grouped by, instead of the
+                metadata's (cross-dataset evaluation: :mod:`zsseg_bench.data.transfer`).
         """
+        if iou_rule not in IOU_RULES:
+            raise ValueError(f"iou_rule {iou_rule!r} is not one of {', '.join(IOU_RULES)}")
+        self.iou_rule = iou_rule
         self.dataset_name = dataset_name
         self.class_names, self.seen_classes, self.unseen_classes = class_split(dataset_name)
+        if split is not None:
+            self.seen_classes, self.unseen_classes = list(split[0]), list(split[1])
         self.num_classes = len(self.class_names)
         self.ignore_label = int(MetadataCatalog.get(dataset_name).get("ignore_label",
                                                                       IGNORE_LABEL))
@@ -125,20 +138,21 @@ class GZSLSemSegEvaluator(DatasetEvaluator):
         return conf.cpu()
 
     def evaluate(self) -> dict[str, float]:
-        """``mIoU``, ``mIoU-seen``, ``mIoU-unseen``, ``hIoU``, ``pAcc``, ``mAcc`` and
+        """``mIoU``, ``mIoU-seen``, ``mIoU-unseen``, ``hIoU``, ``pAcc``, ``mAcc``, ``fwIoU`` and
         ``IoU-<name>`` in percent (see :mod:`zsseg_bench.evaluation.metrics`)."""
         conf = self.confusion()
         if int(conf.sum()) == 0:
             logger.warning("No labelled pixel was evaluated on %s: all metrics are NaN",
                            self.dataset_name)
         results = metrics_from_confusion(conf, self.seen_classes, self.unseen_classes,
-                                         self.class_names)
+                                         self.class_names, iou_rule=self.iou_rule)
         if self.output_dir and is_main_process():
             atomic_write_json(os.path.join(self.output_dir, "sem_seg_confusion.json"), {
                 "dataset": self.dataset_name,
                 "class_names": self.class_names,
                 "seen_classes": self.seen_classes,
                 "unseen_classes": self.unseen_classes,
+                "iou_rule": self.iou_rule,
                 "confusion": conf.tolist(),
             })
         return results

@@ -3,7 +3,8 @@
 The legend lists every class that occurs in the ground truth or the prediction, with its colour;
 unseen classes are marked ``[unseen]`` (and written in a highlight colour), so zero-shot
 successes and failures show at a glance. Ignore pixels are drawn in a light grey.
-``zsseg-bench eval --vis N`` writes one such PNG for each of the first N images.
+``zsseg-bench eval --vis N`` writes one such PNG for each of the first N images;
+``zsseg-bench predict`` draws the prediction over the image (:func:`draw_overlay`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from zsseg_bench.utils.file_io import atomic_write_bytes
 
-__all__ = ["palette", "colorize", "draw_comparison", "save_comparison"]
+__all__ = ["palette", "colorize", "draw_comparison", "draw_overlay", "save_comparison",
+           "save_png"]
 
 #: Colour of ignore pixels (and of ids outside the palette).
 IGNORE_COLOR = (210, 210, 210)
@@ -82,19 +84,39 @@ def draw_comparison(image: np.ndarray, gt: np.ndarray | None, pred: np.ndarray,
         The picture, uint8 RGB.
     """
     colours = palette(len(class_names)) if colours is None else np.asarray(colours, np.uint8)
-    height = image.shape[0]
-    factor = max(1, -(-MIN_PANEL_HEIGHT // max(height, 1)))
     panels = [("image", image)]
     if gt is not None:
         panels.append(("ground truth", colorize(gt, colours)))
     panels.append(("prediction", colorize(pred, colours)))
+    present = set(np.unique(pred).tolist())
+    if gt is not None:
+        present |= set(np.unique(gt).tolist())
+    return _compose(panels, present, class_names, unseen_classes, colours, title)
+
+
+def draw_overlay(image: np.ndarray, pred: np.ndarray, class_names: Sequence[str],
+                 unseen_classes: Sequence[int] = (), colours: np.ndarray | None = None,
+                 title: str | None = None, alpha: float = 0.5) -> np.ndarray:
+    """Draws the prediction's colours blended over the image, with a legend of the classes
+    shown (arguments as :func:`draw_comparison`; ``alpha``: weight of the colours)."""
+    colours = palette(len(class_names)) if colours is None else np.asarray(colours, np.uint8)
+    blended = (1.0 - alpha) * image.astype(np.float32) + alpha * colorize(pred, colours)
+    panel = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+    return _compose([("prediction", panel)], set(np.unique(pred).tolist()), class_names,
+                    unseen_classes, colours, title)
+
+
+def _compose(panels: list[tuple[str, np.ndarray]], present: set[int],
+             class_names: Sequence[str], unseen_classes: Sequence[int], colours: np.ndarray,
+             title: str | None) -> np.ndarray:
+    """Named panels side by side (upscaled to :data:`MIN_PANEL_HEIGHT`), a legend of the
+    ``present`` classes below, an optional title above."""
+    height = panels[0][1].shape[0]
+    factor = max(1, -(-MIN_PANEL_HEIGHT // max(height, 1)))
     panels = [(name, _upscale(p, factor)) for name, p in panels]
     ph, pw = panels[0][1].shape[:2]
     width = len(panels) * pw + (len(panels) + 1) * _MARGIN
 
-    present = set(np.unique(pred).tolist())
-    if gt is not None:
-        present |= set(np.unique(gt).tolist())
     shown = [c for c in range(len(class_names)) if c in present]
     unseen = set(int(c) for c in unseen_classes)
     font = _font()
@@ -124,12 +146,16 @@ def draw_comparison(image: np.ndarray, gt: np.ndarray | None, pred: np.ndarray,
     return np.asarray(canvas)
 
 
+def save_png(path: str | os.PathLike, picture: np.ndarray) -> None:
+    """Writes an image array as a PNG to ``path`` (atomically)."""
+    buffer = io.BytesIO()
+    Image.fromarray(picture).save(buffer, format="PNG")
+    atomic_write_bytes(path, buffer.getvalue())
+
+
 def save_comparison(path: str | os.PathLike, image: np.ndarray, gt: np.ndarray | None,
                     pred: np.ndarray, class_names: Sequence[str],
                     unseen_classes: Sequence[int] = (), colours: np.ndarray | None = None,
                     title: str | None = None) -> None:
     """:func:`draw_comparison` written as a PNG to ``path`` (atomically)."""
-    picture = draw_comparison(image, gt, pred, class_names, unseen_classes, colours, title)
-    buffer = io.BytesIO()
-    Image.fromarray(picture).save(buffer, format="PNG")
-    atomic_write_bytes(path, buffer.getvalue())
+    save_png(path, draw_comparison(image, gt, pred, class_names, unseen_classes, colours, title))

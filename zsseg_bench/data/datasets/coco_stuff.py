@@ -10,7 +10,11 @@ unlabelled pixels. The 11 COCO ids that name no class (12, 26, 29, 30, 45, 66, 6
 The 171 classes take contiguous ids 0..170 in ascending COCO id order (as Detectron2 /
 MaskFormer / zsseg do).
 
-Zero-shot split (REFERENCES.md; zsseg and ZegCLIP use the same 15 unseen classes).
+Zero-shot split: the 15 unseen classes of ZegCLIP's
+``configs/coco/vpt_seg_zero_vit-b_512x512_80k_12_100_multi.py`` (``novel_class = [19, 23, 28,
+29, 36, 51, 76, 88, 94, 112, 133, 136, 137, 157, 160]``; ZiqinZhou66/ZegCLIP @ 9ba4bb5), the
+same as zsseg's ``COCO_NOVEL_CATEGORIES`` (``mask_former/data/datasets/register_coco_stuff.py``;
+MendelXu/zsseg.baseline @ d77c3af).
 """
 
 from __future__ import annotations
@@ -61,7 +65,7 @@ COCO_STUFF_CATEGORIES: tuple[tuple[int, str], ...] = (
 )
 #: Class names in contiguous id order.
 COCO_STUFF_CLASSES: tuple[str, ...] = tuple(name for _, name in COCO_STUFF_CATEGORIES)
-#: Unseen classes (REFERENCES.md: zsseg / ZegCLIP COCO-Stuff split; 8 things, 7 stuff).
+#: Unseen classes (zsseg / ZegCLIP COCO-Stuff split, sources above; 8 things, 7 stuff).
 COCO_STUFF_UNSEEN: tuple[str, ...] = (
     "cow", "giraffe", "suitcase", "frisbee", "skateboard", "carrot", "scissors", "cardboard",
     "clouds", "grass", "playingfield", "river", "road", "tree", "wall-concrete",
@@ -97,7 +101,7 @@ COCO_STUFF_BENCHMARK = BenchmarkSpec(
                       os.path.join(COCO_DIR, LABELS_DIRNAME, "val2017"), 5000),
     ),
     prepare_script="datasets/prepare_coco_stuff_sem_seg.py",
-    split_source="zsseg / ZegCLIP COCO-Stuff 156/15 split (REFERENCES.md)",
+    split_source="zsseg / ZegCLIP COCO-Stuff 156/15 split (ZegCLIP configs/coco novel_class)",
 )
 
 

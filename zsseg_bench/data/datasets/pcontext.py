@@ -16,7 +16,7 @@ is accepted too).
 
 Zero-shot split: ZegCLIP released no Context configs; we use OTSeg's 59-class split (OTSeg
 ``configs/context/vpt_context_vpt.py``: ``novel_class = [19, 33, 48, 14, 7, 24, 6, 54, 31, 0]``
-in this same id order), as named in REFERENCES.md.
+in this same id order; cubeyoung/OTSeg @ 3a22e5a).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ PCONTEXT59_CATEGORIES: tuple[tuple[int, str], ...] = (
 )
 #: Class names in contiguous id order.
 PCONTEXT59_CLASSES: tuple[str, ...] = tuple(name for _, name in PCONTEXT59_CATEGORIES)
-#: Unseen classes (REFERENCES.md: OTSeg's Context-59 split).
+#: Unseen classes (OTSeg's Context-59 split, source above).
 PCONTEXT59_UNSEEN: tuple[str, ...] = (
     "cow", "motorbike", "sofa", "cat", "boat", "fence", "bird", "tvmonitor", "keyboard",
     "aeroplane",
@@ -68,6 +68,19 @@ MMSEG_TO_CONTIGUOUS: dict[int, int] = {
     **{i + 1: i for i in range(len(PCONTEXT59_CATEGORIES))},
 }
 
+#: Images per split of each label source. trainval_merged.json holds 10,100 images (the PASCAL in
+#: Detail API's demo prints "total img #10100": ccvl/detail-api
+#: PythonAPI/ipynb/detailDemoEvalCls.ipynb @ ec7d283), split by their ``phase`` into 4,996
+#: train / 5,104 val; mmseg's converter writes its lists from these phases
+#: (tools/convert_datasets/pascal_context.py, open-mmlab/mmsegmentation @ 159db2f). The
+#: ``.mat`` source is split by VOC 2010's ImageSets/Main lists, 4,998 / 5,105 (the 10,103
+#: images of VOC 2010 trainval; trainval_merged.json has three fewer).
+OFFICIAL_COUNTS: dict[str, dict[str, int]] = {
+    "json": {"train": 4996, "val": 5104},
+    "mmseg": {"train": 4996, "val": 5104},
+    "mat": {"train": 4998, "val": 5105},
+}
+
 #: Folder of the VOC 2010 release (images, split lists) under the datasets root.
 VOC2010_DIR = os.path.join("VOCdevkit", "VOC2010")
 #: Folder of the prepared label maps (one sub-folder per split, a manifest beside each).
@@ -78,14 +91,16 @@ PCONTEXT_BENCHMARK = BenchmarkSpec(
     classes=PCONTEXT59_CLASSES,
     unseen_names=PCONTEXT59_UNSEEN,
     splits=(
-        # The VOC 2010 train / val image sets, all annotated by PASCAL Context.
+        # The phases of trainval_merged.json, the reference source (OFFICIAL_COUNTS).
         PreparedSplit("pcontext_zs_train", "train", os.path.join(VOC2010_DIR, "JPEGImages"),
-                      os.path.join(VOC2010_DIR, LABELS_DIRNAME, "pc59_train"), 4998),
+                      os.path.join(VOC2010_DIR, LABELS_DIRNAME, "pc59_train"),
+                      OFFICIAL_COUNTS["json"]["train"]),
         PreparedSplit("pcontext_zs_val", "val", os.path.join(VOC2010_DIR, "JPEGImages"),
-                      os.path.join(VOC2010_DIR, LABELS_DIRNAME, "pc59_val"), 5105),
+                      os.path.join(VOC2010_DIR, LABELS_DIRNAME, "pc59_val"),
+                      OFFICIAL_COUNTS["json"]["val"]),
     ),
     prepare_script="datasets/prepare_pascal_context_sem_seg.py",
-    split_source="OTSeg PASCAL Context-59 49/10 split (REFERENCES.md)",
+    split_source="OTSeg PASCAL Context-59 49/10 split (OTSeg configs/context novel_class)",
 )
 
 

@@ -34,6 +34,13 @@ from zsseg_bench.data.synthetic import (
     image_path,
     prepare_synthetic,
 )
+from zsseg_bench.data.synthetic.open_vocab import DEFAULT_NUM_IMAGES as DEFAULT_NUM_OV_IMAGES
+from zsseg_bench.data.synthetic.open_vocab import (
+    OV_CLASS_NAMES,
+    OV_DIRNAME,
+    open_vocab_is_complete,
+    prepare_open_vocab,
+)
 from zsseg_bench.data.synthetic.prepare import read_info
 from zsseg_bench.data.zero_shot import IGNORE_LABEL
 from zsseg_bench.utils.errors import UserError
@@ -136,3 +143,31 @@ def register_all_synthetic(root: str, prefix: str = "synthetic",
         name = prefix + name[len("synthetic"):]
         DatasetCatalog.register(name, lambda s=split: load_synthetic(root, s, **prepare_kwargs))
         MetadataCatalog.get(name).set(**synthetic_metadata(root, split))
+
+
+#: Registered name of the toy open-vocabulary dataset (:mod:`..synthetic.open_vocab`).
+OPEN_VOCAB_NAME = "synthetic_ov_val"
+
+
+def register_open_vocab(root: str, name: str = OPEN_VOCAB_NAME,
+                        num_images: int = DEFAULT_NUM_OV_IMAGES) -> None:
+    """Registers the toy open-vocabulary dataset under datasets root ``root`` (rendered on
+    first use, ``num_images`` images). A test-only dataset: in cross-dataset evaluation the
+    model's training labels decide which of its classes are seen
+    (:mod:`zsseg_bench.data.transfer`); its own metadata calls every class seen."""
+    def load() -> list[dict]:
+        if not open_vocab_is_complete(root, num_images):
+            with _prepare_lock(root):
+                logger.info("Rendering %s (%d images) in %s", name, num_images, root)
+                prepare_open_vocab(root, num_images)
+        base = os.path.join(root, OV_DIRNAME)
+        return load_sem_seg(os.path.join(base, "labels", "val"),
+                            os.path.join(base, "images", "val"), gt_ext="png", image_ext="jpg")
+
+    DatasetCatalog.register(name, load)
+    MetadataCatalog.get(name).set(
+        stuff_classes=list(OV_CLASS_NAMES), seen_classes=list(range(len(OV_CLASS_NAMES))),
+        unseen_classes=[], ignore_label=IGNORE_LABEL, evaluator_type=EVALUATOR_TYPE,
+        dataset_root=root, background_class=BACKGROUND_ID,
+        split_source="zsseg_bench.data.synthetic.open_vocab (test-only; seen / unseen from "
+                     "the model's training dataset)")

@@ -5,11 +5,15 @@ mapping; ``datasets/prepare_voc_sem_seg.py`` imports them from here.
 
 Raw labels (official ``SegmentationClass`` palette PNGs and SBD ``SegmentationClassAug`` grey
 PNGs alike): 0 = background, 1..20 = the classes below in this order, 255 = object boundary /
-"difficult" region. The benchmark excludes background (REFERENCES.md): it becomes ignore (255)
-like the boundary, and the 20 classes become ids 0..19.
+"difficult" region. The benchmark excludes background (ZegCLIP's VOC-20 pipeline,
+``configs/_base_/datasets/voc12_20_512x512.py``: ``reduce_zero_label=True``;
+ZiqinZhou66/ZegCLIP @ 9ba4bb5): it becomes ignore (255) like the boundary, and the 20 classes
+become ids 0..19.
 
-Zero-shot split (REFERENCES.md; zsseg and ZegCLIP use the same): unseen = pottedplant, sheep,
-sofa, train, tvmonitor (ids 15..19).
+Zero-shot split: unseen = pottedplant, sheep, sofa, train, tvmonitor (ids 15..19), as in
+ZegCLIP's ``configs/voc12/vpt_seg_zero_vit-b_512x512_20k_12_10.py`` (``novel_class = [15, 16,
+17, 18, 19]``; ZiqinZhou66/ZegCLIP @ 9ba4bb5) and zsseg's
+``mask_former/data/datasets/register_voc_seg.py`` (MendelXu/zsseg.baseline @ d77c3af).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ VOC_CLASSES: tuple[str, ...] = (
     "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
     "train", "tvmonitor",
 )
-#: Unseen classes (REFERENCES.md: zsseg / ZegCLIP VOC split).
+#: Unseen classes (zsseg / ZegCLIP VOC split; sources in the module docstring).
 VOC_UNSEEN: tuple[str, ...] = ("pottedplant", "sheep", "sofa", "train", "tvmonitor")
 
 #: Raw id of background in the official label PNGs (excluded: mapped to ignore).
@@ -58,7 +62,7 @@ VOC_BENCHMARK = BenchmarkSpec(
                       os.path.join(VOC_DIR, LABELS_DIRNAME, "val"), 1449),
     ),
     prepare_script="datasets/prepare_voc_sem_seg.py",
-    split_source="zsseg / ZegCLIP PASCAL VOC 15/5 split (REFERENCES.md)",
+    split_source="zsseg / ZegCLIP PASCAL VOC 15/5 split (ZegCLIP configs/voc12 novel_class)",
 )
 
 

@@ -189,11 +189,13 @@ def seg_rng(seed: int, index: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([SEG_SEED_DOMAIN, seed, index]))
 
 
-def render_segmentation_sample(seed: int, index: int) -> tuple[np.ndarray, np.ndarray]:
+def render_segmentation_sample(seed: int, index: int,
+                               object_ids: Sequence[int] = OBJECT_CLASS_IDS,
+                               ) -> tuple[np.ndarray, np.ndarray]:
     """Render segmentation image ``index`` of the split seeded by ``seed`` (deterministic).
 
-    All object classes (seen and unseen) may appear; the zero-shot split is applied later by the
-    data pipeline.
+    All object classes (seen and unseen) may appear, or only ``object_ids`` (the toy
+    open-vocabulary world); the zero-shot split is applied later by the data pipeline.
 
     Returns:
         (image uint8 H x W x 3 RGB, label uint8 H x W class ids, no ignore pixels).
@@ -202,6 +204,6 @@ def render_segmentation_sample(seed: int, index: int) -> tuple[np.ndarray, np.nd
     height = int(rng.integers(SEG_IMAGE_SIZE_RANGE[0], SEG_IMAGE_SIZE_RANGE[1] + 1))
     width = int(rng.integers(SEG_IMAGE_SIZE_RANGE[0], SEG_IMAGE_SIZE_RANGE[1] + 1))
     n = int(rng.integers(SEG_NUM_OBJECTS_RANGE[0], SEG_NUM_OBJECTS_RANGE[1] + 1))
-    ids = [int(c) for c in rng.choice(OBJECT_CLASS_IDS, size=n, replace=True)]
+    ids = [int(c) for c in rng.choice(object_ids, size=n, replace=True)]
     image, label, _ = render_scene(rng, height, width, ids, SEG_OBJECT_SIZE_RANGE)
     return image, label

@@ -3,13 +3,15 @@ class docstring)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
 from zsseg_bench.config.configurable import configurable
-from zsseg_bench.data.catalog import class_split
+from zsseg_bench.data.catalog import class_split, dataset_class_names
+from zsseg_bench.data.transfer import is_transfer, labelled_mask
 from zsseg_bench.data.zero_shot import IGNORE_LABEL, UNLABELLED_LABEL
 from zsseg_bench.modeling.build import META_ARCH_REGISTRY, build_head
 from zsseg_bench.modeling.inference_modes import (
@@ -35,9 +37,10 @@ class ZeroShotSegmentor(nn.Module):
     that this module upsamples, crops of their padding and resizes to each image's original size.
 
     Vocabulary: in training, the training dataset's classes that are trainable in the current
-    setting — seen classes only (inductive) or all classes (transductive); label ids are
+    setting — seen classes only (inductive) or all classes (transductive, fully); label ids are
     remapped to that vocabulary's index space. In inference, the full class list of the test
-    dataset (:meth:`set_test_dataset`).
+    dataset (:meth:`set_test_dataset`). In the fully supervised setting every class is seen (it
+    has training labels); the dataset's split then only groups the metrics.
     """
 
     @configurable
@@ -99,13 +102,17 @@ class ZeroShotSegmentor(nn.Module):
 
     def vocabulary(self, dataset: str | None, trainable_only: bool) -> ClassVocabulary:
         """The vocabulary of ``dataset``: its trainable classes in the current setting
-        (``trainable_only``), or all its classes. Text embeddings are computed once and cached.
+        (``trainable_only``), or all its classes. A class is seen when the model has training
+        labels for it (:mod:`zsseg_bench.data.transfer`; on another dataset than the training
+        one, by name). Text embeddings are computed once and cached.
         """
         if dataset is None:
             raise UserError("no dataset given: set DATASETS.TRAIN / DATASETS.TEST")
+        if not trainable_only and is_transfer(dataset, self.train_dataset):
+            return self.vocabulary_from_names(dataset_class_names(dataset))
         names, seen_ids, _ = class_split(dataset)
-        seen = set(seen_ids)
         ids = list(range(len(names)))
+        seen = set(ids) if self.setting == "fully" else set(seen_ids)
         if trainable_only and self.setting == "inductive":
             ids = [i for i in ids if i in seen]
         key = (dataset, tuple(ids), self.templates)
@@ -134,6 +141,25 @@ class ZeroShotSegmentor(nn.Module):
             "vocabulary_size": len(vocab) if vocab is not None else None,
             "text_embeddings_cached": vocab is not None,
         }
+
+    def vocabulary_from_names(self, names: Sequence[str]) -> ClassVocabulary:
+        """A vocabulary of any class names (prediction with custom names, another dataset's
+        classes): a name is seen when it names a class the model has training labels for
+        (:func:`~zsseg_bench.data.transfer.labelled_mask`), unseen otherwise; ``class_ids`` are
+        ``0..K-1``. Text embeddings are computed once per list of names and cached.
+        """
+        names = [str(n) for n in names]
+        key = ("names", tuple(names), self.templates)
+        if key not in self._vocab_cache:
+            seen = labelled_mask(names, self.train_dataset, self.setting)
+            with torch.no_grad():
+                embeddings = self.clip.embed_texts(names, self.templates)
+            self._vocab_cache[key] = ClassVocabulary(
+                names=names, embeddings=embeddings.detach(),
+                is_seen=torch.tensor(seen, dtype=torch.bool),
+                class_ids=torch.arange(len(names), dtype=torch.long),
+            ).to(self.device)
+        return self._vocab_cache[key]
 
     # --------------------------------------------------------------------------------- forward
     def preprocess(self, batched_inputs: list[dict[str, Any]]) -> list[torch.Tensor]:
@@ -190,10 +216,12 @@ class ZeroShotSegmentor(nn.Module):
             return self.head(batch, vocab, self.clip)
         return run
 
-    def inference(self, images: list[torch.Tensor],
-                  batched_inputs: list[dict[str, Any]]) -> list[dict[str, torch.Tensor]]:
-        """Scores over the test dataset's full vocabulary, at each image's original size."""
-        vocab = self.vocabulary(self.test_dataset, trainable_only=False)
+    def inference(self, images: list[torch.Tensor], batched_inputs: list[dict[str, Any]],
+                  vocab: ClassVocabulary | None = None) -> list[dict[str, torch.Tensor]]:
+        """Scores over ``vocab`` (default: the test dataset's full class list), at each image's
+        original size."""
+        if vocab is None:
+            vocab = self.vocabulary(self.test_dataset, trainable_only=False)
         run = self._run_head(vocab)
         if self.test_mode == "slide":
             scores = [slide_inference(run, img, self.slide_crop, self.slide_stride,
