@@ -32,7 +32,7 @@ def test_voc_recipe_constants():
     z = cfg.MODEL.ZEGCLIP
     assert (z.PROMPT.NUM_TOKENS, z.DECODER.NUM_LAYERS, z.DECODER.NUM_HEADS) == (10, 3, 8)
     assert (z.LOSS.FOCAL_WEIGHT, z.LOSS.DICE_WEIGHT, z.LOSS.SELF_TRAIN_FOCAL_WEIGHT) == (
-        100.0, 1.0, 20.0)
+        100.0, 1.0, 100.0)
     assert (z.SEEN_SCORE_CALIBRATION, z.SELF_TRAIN_SEEN_SCORE_CALIBRATION) == (0.1, 0.0)
     s = cfg.SOLVER
     assert (s.BASE_LR, s.MAX_ITER, s.IMS_PER_BATCH, s.WARMUP_ITERS) == (2e-5, 20000, 16, 1500)
