@@ -49,6 +49,13 @@ _C.MODEL.CLIP.TEMPLATES = "single"
 # QuickGELU activations, as OpenAI trained its CLIPs (open_clip's "-quickgelu" configs). Set True
 # for an OpenAI state dict; forced on automatically for OpenAI TorchScript archives (.pt).
 _C.MODEL.CLIP.QUICK_GELU = False
+# How the pretrained positional grid is resized to another patch grid: "bicubic" (open_clip's
+# resize_pos_embed) or "bilinear" (ZegCLIP, models/backbone/img_encoder.py; set in its configs).
+_C.MODEL.CLIP.POS_EMBED_INTERPOLATION = "bicubic"
+# Input [CLS] token 2 * class_embedding + pos[0] (ZegCLIP's image encoder, inherited from
+# DenseCLIP: models/backbone/img_encoder.py adds class_embedding to the positional term too;
+# set in its configs). False = plain CLIP, class_embedding + pos[0].
+_C.MODEL.CLIP.DOUBLE_CLS_EMBEDDING = False
 
 # ---------------------------------------------------------------------------------------------
 # Zero-shot setting
