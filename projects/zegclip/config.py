@@ -33,6 +33,10 @@ def add_zegclip_config(cfg: Any) -> None:
     z.PROMPT.PROJECTION = True
     # Dropout on the projected prompts (img_encoder.py: prompt_dropout = Dropout(0.1)).
     z.PROMPT.DROPOUT = 0.1
+    # Learnable LayerNorm on the last layer's tokens before CLIP's ln_post (img_encoder.py:
+    # prompt_norm = LayerNorm(prompt_dim, eps=1e-6), applied to the final hidden states in
+    # forward_deep_prompt; trainable, its name holds the exclude_key 'prompt' of the VOC config).
+    z.PROMPT.NORM = True
 
     # --- Light decoder (decode_seg.py: ATMSingleHeadSeg with TPN_Decoder) ---------------------
     z.DECODER = CN()
