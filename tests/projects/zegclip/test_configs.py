@@ -44,3 +44,33 @@ def test_voc_recipe_constants():
     assert get_templates(cfg.MODEL.CLIP.TEMPLATES) == ("a photo of a {}",)
     coco_templates = get_templates(coco.MODEL.CLIP.TEMPLATES)
     assert len(coco_templates) == 15 and coco_templates[-1] == "This is one {} in the scene."
+
+
+REFERENCE_CONFIGS = [p for p in ZEGCLIP_CONFIGS if p.parent.name != "synthetic"]
+
+
+@pytest.mark.parametrize("path", REFERENCE_CONFIGS, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_reference_configs_use_the_official_image_encoder(path):
+    """Doubled [CLS] embedding and bilinear positional interpolation (img_encoder.py)."""
+    clip = setup_cfg(str(path)).MODEL.CLIP
+    assert (clip.DOUBLE_CLS_EMBEDDING, clip.POS_EMBED_INTERPOLATION) == (True, "bilinear")
+
+
+def test_other_methods_keep_plain_clip():
+    others = [p for p in CONFIGS.glob("*/*.yaml") if not p.name.startswith("zegclip")
+              and p.parent.name != "sweeps"]
+    assert others
+    for path in others:
+        clip = setup_cfg(str(path)).MODEL.CLIP
+        assert (clip.DOUBLE_CLS_EMBEDDING, clip.POS_EMBED_INTERPOLATION) == (False, "bicubic"), \
+            path
+
+
+@pytest.mark.parametrize("path", [p for p in REFERENCE_CONFIGS if "transductive" in p.stem],
+                         ids=lambda p: p.parent.name)
+def test_transductive_configs_restart_the_schedule_explicitly(path):
+    """The official self-training is a second run: fresh optimizer, warm-up and poly."""
+    assert "SELF_TRAIN_SCHEDULE: restart" in path.read_text()
+    cfg = setup_cfg(str(path))
+    assert cfg.ZERO_SHOT.SELF_TRAIN_SCHEDULE == "restart"
+    assert cfg.MODEL.ZEGCLIP.LOSS.SELF_TRAIN_FOCAL_WEIGHT == 100.0
