@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+import torch
 
 from zsseg_bench.config.command_line import setup_cfg
 from zsseg_bench.modeling.clip import get_templates
@@ -74,3 +75,31 @@ def test_transductive_configs_restart_the_schedule_explicitly(path):
     cfg = setup_cfg(str(path))
     assert cfg.ZERO_SHOT.SELF_TRAIN_SCHEDULE == "restart"
     assert cfg.MODEL.ZEGCLIP.LOSS.SELF_TRAIN_FOCAL_WEIGHT == 100.0
+
+
+def _mmcv_poly_with_linear_warmup(base_lr, it, max_iters, warmup_iters=1500, ratio=1e-6,
+                                  min_lr=1e-6, power=0.9):
+    """mmcv's PolyLrUpdaterHook with linear warm-up (the official lr_config), at ``it``."""
+    regular = (base_lr - min_lr) * (1 - it / max_iters) ** power + min_lr
+    if it < warmup_iters:
+        return regular * (1 - (1 - it / warmup_iters) * (1 - ratio))
+    return regular
+
+
+def test_voc_transductive_schedule_is_the_official_two_runs():
+    """Iterations 0-10k: the inductive 20k run; 10k-20k: the ST run's own 10k schedule."""
+    from zsseg_bench.engine.lr_scheduler import build_lr_scheduler
+    from zsseg_bench.engine.trainer import self_training_restart
+
+    cfg = setup_cfg(str(CONFIGS / "voc" / "zegclip_vitb16_512x512_20k_transductive.yaml"))
+    restart = self_training_restart(cfg)
+    assert restart == 10000
+    head_lr = 2e-5 * 10  # lr_mult 10 for every learnable parameter
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=head_lr)
+    sched = build_lr_scheduler(cfg, opt, restart_iter=restart)
+    for it in (0, 700, 5000, 9999):
+        assert sched.lr_at(head_lr, it) == pytest.approx(
+            _mmcv_poly_with_linear_warmup(head_lr, it, 20000), rel=1e-9)
+    for it in (0, 700, 1500, 6000, 9999):
+        assert sched.lr_at(head_lr, restart + it) == pytest.approx(
+            _mmcv_poly_with_linear_warmup(head_lr, it, 10000), rel=1e-9)
