@@ -65,7 +65,8 @@ _C.ZERO_SHOT = CN()
 # transductive: unseen pixels are unlabelled and may be pseudo-labelled (self-training).
 _C.ZERO_SHOT.SETTING = "inductive"
 # When self-training starts (transductive only): a fraction of SOLVER.MAX_ITER if < 1,
-# else an iteration. ZegCLIP starts at half the schedule (REFERENCES.md, ZegCLIP recipe).
+# else an iteration. ZegCLIP starts at half the schedule (ZiqinZhou66/ZegCLIP README.md: ST
+# from the inductive run's iter_10000 of 20k).
 _C.ZERO_SHOT.SELF_TRAIN_START = 0.5
 # The optimizer and learning-rate schedule at the start of self-training. "restart" (default):
 # as the official ZegCLIP recipe, where self-training is a second run loaded from the inductive
@@ -108,7 +109,8 @@ _C.INPUT.TEST_SCALE = (2048, 512)
 
 # --- data layer (data worker): augmentation parameters, data loading, test batching ----------
 # Values are mmseg's defaults (mmseg/datasets/pipelines/transforms.py: RandomCrop, RandomFlip,
-# PhotoMetricDistortion), as used by ZegCLIP's configs (REFERENCES.md, "Training recipes").
+# PhotoMetricDistortion), as used by ZegCLIP's configs (ZiqinZhou66/ZegCLIP
+# configs/_base_/datasets/voc12_20_512x512.py).
 # Crop: how many crops are checked against CAT_MAX_RATIO before the last draw is kept.
 _C.INPUT.CROP.MAX_TRIES = 10
 _C.INPUT.FLIP_PROB = 0.5
@@ -144,7 +146,7 @@ _C.SOLVER.AMP.DTYPE = "bfloat16"
 _C.SOLVER.MOMENTUM = 0.9
 # Learning-rate multipliers: [[regex, multiplier], ...]; the first regex found (re.search) in a
 # trainable parameter's name (e.g. "head.decoder.0.weight") sets its lr to BASE_LR x multiplier.
-# ZegCLIP trains prompts and head at 10x the rate (REFERENCES.md): set it in its config.
+# ZegCLIP trains prompts and head at 10x the rate (its paramwise lr_mult 10): set in its config.
 _C.SOLVER.LR_MULTIPLIERS = []
 # Weight decay by kind of parameter (first that applies): normalisation layers, embeddings
 # (nn.Embedding and names matching EMBED_PARAM_PATTERNS: prompts, positional embeddings,
