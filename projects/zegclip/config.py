@@ -33,6 +33,10 @@ def add_zegclip_config(cfg: Any) -> None:
     z.PROMPT.PROJECTION = True
     # Dropout on the projected prompts (img_encoder.py: prompt_dropout = Dropout(0.1)).
     z.PROMPT.DROPOUT = 0.1
+    # Learnable LayerNorm on the last layer's tokens before CLIP's ln_post (img_encoder.py:
+    # prompt_norm = LayerNorm(prompt_dim, eps=1e-6), applied to the final hidden states in
+    # forward_deep_prompt; trainable, its name holds the exclude_key 'prompt' of the VOC config).
+    z.PROMPT.NORM = True
 
     # --- Light decoder (decode_seg.py: ATMSingleHeadSeg with TPN_Decoder) ---------------------
     z.DECODER = CN()
@@ -66,9 +70,11 @@ def add_zegclip_config(cfg: Any) -> None:
     z.LOSS.DICE_WEIGHT = 1.0
     z.LOSS.FOCAL_ALPHA = 0.25
     z.LOSS.FOCAL_GAMMA = 2.0
-    # Focal weight once self-training has started. The official transductive configs train
-    # the self-training stage with mask_weight=20.0 (VOC, ..._10k_12_10_st.py) and 100.0 (COCO,
-    # ..._40k_12_100_multi_st.py); -1 = keep FOCAL_WEIGHT.
+    # Focal weight once self-training has started; -1 = keep FOCAL_WEIGHT. The official
+    # transductive configs train the self-training stage with mask_weight=100.0, as the
+    # inductive ones: configs/voc12/vpt_seg_zero_vit-b_512x512_10k_12_10_st.py (100.0 since
+    # commit f527eb9, 2023-03-24; 20.0 before) and configs/coco/vpt_seg_zero_vit-b_512x512_40k_
+    # 12_100_multi_st.py. The transductive configs state it.
     z.LOSS.SELF_TRAIN_FOCAL_WEIGHT = -1.0
     # Ignored pixels (255: void, padding, and unseen pixels in the inductive setting) are
     # negatives for every class, as in the official criterion (its binary targets are all zero

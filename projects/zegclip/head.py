@@ -55,9 +55,9 @@ class ZegCLIPHead(nn.Module):
     @configurable
     def __init__(self, *, clip_width: int, clip_layers: int, embed_dim: int, patch_size: int,
                  num_prompt_tokens: int = 10, prompt_projection: bool = True,
-                 prompt_dropout: float = 0.1, hidden_dim: int = 0, num_decoder_layers: int = 3,
-                 num_heads: int = 8, mlp_ratio: int = 4, dropout: float = 0.1,
-                 attn_dropout: float = 0.1, query_self_attn: bool = False,
+                 prompt_dropout: float = 0.1, prompt_norm: bool = True, hidden_dim: int = 0,
+                 num_decoder_layers: int = 3, num_heads: int = 8, mlp_ratio: int = 4,
+                 dropout: float = 0.1, attn_dropout: float = 0.1, query_self_attn: bool = False,
                  deep_supervision: bool = False, focal_weight: float = 100.0,
                  dice_weight: float = 1.0, focal_alpha: float = 0.25, focal_gamma: float = 2.0,
                  self_train_focal_weight: float = -1.0, ignore_as_negative: bool = True,
@@ -66,7 +66,7 @@ class ZegCLIPHead(nn.Module):
         super().__init__()
         dim = hidden_dim or embed_dim
         self.prompts = (DeepPrompts(clip_layers, num_prompt_tokens, clip_width, patch_size,
-                                    prompt_projection, prompt_dropout)
+                                    prompt_projection, prompt_dropout, prompt_norm)
                         if num_prompt_tokens > 0 else None)
         # Official use_proj=True path; identity when the decoder works in the CLIP space.
         self.input_proj: nn.Module = (nn.Sequential(nn.Linear(embed_dim, dim), nn.LayerNorm(dim))
@@ -95,6 +95,7 @@ class ZegCLIPHead(nn.Module):
             "num_prompt_tokens": z.PROMPT.NUM_TOKENS,
             "prompt_projection": z.PROMPT.PROJECTION,
             "prompt_dropout": z.PROMPT.DROPOUT,
+            "prompt_norm": z.PROMPT.NORM,
             "hidden_dim": z.DECODER.HIDDEN_DIM,
             "num_decoder_layers": z.DECODER.NUM_LAYERS,
             "num_heads": z.DECODER.NUM_HEADS,
@@ -125,8 +126,10 @@ class ZegCLIPHead(nn.Module):
             clip: the frozen CLIP model (``encode_dense``).
         """
         with stage("clip_encoder"):
-            prompts = self.prompts(images.shape[0]) if self.prompts is not None else None
-            dense = clip.encode_dense(images, deep_prompts=prompts)
+            prompts, norm = None, None
+            if self.prompts is not None:
+                prompts, norm = self.prompts(images.shape[0]), self.prompts.norm
+            dense = clip.encode_dense(images, deep_prompts=prompts, final_norm=norm)
         with stage("decoder"):
             patches = dense.patch_embeddings  # B x D x h x w, normalised
             b, _, h, w = patches.shape

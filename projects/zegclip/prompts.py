@@ -16,7 +16,11 @@ class DeepPrompts(nn.Module):
     ``VPTCLIPVisionTransformer`` (``models/backbone/img_encoder.py``): prompts are initialised
     uniformly in ``+-sqrt(6 / (3 * patch_size**2 + width))`` (Xavier-uniform as in VPT), pass a
     Linear shared by all layers (kaiming-normal, fan_out) and a dropout drawn independently for
-    every image of the batch.
+    every image of the batch. The official backbone also owns a learnable ``prompt_norm``
+    (``LayerNorm(width, eps=1e-6)``, trained with the prompts: its name contains the
+    ``exclude_key`` "prompt" that keeps a backbone parameter trainable) applied to the last
+    layer's tokens before CLIP's ``ln_post``; the head passes it to the CLIP layer
+    (``encode_dense(..., final_norm=prompts.norm)``).
 
     Args:
         num_layers: layers of the visual transformer (one set of tokens each).
@@ -25,10 +29,11 @@ class DeepPrompts(nn.Module):
         patch_size: patch size of the ViT (enters the initialisation range only).
         projection: apply the shared Linear.
         dropout: dropout probability on the projected prompts.
+        norm: own the learnable ``prompt_norm`` (``norm``; ``None`` without).
     """
 
     def __init__(self, num_layers: int, num_tokens: int, width: int, patch_size: int,
-                 projection: bool = True, dropout: float = 0.1):
+                 projection: bool = True, dropout: float = 0.1, norm: bool = True):
         super().__init__()
         bound = math.sqrt(6.0 / float(3 * patch_size * patch_size + width))
         self.embeddings = nn.Parameter(torch.empty(num_layers, num_tokens, width))
@@ -37,6 +42,7 @@ class DeepPrompts(nn.Module):
         if projection:
             nn.init.kaiming_normal_(self.proj.weight, a=0, mode="fan_out")
         self.dropout = nn.Dropout(dropout)
+        self.norm: nn.LayerNorm | None = nn.LayerNorm(width, eps=1e-6) if norm else None
 
     @property
     def num_tokens(self) -> int:

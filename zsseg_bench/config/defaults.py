@@ -49,6 +49,13 @@ _C.MODEL.CLIP.TEMPLATES = "single"
 # QuickGELU activations, as OpenAI trained its CLIPs (open_clip's "-quickgelu" configs). Set True
 # for an OpenAI state dict; forced on automatically for OpenAI TorchScript archives (.pt).
 _C.MODEL.CLIP.QUICK_GELU = False
+# How the pretrained positional grid is resized to another patch grid: "bicubic" (open_clip's
+# resize_pos_embed) or "bilinear" (ZegCLIP, models/backbone/img_encoder.py; set in its configs).
+_C.MODEL.CLIP.POS_EMBED_INTERPOLATION = "bicubic"
+# Input [CLS] token 2 * class_embedding + pos[0] (ZegCLIP's image encoder, inherited from
+# DenseCLIP: models/backbone/img_encoder.py adds class_embedding to the positional term too;
+# set in its configs). False = plain CLIP, class_embedding + pos[0].
+_C.MODEL.CLIP.DOUBLE_CLS_EMBEDDING = False
 
 # ---------------------------------------------------------------------------------------------
 # Zero-shot setting
@@ -59,7 +66,8 @@ _C.ZERO_SHOT = CN()
 # fully: every class labelled (the fully supervised upper bound, ZegCLIP's "fully" configs).
 _C.ZERO_SHOT.SETTING = "inductive"
 # When self-training starts (transductive only): a fraction of SOLVER.MAX_ITER if < 1,
-# else an iteration. ZegCLIP starts at half the schedule (REFERENCES.md, ZegCLIP recipe).
+# else an iteration. ZegCLIP starts at half the schedule (ZiqinZhou66/ZegCLIP README.md: ST
+# from the inductive run's iter_10000 of 20k).
 _C.ZERO_SHOT.SELF_TRAIN_START = 0.5
 # The optimizer and learning-rate schedule at the start of self-training. "restart" (default):
 # as the official ZegCLIP recipe, where self-training is a second run loaded from the inductive
@@ -102,7 +110,8 @@ _C.INPUT.TEST_SCALE = (2048, 512)
 
 # --- data layer (data worker): augmentation parameters, data loading, test batching ----------
 # Values are mmseg's defaults (mmseg/datasets/pipelines/transforms.py: RandomCrop, RandomFlip,
-# PhotoMetricDistortion), as used by ZegCLIP's configs (REFERENCES.md, "Training recipes").
+# PhotoMetricDistortion), as used by ZegCLIP's configs (ZiqinZhou66/ZegCLIP
+# configs/_base_/datasets/voc12_20_512x512.py).
 # Crop: how many crops are checked against CAT_MAX_RATIO before the last draw is kept.
 _C.INPUT.CROP.MAX_TRIES = 10
 _C.INPUT.FLIP_PROB = 0.5
@@ -138,7 +147,7 @@ _C.SOLVER.AMP.DTYPE = "bfloat16"
 _C.SOLVER.MOMENTUM = 0.9
 # Learning-rate multipliers: [[regex, multiplier], ...]; the first regex found (re.search) in a
 # trainable parameter's name (e.g. "head.decoder.0.weight") sets its lr to BASE_LR x multiplier.
-# ZegCLIP trains prompts and head at 10x the rate (REFERENCES.md): set it in its config.
+# ZegCLIP trains prompts and head at 10x the rate (its paramwise lr_mult 10): set in its config.
 _C.SOLVER.LR_MULTIPLIERS = []
 # Weight decay by kind of parameter (first that applies): normalisation layers, embeddings
 # (nn.Embedding and names matching EMBED_PARAM_PATTERNS: prompts, positional embeddings,

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+import torch
 
 from zsseg_bench.config.command_line import setup_cfg
 from zsseg_bench.modeling.clip import get_templates
@@ -32,7 +33,7 @@ def test_voc_recipe_constants():
     z = cfg.MODEL.ZEGCLIP
     assert (z.PROMPT.NUM_TOKENS, z.DECODER.NUM_LAYERS, z.DECODER.NUM_HEADS) == (10, 3, 8)
     assert (z.LOSS.FOCAL_WEIGHT, z.LOSS.DICE_WEIGHT, z.LOSS.SELF_TRAIN_FOCAL_WEIGHT) == (
-        100.0, 1.0, 20.0)
+        100.0, 1.0, 100.0)
     assert (z.SEEN_SCORE_CALIBRATION, z.SELF_TRAIN_SEEN_SCORE_CALIBRATION) == (0.1, 0.0)
     s = cfg.SOLVER
     assert (s.BASE_LR, s.MAX_ITER, s.IMS_PER_BATCH, s.WARMUP_ITERS) == (2e-5, 20000, 16, 1500)
@@ -44,3 +45,61 @@ def test_voc_recipe_constants():
     assert get_templates(cfg.MODEL.CLIP.TEMPLATES) == ("a photo of a {}",)
     coco_templates = get_templates(coco.MODEL.CLIP.TEMPLATES)
     assert len(coco_templates) == 15 and coco_templates[-1] == "This is one {} in the scene."
+
+
+REFERENCE_CONFIGS = [p for p in ZEGCLIP_CONFIGS if p.parent.name != "synthetic"]
+
+
+@pytest.mark.parametrize("path", REFERENCE_CONFIGS, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_reference_configs_use_the_official_image_encoder(path):
+    """Doubled [CLS] embedding and bilinear positional interpolation (img_encoder.py)."""
+    clip = setup_cfg(str(path)).MODEL.CLIP
+    assert (clip.DOUBLE_CLS_EMBEDDING, clip.POS_EMBED_INTERPOLATION) == (True, "bilinear")
+
+
+def test_other_methods_keep_plain_clip():
+    others = [p for p in CONFIGS.glob("*/*.yaml") if not p.name.startswith("zegclip")
+              and p.parent.name != "sweeps"]
+    assert others
+    for path in others:
+        clip = setup_cfg(str(path)).MODEL.CLIP
+        assert (clip.DOUBLE_CLS_EMBEDDING, clip.POS_EMBED_INTERPOLATION) == (False, "bicubic"), \
+            path
+
+
+@pytest.mark.parametrize("path", [p for p in REFERENCE_CONFIGS if "transductive" in p.stem],
+                         ids=lambda p: p.parent.name)
+def test_transductive_configs_restart_the_schedule_explicitly(path):
+    """The official self-training is a second run: fresh optimizer, warm-up and poly."""
+    assert "SELF_TRAIN_SCHEDULE: restart" in path.read_text()
+    cfg = setup_cfg(str(path))
+    assert cfg.ZERO_SHOT.SELF_TRAIN_SCHEDULE == "restart"
+    assert cfg.MODEL.ZEGCLIP.LOSS.SELF_TRAIN_FOCAL_WEIGHT == 100.0
+
+
+def _mmcv_poly_with_linear_warmup(base_lr, it, max_iters, warmup_iters=1500, ratio=1e-6,
+                                  min_lr=1e-6, power=0.9):
+    """mmcv's PolyLrUpdaterHook with linear warm-up (the official lr_config), at ``it``."""
+    regular = (base_lr - min_lr) * (1 - it / max_iters) ** power + min_lr
+    if it < warmup_iters:
+        return regular * (1 - (1 - it / warmup_iters) * (1 - ratio))
+    return regular
+
+
+def test_voc_transductive_schedule_is_the_official_two_runs():
+    """Iterations 0-10k: the inductive 20k run; 10k-20k: the ST run's own 10k schedule."""
+    from zsseg_bench.engine.lr_scheduler import build_lr_scheduler
+    from zsseg_bench.engine.trainer import self_training_restart
+
+    cfg = setup_cfg(str(CONFIGS / "voc" / "zegclip_vitb16_512x512_20k_transductive.yaml"))
+    restart = self_training_restart(cfg)
+    assert restart == 10000
+    head_lr = 2e-5 * 10  # lr_mult 10 for every learnable parameter
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=head_lr)
+    sched = build_lr_scheduler(cfg, opt, restart_iter=restart)
+    for it in (0, 700, 5000, 9999):
+        assert sched.lr_at(head_lr, it) == pytest.approx(
+            _mmcv_poly_with_linear_warmup(head_lr, it, 20000), rel=1e-9)
+    for it in (0, 700, 1500, 6000, 9999):
+        assert sched.lr_at(head_lr, restart + it) == pytest.approx(
+            _mmcv_poly_with_linear_warmup(head_lr, it, 10000), rel=1e-9)

@@ -79,7 +79,8 @@ def test_only_prompts_descriptor_and_decoder_learn(clip):
     learnable = {n.split(".")[0] for n, p in head.named_parameters() if p.requires_grad}
     assert learnable == {"prompts", "descriptor", "decoder"}
     # The prompts get gradients through the frozen ViT, so do descriptor and decoder.
-    for name in ("prompts.embeddings", "prompts.proj.weight", "descriptor.proj.weight",
+    for name in ("prompts.embeddings", "prompts.proj.weight", "prompts.norm.weight",
+                 "prompts.norm.bias", "descriptor.proj.weight",
                  "decoder.layers.0.cross_attn.q.weight", "decoder.layers.0.ffn.0.weight"):
         grad = dict(head.named_parameters())[name].grad
         assert grad is not None and grad.abs().sum() > 0, name
@@ -106,9 +107,27 @@ def test_learnable_parameters_of_the_voc_config_match_the_published_count():
     def count(head):
         return sum(p.numel() for p in head.parameters() if p.requires_grad)
 
-    # Computed by the official forward: 12 x 10 prompts + shared Linear, descriptor, decoder.
-    assert count(_vit_b16_head()) == 10_664_704
+    # Computed by the official forward: 12 x 10 prompts + shared Linear + prompt_norm,
+    # descriptor, decoder.
+    assert count(_vit_b16_head()) == 10_666_240
+    assert count(_vit_b16_head(**{"MODEL.ZEGCLIP.PROMPT.NORM": "False"})) == 10_666_240 - 1_536
     # + the self-attention (and norm1) that the official layers register but never call:
-    # 13.82M, the published 13.8M (the official prompt_norm LayerNorm adds the last 1,536).
+    # 13.82M, the published 13.8M.
     assert count(_vit_b16_head(**{"MODEL.ZEGCLIP.DECODER.QUERY_SELF_ATTN": "True"})) \
-        + 2 * 768 == 13_821_184
+        == 13_821_184
+
+
+def test_prompt_norm_runs_on_the_last_tokens_before_ln_post(clip):
+    head = _head(clip).eval()
+    seen = {}
+    hook = clip.visual.ln_post.register_forward_hook(
+        lambda mod, inp, out: seen.setdefault("ln_post_input", inp[0]))
+    try:
+        with torch.no_grad():
+            head.prompts.norm.bias.fill_(3.0)  # LayerNorm output: per-token mean 3, then ln_post
+            head.prompts.norm.weight.fill_(0.0)
+            head.mask_logits(torch.randn(1, 3, 32, 32), clip.embed_texts(NAMES), clip)
+    finally:
+        hook.remove()
+    assert torch.equal(seen["ln_post_input"], torch.full_like(seen["ln_post_input"], 3.0))
+    assert _head(clip, prompt_norm=False).prompts.norm is None

@@ -18,7 +18,8 @@ def build_clip(cfg: Any) -> CLIPModel:
 
     Keys: ``NAME`` (open_clip architecture or shipped config, e.g. ``ViT-B-16``,
     ``ToyCLIP-ViT-P8``), ``WEIGHTS`` (local checkpoint; ``zsseg_bench://`` paths allowed),
-    ``RANDOM_INIT`` (random weights, speed runs only), ``QUICK_GELU``.
+    ``RANDOM_INIT`` (random weights, speed runs only), ``QUICK_GELU``,
+    ``POS_EMBED_INTERPOLATION`` and ``DOUBLE_CLS_EMBEDDING`` (see :class:`CLIPModel`).
 
     Raises:
         UserError: unknown architecture, missing/unreadable/mismatched weights, or neither
@@ -29,7 +30,9 @@ def build_clip(cfg: Any) -> CLIPModel:
     model = build_open_clip(c.NAME, c.WEIGHTS, bool(c.RANDOM_INIT), quick_gelu)
     tokenizer = open_clip.get_tokenizer(c.NAME)
     clip = CLIPModel(model, tokenizer, name=c.NAME,
-                     weights="" if c.RANDOM_INIT else c.WEIGHTS, frozen=True)
+                     weights="" if c.RANDOM_INIT else c.WEIGHTS, frozen=True,
+                     pos_interpolation=str(c.POS_EMBED_INTERPOLATION),
+                     double_cls_embedding=bool(c.DOUBLE_CLS_EMBEDDING))
     logger.info("CLIP %s (%s): %s, weights %s", c.NAME, describe(model),
                 f"patch {clip.patch_size}, grid {clip.grid_size}",
                 "random init" if c.RANDOM_INIT else c.WEIGHTS)

@@ -3,7 +3,8 @@
 :class:`CLIPModel` wraps an open_clip model with a ``VisionTransformer`` image tower and runs its
 own forward loop over the tower's residual blocks, so that
 
-- any input size works (positional embeddings interpolated bicubically, cached per grid size),
+- any input size works (positional embeddings interpolated, bicubic by default, cached per grid
+  size),
 - deep prompts (ZegCLIP / VPT-deep) can be inserted after ``[CLS]`` and replaced at every layer,
 - intermediate layers can be returned.
 
@@ -32,6 +33,9 @@ from zsseg_bench.utils.errors import UserError
 from .templates import get_templates
 
 logger = logging.getLogger(__name__)
+
+#: Modes of :meth:`CLIPModel.positional_embedding` (``MODEL.CLIP.POS_EMBED_INTERPOLATION``).
+POS_INTERPOLATIONS = ("bicubic", "bilinear")
 
 
 @dataclass
@@ -64,6 +68,13 @@ class CLIPModel(nn.Module):
         name: architecture name (for logs and cache keys).
         weights: weights path (for cache keys).
         frozen: set ``requires_grad=False`` on every parameter.
+        pos_interpolation: how the pretrained positional grid is resized to another grid,
+            ``"bicubic"`` (default, as open_clip's ``resize_pos_embed``) or ``"bilinear"`` (as
+            ZegCLIP's ``models/backbone/img_encoder.py``).
+        double_cls_embedding: the input ``[CLS]`` token is ``2 * class_embedding + pos[0]``
+            instead of CLIP's ``class_embedding + pos[0]``: ZegCLIP's image encoder (inherited
+            from DenseCLIP) adds ``class_embedding`` to the positional term of a token that
+            already is ``class_embedding``. Off = plain CLIP.
 
     Attributes:
         embed_dim: joint image-text embedding size D.
@@ -76,8 +87,13 @@ class CLIPModel(nn.Module):
     """
 
     def __init__(self, model: nn.Module, tokenizer: Any, name: str = "", weights: str = "",
-                 frozen: bool = True):
+                 frozen: bool = True, pos_interpolation: str = "bicubic",
+                 double_cls_embedding: bool = False):
         super().__init__()
+        if pos_interpolation not in POS_INTERPOLATIONS:
+            raise UserError(f"positional-embedding interpolation {pos_interpolation!r} "
+                            f"(MODEL.CLIP.POS_EMBED_INTERPOLATION) is not one of "
+                            f"{', '.join(POS_INTERPOLATIONS)}")
         visual = model.visual
         if not isinstance(visual, open_clip.transformer.VisionTransformer):
             raise UserError("the CLIP layer supports open_clip VisionTransformer image towers")
@@ -88,6 +104,8 @@ class CLIPModel(nn.Module):
         self.tokenizer = tokenizer
         self.name = name
         self.weights = weights
+        self.pos_interpolation = pos_interpolation
+        self.double_cls_embedding = bool(double_cls_embedding)
         self.embed_dim: int = int(visual.output_dim)
         self.width: int = int(visual.conv1.out_channels)
         self.num_layers: int = len(visual.transformer.resblocks)
@@ -129,9 +147,9 @@ class CLIPModel(nn.Module):
     def positional_embedding(self, h: int, w: int) -> torch.Tensor:
         """Positional embedding for an h x w patch grid, (1 + h*w) x width.
 
-        The pretrained grid is resized bicubically (``align_corners=False``); the pretrained grid
-        size itself is returned unchanged. Results are cached per (h, w) unless the embedding
-        requires grad.
+        The pretrained grid is resized with ``pos_interpolation`` (``align_corners=False``); the
+        pretrained grid size itself is returned unchanged. Results are cached per (h, w) unless
+        the embedding requires grad.
         """
         pos = self.visual.positional_embedding
         gh, gw = self.grid_size
@@ -141,7 +159,8 @@ class CLIPModel(nn.Module):
         if not pos.requires_grad and key in self._pos_cache:
             return self._pos_cache[key]
         grid = pos[1:].reshape(1, gh, gw, -1).permute(0, 3, 1, 2).float()
-        grid = F.interpolate(grid, size=(h, w), mode="bicubic", align_corners=False)
+        grid = F.interpolate(grid, size=(h, w), mode=self.pos_interpolation,
+                             align_corners=False)
         grid = grid.permute(0, 2, 3, 1).reshape(h * w, -1).to(pos.dtype)
         out = torch.cat([pos[:1], grid], dim=0)
         if not pos.requires_grad:
@@ -155,6 +174,7 @@ class CLIPModel(nn.Module):
         images: torch.Tensor,
         deep_prompts: torch.Tensor | None = None,
         layers: Sequence[int] | None = None,
+        final_norm: nn.Module | None = None,
     ) -> DenseFeatures:
         """Dense CLIP features of CLIP-normalised images of any size.
 
@@ -166,6 +186,8 @@ class CLIPModel(nn.Module):
                 carried on. Prompt tokens never enter the pooled embedding or the outputs.
             layers: 0-based block indices whose outputs to return in ``intermediate``
                 (negative indices count from the end).
+            final_norm: optional module applied to the last block's tokens before ``ln_post``
+                (ZegCLIP's learnable ``prompt_norm``); ``patch_tokens`` include it.
 
         Returns:
             :class:`DenseFeatures`.
@@ -181,7 +203,10 @@ class CLIPModel(nn.Module):
         h, w = img_h // p, img_w // p
         x = v.conv1(images.to(self.dtype)).flatten(2).transpose(1, 2)  # B x hw x width
         pos = self.positional_embedding(h, w).to(x.dtype)
-        cls = (v.class_embedding.to(x.dtype) + pos[0]).view(1, 1, -1).expand(bsz, 1, -1)
+        cls = v.class_embedding.to(x.dtype)
+        # ZegCLIP: the [CLS] token (class_embedding) plus the positional term pos[0] + class_emb.
+        cls = cls + (cls + pos[0]) if self.double_cls_embedding else cls + pos[0]
+        cls = cls.view(1, 1, -1).expand(bsz, 1, -1)
         x = torch.cat([cls, x + pos[1:]], dim=1)
         x = v.ln_pre(x)
 
@@ -198,6 +223,8 @@ class CLIPModel(nn.Module):
             if i in wanted:
                 intermediate[i] = self._strip(x, n_prompt)
         x = self._strip(x, n_prompt)
+        if final_norm is not None:
+            x = final_norm(x)
 
         if v.final_ln_after_pool:
             pooled = v.ln_post(v._global_pool(x)[0])
