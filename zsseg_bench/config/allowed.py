@@ -22,6 +22,8 @@ _ALLOWED: dict[str, tuple[Any, ...]] = {
     "ZERO_SHOT.SELF_TRAIN_SCHEDULE": ("restart", "continue"),
     # zsseg_bench/modeling/inference_modes.py
     "TEST.MODE": ("whole", "slide"),
+    # how CLIP's positional grid is resized (zsseg_bench/modeling/clip/model.py)
+    "MODEL.CLIP.POS_EMBED_INTERPOLATION": ("bicubic", "bilinear"),
     # mean IoU over classes with a non-empty union (mmseg, zsseg, ZegCLIP) or present in the
     # ground truth (detectron2's SemSegEvaluator since f3c1bc1): zsseg_bench/evaluation/metrics.py
     "TEST.IOU_RULE": ("union", "gt"),

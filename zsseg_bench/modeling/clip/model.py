@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zsseg_bench.config.allowed import check_value
 from zsseg_bench.modeling.stage_timer import stage
 from zsseg_bench.utils.errors import UserError
 
@@ -34,8 +35,6 @@ from .templates import get_templates
 
 logger = logging.getLogger(__name__)
 
-#: Modes of :meth:`CLIPModel.positional_embedding` (``MODEL.CLIP.POS_EMBED_INTERPOLATION``).
-POS_INTERPOLATIONS = ("bicubic", "bilinear")
 
 
 @dataclass
@@ -90,10 +89,7 @@ class CLIPModel(nn.Module):
                  frozen: bool = True, pos_interpolation: str = "bicubic",
                  double_cls_embedding: bool = False):
         super().__init__()
-        if pos_interpolation not in POS_INTERPOLATIONS:
-            raise UserError(f"positional-embedding interpolation {pos_interpolation!r} "
-                            f"(MODEL.CLIP.POS_EMBED_INTERPOLATION) is not one of "
-                            f"{', '.join(POS_INTERPOLATIONS)}")
+        check_value("MODEL.CLIP.POS_EMBED_INTERPOLATION", pos_interpolation)
         visual = model.visual
         if not isinstance(visual, open_clip.transformer.VisionTransformer):
             raise UserError("the CLIP layer supports open_clip VisionTransformer image towers")
