@@ -10,7 +10,7 @@ Usage::
 
     python -m zsseg_bench.projects.two_stage.tools.ablate \\
         --config-file configs/synthetic/two_stage.yaml --weights RUN/model_final.pth \\
-        --dataset holdout --holdout-root /tmp/holdout --out ablation.json \\
+        --dataset holdout --out ablation.json \\
         --weights-grid 0 0.5 0.6 0.7 0.8 0.9 1 --thresholds 0.3 0.5 0.7 --crops masked bbox
 
 ``--dataset val`` evaluates ``DATASETS.TEST[0]`` (report figures; never choose constants on it).
@@ -103,7 +103,11 @@ def _check_against_model(model: Any, inputs: list[dict], outputs: list[dict]) ->
 
 def main(argv: list[str] | None = None) -> int:
     from zsseg_bench.config.command_line import setup_cfg
-    from zsseg_bench.data.synthetic.holdout import DEFAULT_NUM_IMAGES, register_holdout
+    from zsseg_bench.data.synthetic.holdout import (
+        DEFAULT_NUM_IMAGES,
+        DEFAULT_ROOT,
+        register_holdout,
+    )
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--config-file", required=True)
@@ -111,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dataset", default="holdout",
                    help="'holdout' (held-out renders, for choosing constants), 'val' "
                         "(DATASETS.TEST[0], for reporting) or a registered dataset name")
-    p.add_argument("--holdout-root", default="/tmp/zsseg_two_stage_holdout")
+    p.add_argument("--holdout-root", default=DEFAULT_ROOT)
     p.add_argument("--holdout-images", type=int, default=DEFAULT_NUM_IMAGES)
     p.add_argument("--weights-grid", type=float, nargs="+", default=[0.8])
     p.add_argument("--thresholds", type=float, nargs="+", default=[0.5])

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import torch
 
+from zsseg_bench.data.synthetic.holdout import DEFAULT_ROOT
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__,
@@ -33,7 +35,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     default=[0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4])
     ap.add_argument("--num-images", type=int, default=None,
                     help="images of the held-out split (default: its standard size)")
-    ap.add_argument("--holdout-root", default="/tmp/zsseg_holdout",
+    ap.add_argument("--holdout-root", default=DEFAULT_ROOT,
                     help="where the held-out split is rendered (once)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     return ap.parse_args(argv)

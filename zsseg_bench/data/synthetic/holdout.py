@@ -9,6 +9,7 @@ own, and registered as ``synthetic_holdout_val`` with the toy world's metadata.
 from __future__ import annotations
 
 import os
+import tempfile
 
 from zsseg_bench.data.catalog import DatasetCatalog
 from zsseg_bench.data.datasets.synthetic import register_all_synthetic
@@ -19,6 +20,8 @@ HOLDOUT_SEED = 5_000_000
 #: Registered name of the held-out split.
 HOLDOUT_NAME = "synthetic_holdout_val"
 DEFAULT_NUM_IMAGES = 300
+#: Where the tools render it by default (once; later calls reuse the files).
+DEFAULT_ROOT = os.path.join(tempfile.gettempdir(), "zsseg_holdout")
 
 
 def register_holdout(root: str, num_images: int = DEFAULT_NUM_IMAGES) -> str:
