@@ -9,7 +9,8 @@ from pathlib import Path
 
 from setuptools import find_packages, setup
 
-PROJECTS = {"zegclip": "add_zegclip_config", "two_stage": "add_two_stage_config"}
+PROJECTS = {"zegclip": "add_zegclip_config", "two_stage": "add_two_stage_config",
+            "alignzeg": "add_alignzeg_config"}
 
 
 def project_packages() -> dict[str, str]:
