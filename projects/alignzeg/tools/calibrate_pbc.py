@@ -9,7 +9,9 @@ unseen mIoU and hIoU, then the pair with the best hIoU.
     python -m zsseg_bench.projects.alignzeg.tools.calibrate_pbc --run-dir output/alignzeg_toy \
         --thresholds 0.3 0.5 0.7 --factors 0 0.25 0.5 0.75
 
-Writes ``pbc_calibration.json`` into the run directory (atomically) and prints a table.
+Writes ``pbc_calibration.json`` into the run directory (atomically) and prints a table. With
+``--report-on synthetic_val`` the same settings are only scored on that split (for the README's
+PBC switch row; ``pbc_report_<dataset>.json``), nothing is chosen.
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="images of the held-out split (default: its standard size)")
     ap.add_argument("--holdout-root", default="/tmp/zsseg_holdout",
                     help="where the held-out split is rendered (once)")
+    ap.add_argument("--report-on", default=None, metavar="DATASET",
+                    help="score the same settings on this registered dataset instead (e.g. "
+                    "synthetic_val): to report them, never to choose")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     return ap.parse_args(argv)
 
@@ -83,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = Path(args.run_dir)
     weights = args.weights or str(run_dir / "model_final.pth")
     num_images = args.num_images or DEFAULT_NUM_IMAGES
-    name = register_holdout(args.holdout_root, num_images)
+    name = args.report_on or register_holdout(args.holdout_root, num_images)
     cfg = setup_cfg(str(run_dir / "config.yaml"), ["MODEL.WEIGHTS", weights,
                                                    "DATASETS.TEST", (name,)])
     model, _ = build_model_with_weights(cfg, weights)
@@ -124,6 +129,10 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         print(f"{r['setting']:>14} {r['mIoU-seen']:>6.2f} {r['mIoU-unseen']:>6.2f} "
               f"{r['hIoU']:>6.2f} {r['mIoU']:>6.2f}")
+    if args.report_on:
+        atomic_write_json(str(run_dir / f"pbc_report_{name}.json"),
+                          {"weights": weights, "dataset": name, "rows": rows})
+        return 0
     print(f"best hIoU on the held-out split: threshold {best['threshold']} factor "
           f"{best['factor']}")
     record = {"weights": weights, "holdout_seed": HOLDOUT_SEED, "num_images": num_images,
