@@ -208,7 +208,10 @@ def _slurm_job_id() -> str | None:
     return os.environ.get("SLURM_JOB_ID")
 
 
-#: Slurm job states after which a job never runs again (a requeued job is PENDING instead).
+#: Seconds a Slurm job must stay in a final state before the launcher takes it as ended.
+_FINAL_STATE_S = 10.0
+#: Slurm job states after which a job never runs again (a requeued job is PENDING instead,
+#: after a moment in one of them).
 SLURM_FINAL_STATES = ("BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL",
                       "OUT_OF_MEMORY", "PREEMPTED", "TIMEOUT")
 
@@ -331,13 +334,22 @@ class SubmititLauncher:
             pending = list(zip(jobs, run_dirs))
             last_squeue = 0.0
             states: dict[str, str] = {}
+            final_since: dict[str, float] = {}
             while pending:
                 if on_slurm and time.monotonic() - last_squeue > _SQUEUE_PERIOD_S:
                     states = slurm_states([str(job.job_id) for job, _ in pending])
                     last_squeue = time.monotonic()
+                    for j, s in states.items():
+                        if s not in SLURM_FINAL_STATES:
+                            final_since.pop(j, None)
+                        else:
+                            final_since.setdefault(j, last_squeue)
                 still = []
                 for job, d in pending:
-                    final = states.get(str(job.job_id)) in SLURM_FINAL_STATES
+                    # A requeued job passes through CANCELLED/PREEMPTED for a moment before it
+                    # is PENDING again: a final state counts once it has lasted.
+                    since = final_since.get(str(job.job_id))
+                    final = since is not None and time.monotonic() - since >= _FINAL_STATE_S
                     if not (executor.cluster == "debug" or job.done() or final):
                         still.append((job, d))
                         continue

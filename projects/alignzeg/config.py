@@ -1,0 +1,144 @@
+"""``MODEL.ALIGNZEG.*``: the config keys of AlignZeg (Ge et al., ECCV 2024, arXiv 2404.05667).
+
+No code of the paper is public and only its abstract is reachable: the abstract fixes the
+components (MRPE, GEPC = feature expansion + background diversity, PBC) and the form of the loss
+``L = L_bc + l1 L_ce + l2 L_mask + l3 L_vir + l4 L_reg``; **every constant below is a choice of
+this reconstruction** unless its comment names another source (MaskFormer / zsseg constants of
+the pieces reused from ``zsseg_bench.projects.two_stage``). ``projects/alignzeg/README.md``
+lists the choices ("Reconstructed from the abstract").
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from zsseg_bench.config import CfgNode as CN
+
+
+def add_alignzeg_config(cfg: Any) -> None:
+    """Adds the ``MODEL.ALIGNZEG.*`` keys to ``cfg`` (in place; a second call is a no-op)."""
+    if "ALIGNZEG" in cfg.MODEL:
+        return
+    cfg.MODEL.ALIGNZEG = CN()
+    a = cfg.MODEL.ALIGNZEG
+
+    # --- Learnable image encoder (paper: "learnable and fixed feature encoders") ----------------
+    a.BACKBONE = CN()
+    # Choice: a torchvision ResNet-50 (the paper's learnable encoder is not known). 18/34/50/101.
+    a.BACKBONE.DEPTH = 50
+    # 64 = torchvision's ResNet; smaller = width-reduced (toy world, random init).
+    a.BACKBONE.WIDTH = 64
+    # Local torchvision state dict (never downloaded); empty only with RANDOM_INIT.
+    a.BACKBONE.WEIGHTS = ""
+    a.BACKBONE.RANDOM_INIT = False
+    # "BN" or "FrozenBN" (detectron2's default for pretrained backbones).
+    a.BACKBONE.NORM = "FrozenBN"
+    # Images reach the head normalised with MODEL.PIXEL_MEAN/STD; RENORMALIZE maps them to the
+    # statistics below (torchvision ImageNet, 0-255) for ImageNet weights.
+    a.BACKBONE.RENORMALIZE = False
+    a.BACKBONE.PIXEL_MEAN = [123.675, 116.28, 103.53]
+    a.BACKBONE.PIXEL_STD = [58.395, 57.12, 57.375]
+
+    # --- Pixel decoder (MaskFormer BasePixelDecoder, reused from the two-stage project) --------
+    a.PIXEL_DECODER = CN()
+    # MaskFormer SEM_SEG_HEAD.CONVS_DIM = MASK_DIM = 256, GroupNorm(32).
+    a.PIXEL_DECODER.CONV_DIM = 256
+    a.PIXEL_DECODER.MASK_DIM = 256
+    a.PIXEL_DECODER.NORM_GROUPS = 32
+
+    # --- Fusion of the frozen CLIP encoder's dense features -------------------------------------
+    # Choice: CLIP's L2-normalised patch embeddings (one CLIP pass over the whole input) go
+    # through a 1x1 projection, are upsampled bilinearly to stride 4 and added to the pixel
+    # decoder's mask features. False: the learnable encoder alone (CLIP only classifies).
+    a.FUSE_CLIP = True
+
+    # --- Mask queries and MRPE (Mutually-Refined Proposal Extraction) ---------------------------
+    a.DECODER = CN()
+    # MaskFormer: 100 queries, hidden 256, 8 heads, FFN 2048, 6 layers, dropout 0.1 (choice:
+    # the MaskFormer decoder sizes, the paper's are not known).
+    a.DECODER.NUM_QUERIES = 100
+    a.DECODER.HIDDEN_DIM = 256
+    a.DECODER.NHEADS = 8
+    a.DECODER.DIM_FEEDFORWARD = 2048
+    a.DECODER.LAYERS = 6
+    a.DECODER.DROPOUT = 0.1
+    # MRPE (paper: queries and visual features refine each other by cross-attention in both
+    # directions). True: every layer also updates the pixel features by a feature-to-query
+    # cross-attention (residual + LayerNorm), and the next layer's masks use the updated
+    # features. False: queries attend to fixed features (a MaskFormer-style decoder).
+    a.DECODER.MRPE = True
+    # Mask/class losses on every layer's prediction (MaskFormer DEEP_SUPERVISION True).
+    a.DECODER.DEEP_SUPERVISION = True
+
+    # --- Proposal classification (GEPC) ---------------------------------------------------------
+    a.CLASSIFIER = CN()
+    # Query -> CLIP joint space: MLP hidden -> EMBED_HIDDEN_DIM -> D (zsseg's query classifier:
+    # 2 layers, 1024 hidden).
+    a.CLASSIFIER.EMBED_LAYERS = 2
+    a.CLASSIFIER.EMBED_HIDDEN_DIM = 1024
+    # Choice: the proposal feature is the MLP output plus the frozen CLIP patch embeddings
+    # average-pooled under the proposal's (detached) soft mask; the MLP's last layer starts at
+    # zero, so training starts from CLIP's own region embedding. False: the MLP output alone.
+    a.CLASSIFIER.CLIP_POOL = True
+    # Logits = cosine(proposal feature, prototype) / TEMPERATURE (zsseg: 100 x cosine).
+    a.CLASSIFIER.TEMPERATURE = 0.01
+
+    # FES (feature expansion strategy): virtual proposal features by Manifold Mixup of pairs of
+    # matched seen-class proposal features of different classes (query states and pooled CLIP
+    # features mixed with the same lambda ~ Beta(ALPHA, ALPHA), choice), with the mixed soft
+    # target lambda e_a + (1 - lambda) e_b; L_vir = soft cross-entropy over the seen classes and
+    # the background prototypes. False: no L_vir (the virtual features still train PBC's
+    # indicator when PBC.TRAIN is on).
+    a.FES = CN()
+    a.FES.ENABLED = True
+    a.FES.ALPHA = 2.0
+    # Virtual features per matched real feature (choice).
+    a.FES.NUM_PER_REAL = 1
+
+    # BDS (background diversity strategy): NUM_PROTOTYPES learnable background ("no object")
+    # prototypes; the background logit is the log-sum-exp of the logits of all of them, so every
+    # prototype contributes. L_reg pushes them apart (mean positive pairwise cosine, choice).
+    # False: a single learned background embedding (zsseg's void embedding), no L_reg.
+    a.BDS = CN()
+    a.BDS.ENABLED = True
+    a.BDS.NUM_PROTOTYPES = 8
+
+    # PBC (predictive bias correction): a binary class indicator (MLP on the detached proposal
+    # feature) trained with L_bc to tell real proposals of seen classes (0) from virtual FES
+    # features (1), which stand in for "not a known seen class" (choice; in self-training,
+    # pseudo-labelled unseen proposals are positives too). At inference (ENABLED) the seen-class
+    # probabilities of every proposal whose indicator probability exceeds THRESHOLD are
+    # multiplied by FACTOR; unseen-class probabilities are never changed. ENABLED is an
+    # inference-time switch: the indicator is trained whenever TRAIN is on.
+    a.PBC = CN()
+    a.PBC.ENABLED = True
+    a.PBC.TRAIN = True
+    a.PBC.HIDDEN_DIM = 256
+    # Chosen on the toy world's held-out split (projects/alignzeg/tools/calibrate_pbc.py).
+    a.PBC.THRESHOLD = 0.5
+    a.PBC.FACTOR = 0.5
+
+    # --- Matching and losses --------------------------------------------------------------------
+    a.MATCHER = CN()
+    # MaskFormer HungarianMatcher(cost_class 1, cost_mask 20, cost_dice 1).
+    a.MATCHER.COST_CLASS = 1.0
+    a.MATCHER.COST_MASK = 20.0
+    a.MATCHER.COST_DICE = 1.0
+    a.LOSS = CN()
+    # L = BC_WEIGHT L_bc + CLASS_WEIGHT L_ce + (MASK_WEIGHT focal + DICE_WEIGHT dice) + VIR_WEIGHT
+    # L_vir + REG_WEIGHT L_reg: the paper's form (L_bc unweighted); the values are choices
+    # (L_ce and L_mask: MaskFormer's 1 / 20 / 1, no-object weight 0.1, focal 0.25 / 2).
+    a.LOSS.BC_WEIGHT = 1.0
+    a.LOSS.CLASS_WEIGHT = 1.0
+    a.LOSS.MASK_WEIGHT = 20.0
+    a.LOSS.DICE_WEIGHT = 1.0
+    a.LOSS.VIR_WEIGHT = 1.0
+    a.LOSS.REG_WEIGHT = 0.1
+    a.LOSS.NO_OBJECT_WEIGHT = 0.1
+    a.LOSS.FOCAL_ALPHA = 0.25
+    a.LOSS.FOCAL_GAMMA = 2.0
+    # Mask losses at input size / TARGET_STRIDE (MaskFormer 1: predictions upsampled).
+    a.LOSS.TARGET_STRIDE = 1
+    # MaskFormer counts ignored pixels (void, and unseen pixels in the inductive setting) as
+    # negatives of every target mask (False); True leaves them out of mask losses and costs.
+    a.LOSS.MASK_IGNORE_PIXELS = False

@@ -1,0 +1,266 @@
+"""``AlignZegHead``: region-wise zero-shot segmentation with MRPE, GEPC (FES + BDS) and PBC.
+
+Pipeline (a reconstruction from the abstract of Ge et al., ECCV 2024; README.md):
+
+1. ``clip_encoder``: the frozen CLIP ViT runs **once on the whole input** (no crops) and gives
+   L2-normalised dense patch embeddings;
+2. ``image_encoder``: a learnable ResNet + FPN pixel decoder (the two-stage project's modules);
+   the CLIP patch embeddings are projected, upsampled to stride 4 and added (fusion);
+3. ``decoder``: MRPE -- learned mask queries and the fused pixel features refine each other;
+   every layer gives class-agnostic masks and query states;
+4. ``post_process``: proposal features (query MLP + mask-pooled CLIP embedding) are classified
+   against the CLIP text prototypes and the background prototypes (BDS); PBC scales down the
+   seen-class probabilities of proposals its indicator flags; masks x probabilities summed over
+   proposals give per-class scores.
+
+Training: Hungarian matching + CE / focal / dice (the two-stage ``SetCriterion``), plus FES's
+``L_vir`` on virtual (mixed) proposal features, BDS's ``L_reg`` and PBC's ``L_bc``. Inductive
+training uses the seen classes only (text embeddings and labels; enforced); transductive
+self-training pseudo-labels unlabelled pixels with the argmax unseen class of the current scores.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from zsseg_bench.config import configurable
+from zsseg_bench.modeling import HEAD_REGISTRY
+from zsseg_bench.modeling.inference_modes import resize_scores
+from zsseg_bench.modeling.stage_timer import stage
+from zsseg_bench.modeling.training_phase import TrainingPhase
+from zsseg_bench.modeling.vocabulary import ClassVocabulary
+from zsseg_bench.projects.two_stage.backbone import ResNetBackbone
+from zsseg_bench.projects.two_stage.criterion import SetCriterion, semantic_targets
+from zsseg_bench.projects.two_stage.ensemble import semantic_inference
+from zsseg_bench.projects.two_stage.matcher import HungarianMatcher
+from zsseg_bench.projects.two_stage.pixel_decoder import FPNPixelDecoder
+from zsseg_bench.projects.zegclip.head import ZegCLIPHead
+from zsseg_bench.utils.errors import UserError
+
+from .gepc import ProposalClassifier, manifold_mixup, mask_pool, soft_cross_entropy
+from .mrpe import MRPEDecoder
+from .pbc import BiasIndicator, correct_seen_scores
+
+#: Proposals of one input: (class probabilities B x Q x K, indicator probabilities B x Q or
+#: None, mask logits B x Q x h x w).
+Proposals = tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]
+
+
+@HEAD_REGISTRY.register()
+class AlignZegHead(nn.Module):
+    """AlignZeg (see the module docstring). CLIP stays frozen and is passed in on every call."""
+
+    @configurable
+    def __init__(self, *, backbone: nn.Module, pixel_decoder: nn.Module, decoder: MRPEDecoder,
+                 classifier: ProposalClassifier, criterion: SetCriterion,
+                 indicator: BiasIndicator | None, embed_dim: int, fuse_clip: bool = True,
+                 fes: bool = True, fes_alpha: float = 2.0, fes_per_real: int = 1,
+                 pbc: bool = True, pbc_threshold: float = 0.5, pbc_factor: float = 0.5,
+                 bc_weight: float = 1.0, vir_weight: float = 1.0, reg_weight: float = 0.1,
+                 target_stride: int = 1):
+        """See ``projects/alignzeg/config.py`` for the meaning of every argument.
+
+        Args:
+            indicator: PBC's binary class indicator (None: not trained, no correction).
+            pbc: apply the correction at inference (needs ``indicator``).
+        """
+        super().__init__()
+        if pbc and indicator is None:
+            raise UserError("MODEL.ALIGNZEG.PBC.ENABLED needs a trained indicator: set "
+                            "MODEL.ALIGNZEG.PBC.TRAIN True")
+        self.backbone = backbone
+        self.pixel_decoder = pixel_decoder
+        mask_dim = pixel_decoder.mask_dim
+        self.clip_proj = nn.Conv2d(embed_dim, mask_dim, 1) if fuse_clip else None
+        self.decoder = decoder
+        self.classifier = classifier
+        self.criterion = criterion
+        self.indicator = indicator
+        self.fes, self.fes_alpha, self.fes_per_real = fes, fes_alpha, fes_per_real
+        self.pbc, self.pbc_threshold, self.pbc_factor = pbc, pbc_threshold, pbc_factor
+        self.bc_weight, self.vir_weight, self.reg_weight = bc_weight, vir_weight, reg_weight
+        self.target_stride = target_stride
+
+    @classmethod
+    def from_config(cls, cfg: Any, clip: Any) -> dict[str, Any]:
+        a = cfg.MODEL.ALIGNZEG
+        b, p, d, c, loss = a.BACKBONE, a.PIXEL_DECODER, a.DECODER, a.CLASSIFIER, a.LOSS
+        check_backbone_keys(b)
+        backbone = ResNetBackbone(
+            depth=b.DEPTH, width=b.WIDTH, norm=b.NORM, weights=b.WEIGHTS,
+            random_init=b.RANDOM_INIT, renormalize=b.RENORMALIZE,
+            input_mean=list(cfg.MODEL.PIXEL_MEAN), input_std=list(cfg.MODEL.PIXEL_STD),
+            pixel_mean=list(b.PIXEL_MEAN), pixel_std=list(b.PIXEL_STD))
+        matcher = HungarianMatcher(cost_class=a.MATCHER.COST_CLASS,
+                                   cost_mask=a.MATCHER.COST_MASK, cost_dice=a.MATCHER.COST_DICE,
+                                   focal_alpha=loss.FOCAL_ALPHA, focal_gamma=loss.FOCAL_GAMMA)
+        criterion = SetCriterion(
+            matcher=matcher, class_weight=loss.CLASS_WEIGHT, mask_weight=loss.MASK_WEIGHT,
+            dice_weight=loss.DICE_WEIGHT, no_object_weight=loss.NO_OBJECT_WEIGHT,
+            focal_alpha=loss.FOCAL_ALPHA, focal_gamma=loss.FOCAL_GAMMA,
+            deep_supervision=d.DEEP_SUPERVISION, mask_ignore_pixels=loss.MASK_IGNORE_PIXELS)
+        return {
+            "backbone": backbone,
+            "pixel_decoder": FPNPixelDecoder(in_channels=backbone.out_channels,
+                                             conv_dim=p.CONV_DIM, mask_dim=p.MASK_DIM,
+                                             norm_groups=p.NORM_GROUPS),
+            "decoder": MRPEDecoder(p.MASK_DIM, d.NUM_QUERIES, d.HIDDEN_DIM, d.NHEADS,
+                                   d.DIM_FEEDFORWARD, d.LAYERS, d.DROPOUT, mutual=d.MRPE),
+            "classifier": ProposalClassifier(
+                d.HIDDEN_DIM, clip.embed_dim, c.EMBED_HIDDEN_DIM, c.EMBED_LAYERS,
+                a.BDS.NUM_PROTOTYPES if a.BDS.ENABLED else 1, c.TEMPERATURE, c.CLIP_POOL),
+            "criterion": criterion,
+            "indicator": BiasIndicator(clip.embed_dim, a.PBC.HIDDEN_DIM) if a.PBC.TRAIN else None,
+            "embed_dim": clip.embed_dim,
+            "fuse_clip": a.FUSE_CLIP,
+            "fes": a.FES.ENABLED,
+            "fes_alpha": a.FES.ALPHA,
+            "fes_per_real": a.FES.NUM_PER_REAL,
+            "pbc": a.PBC.ENABLED,
+            "pbc_threshold": a.PBC.THRESHOLD,
+            "pbc_factor": a.PBC.FACTOR,
+            "bc_weight": loss.BC_WEIGHT,
+            "vir_weight": loss.VIR_WEIGHT,
+            "reg_weight": loss.REG_WEIGHT if a.BDS.ENABLED else 0.0,
+            "target_stride": loss.TARGET_STRIDE,
+        }
+
+    # ---------------------------------------------------------------------------- network
+    def encode(self, images: torch.Tensor, clip: Any
+               ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]]:
+        """(CLIP patch embeddings B x D x h x w, the MRPE decoder's per-layer outputs)."""
+        with stage("clip_encoder"):
+            dense = clip.encode_dense(images).patch_embeddings
+        with stage("image_encoder"):
+            mask_features, _ = self.pixel_decoder(self.backbone(images))
+            if self.clip_proj is not None:
+                fused = self.clip_proj(dense.to(mask_features.dtype))
+                mask_features = mask_features + F.interpolate(
+                    fused, size=mask_features.shape[-2:], mode="bilinear", align_corners=False)
+        with stage("decoder"):
+            return dense, self.decoder(mask_features)
+
+    def proposal_features(self, dense: torch.Tensor, states: torch.Tensor,
+                          masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(unnormalised proposal features B x Q x D, mask-pooled CLIP embeddings B x Q x D)."""
+        pooled = mask_pool(dense, masks)
+        return self.classifier.features(states, pooled), pooled
+
+    def proposals(self, images: torch.Tensor, vocab: ClassVocabulary, clip: Any) -> Proposals:
+        """The final layer's proposals over ``vocab`` (probabilities before PBC)."""
+        dense, layers = self.encode(images, clip)
+        with stage("post_process"):
+            states, masks, _ = layers[-1]
+            features, _ = self.proposal_features(dense, states, masks)
+            probs = self.classifier.logits(features, vocab.embeddings).float().softmax(-1)
+            unseen = (self.indicator(features).float().sigmoid()
+                      if self.indicator is not None else None)
+            return probs[..., :-1], unseen, masks
+
+    def semantic_scores(self, proposals: Proposals, is_seen: torch.Tensor,
+                        pbc: bool | None = None) -> torch.Tensor:
+        """B x K x h x w class scores: PBC (if ``pbc``; None = the configured switch), then
+        MaskFormer's semantic inference."""
+        with stage("post_process"):
+            probs, unseen, masks = proposals
+            if (self.pbc if pbc is None else pbc) and unseen is not None:
+                probs = correct_seen_scores(probs, unseen, is_seen, self.pbc_threshold,
+                                            self.pbc_factor)
+            return semantic_inference(probs, masks.float().sigmoid())
+
+    def forward(self, images: torch.Tensor, vocab: ClassVocabulary, clip: Any,
+                targets: torch.Tensor | None = None,
+                phase: TrainingPhase = TrainingPhase.SUPERVISED) -> Any:
+        """Losses (``targets`` given) or B x K x H/4 x W/4 class scores over ``vocab``.
+
+        Args:
+            images: normalised, padded B x 3 x H x W.
+            vocab: the classes (training: the meta-architecture's training vocabulary).
+            clip: the shared frozen CLIP model.
+            targets: B x H x W vocabulary indices, 255 ignore, 254 unlabelled.
+            phase: the training phase (self-training pseudo-labels unlabelled pixels).
+        """
+        if targets is None:
+            return self.semantic_scores(self.proposals(images, vocab, clip), vocab.is_seen)
+        return self.losses(images, vocab, clip, targets, phase)
+
+    # ---------------------------------------------------------------------------- training
+    def losses(self, images: torch.Tensor, vocab: ClassVocabulary, clip: Any,
+               targets: torch.Tensor, phase: TrainingPhase) -> dict[str, torch.Tensor]:
+        """L_ce, L_mask (focal + dice) on every layer, L_vir, L_reg and L_bc (weighted)."""
+        self_training = phase is TrainingPhase.SELF_TRAINING
+        # Seen classes only unless self-training (raises on an unseen label): ZegCLIP's rule.
+        active = ZegCLIPHead.training_classes(vocab, targets, self_training)
+        text = vocab.embeddings[active]
+        active_seen = vocab.is_seen[active]
+        dense, layers = self.encode(images, clip)
+        feats = [self.proposal_features(dense, s, m) for s, m, _ in layers]
+        logits = [self.classifier.logits(f, text) for f, _ in feats]
+        pseudo = None
+        if self_training:
+            with torch.no_grad():
+                probs = logits[-1].float().softmax(-1)[..., :-1]
+                pseudo = resize_scores(semantic_inference(probs, layers[-1][1].float().sigmoid()),
+                                       targets.shape[-2:])
+        labels = ZegCLIPHead.training_labels(targets, vocab, active, pseudo, self_training)
+        h, w = labels.shape[-2:]
+        size = (h // self.target_stride, w // self.target_stride)
+        gt = semantic_targets(labels, len(active), size=size,
+                              with_valid=self.criterion.mask_ignore_pixels)
+        preds = [(lg, m if tuple(m.shape[-2:]) == size else resize_scores(m, size))
+                 for lg, (_, m, _) in zip(logits, layers)]
+        losses = self.criterion(preds, gt)
+        if self.fes or self.indicator is not None or self.reg_weight:
+            losses.update(self.alignment_losses(preds[-1], gt, layers[-1][0], feats[-1],
+                                                text, active_seen))
+        return losses
+
+    def alignment_losses(self, final: tuple[torch.Tensor, torch.Tensor],
+                         gt: list[dict[str, torch.Tensor]], states: torch.Tensor,
+                         feats: tuple[torch.Tensor, torch.Tensor], text: torch.Tensor,
+                         active_seen: torch.Tensor) -> dict[str, torch.Tensor]:
+        """FES's L_vir, BDS's L_reg and PBC's L_bc on the final layer's matched proposals."""
+        features, pooled = feats
+        out: dict[str, torch.Tensor] = {}
+        if self.reg_weight:
+            out["loss_reg"] = self.reg_weight * self.classifier.background_regularisation()
+        if not self.fes and self.indicator is None:
+            return out
+        targets = gt if self.criterion.mask_ignore_pixels else [
+            {k: v for k, v in t.items() if k != "valid"} for t in gt]
+        indices = self.criterion.matcher(*final, targets)
+        rows = [(torch.full_like(src, i), src, t["labels"][tgt.to(t["labels"].device)])
+                for i, ((src, tgt), t) in enumerate(zip(indices, targets))]
+        bi, qi, y = (torch.cat(x).to(features.device) for x in zip(*rows))
+        seen = active_seen.to(y.device)[y]
+        real = (states[bi, qi][seen], pooled[bi, qi][seen])
+        (v_states, v_pooled), soft, _, _ = manifold_mixup(
+            list(real), y[seen], text.shape[0] + 1, self.fes_alpha, self.fes_per_real)
+        virtual = self.classifier.features(v_states, v_pooled)
+        if self.fes:
+            out["loss_vir"] = self.vir_weight * soft_cross_entropy(
+                self.classifier.logits(virtual, text), soft.to(virtual.dtype))
+        if self.indicator is not None:
+            matched = features[bi, qi]
+            positives = torch.cat([virtual, matched[~seen]])  # unseen only in self-training
+            out["loss_bc"] = self.bc_weight * self.indicator.loss(matched[seen], positives)
+        return out
+
+
+def check_backbone_keys(b: Any) -> None:
+    """Clear errors for the learnable encoder's keys (named as MODEL.ALIGNZEG.BACKBONE.*)."""
+    if not b.WEIGHTS and not b.RANDOM_INIT:
+        raise UserError("MODEL.ALIGNZEG.BACKBONE.WEIGHTS is empty: give a local torchvision "
+                        "ResNet state dict, or set MODEL.ALIGNZEG.BACKBONE.RANDOM_INIT True "
+                        "(speed runs, toy world)")
+    if b.WEIGHTS and not b.RANDOM_INIT and not os.path.isfile(b.WEIGHTS):
+        raise UserError(f"MODEL.ALIGNZEG.BACKBONE.WEIGHTS: file not found: {b.WEIGHTS} "
+                        "(weights are never downloaded)")
+    if b.DEPTH not in (18, 34, 50, 101):
+        raise UserError(f"MODEL.ALIGNZEG.BACKBONE.DEPTH = {b.DEPTH} is not one of 18, 34, 50, "
+                        "101")

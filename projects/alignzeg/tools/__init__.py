@@ -1,0 +1,1 @@
+"""Tools of the AlignZeg project (PBC calibration on the toy world's held-out split)."""
