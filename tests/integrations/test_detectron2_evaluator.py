@@ -13,6 +13,7 @@ from tests.integrations.helpers import PREFIX, require_detectron2
 require_detectron2()
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:detectron2.*")
 
+from zsseg_bench.config import get_cfg  # noqa: E402
 from zsseg_bench.data.catalog import DatasetCatalog  # noqa: E402
 from zsseg_bench.data.image_io import read_sem_seg  # noqa: E402
 from zsseg_bench.integrations.detectron2 import GZSL_TASK, build_evaluator  # noqa: E402
@@ -29,7 +30,9 @@ def _one_hot(pred: np.ndarray) -> torch.Tensor:
 
 def _evaluate(predict):
     """Both evaluators over the val images, the prediction of each being ``predict(gt)``."""
-    evaluator = build_evaluator(None, VAL)
+    cfg = get_cfg()
+    cfg.DATASETS.TRAIN = ()  # the evaluated dataset's own seen / unseen split
+    evaluator = build_evaluator(cfg, VAL)
     evaluator.reset()
     for record in DatasetCatalog.get(VAL):
         gt = read_sem_seg(record["sem_seg_file_name"], NUM_CLASSES)
