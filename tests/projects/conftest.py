@@ -1,5 +1,5 @@
 """Fixtures of the method tests: a tiny random-init CLIP (the real CLIP layer on a 2-layer
-open_clip ViT) that needs no download."""
+open_clip ViT) that needs no download, and a tiny class list with a seen / unseen split."""
 
 from __future__ import annotations
 
@@ -7,7 +7,20 @@ import open_clip
 import pytest
 import torch
 
+from zsseg_bench.data.catalog import MetadataCatalog
 from zsseg_bench.modeling.clip import CLIPModel
+
+#: A tiny vocabulary for the methods' zero-shot tests: classes 3 and 4 are unseen.
+CLASSES = ["background", "red circle", "blue square", "green cross", "red square"]
+SEEN, UNSEEN = [0, 1, 2], [3, 4]
+
+
+def register_tiny_split(name: str) -> str:
+    """Registers metadata ``name`` with :data:`CLASSES` and its split (once); returns ``name``."""
+    if name not in MetadataCatalog.list():
+        MetadataCatalog.get(name).set(stuff_classes=CLASSES, seen_classes=SEEN,
+                                      unseen_classes=UNSEEN, ignore_label=255)
+    return name
 
 TINY_CLIP = {
     "embed_dim": 32,

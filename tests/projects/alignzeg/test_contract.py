@@ -5,22 +5,18 @@ and slide inference, inductive training never sees unseen names or labels."""
 import pytest
 import torch
 
-from zsseg_bench.data.catalog import MetadataCatalog
+from tests.projects.conftest import CLASSES, SEEN, register_tiny_split
 from zsseg_bench.modeling.meta_arch import ZeroShotSegmentor
 
 from .conftest import tiny_head
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 DATASET = "_test_alignzeg_dataset"
-CLASSES = ["background", "red circle", "blue square", "green cross", "red square"]
-SEEN, UNSEEN = [0, 1, 2], [3, 4]
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _metadata():
-    if DATASET not in MetadataCatalog.list():
-        MetadataCatalog.get(DATASET).set(stuff_classes=CLASSES, seen_classes=SEEN,
-                                         unseen_classes=UNSEEN, ignore_label=255)
+    register_tiny_split(DATASET)
 
 
 def _model(clip, setting: str = "inductive", **kw) -> ZeroShotSegmentor:

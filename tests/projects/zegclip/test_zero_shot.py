@@ -4,22 +4,18 @@ text embeddings or labels; self-training pseudo-labels unlabelled pixels with un
 import pytest
 import torch
 
-from zsseg_bench.data.catalog import MetadataCatalog
+from tests.projects.conftest import CLASSES, SEEN, UNSEEN, register_tiny_split
 from zsseg_bench.modeling.meta_arch import ZeroShotSegmentor
 from zsseg_bench.modeling.training_phase import TrainingPhase
 from zsseg_bench.projects.zegclip import ZegCLIPHead
 from zsseg_bench.projects.zegclip.pseudo_label import UNLABELLED_LABEL
 
 DATASET = "_test_zegclip_dataset"
-CLASSES = ["background", "red circle", "blue square", "green cross", "red square"]
-SEEN, UNSEEN = [0, 1, 2], [3, 4]
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _metadata():
-    if DATASET not in MetadataCatalog.list():
-        MetadataCatalog.get(DATASET).set(stuff_classes=CLASSES, seen_classes=SEEN,
-                                         unseen_classes=UNSEEN, ignore_label=255)
+    register_tiny_split(DATASET)
 
 
 class Spy:
