@@ -208,8 +208,10 @@ def _slurm_job_id() -> str | None:
     return os.environ.get("SLURM_JOB_ID")
 
 
-#: Seconds a Slurm job must stay in a final state before the launcher takes it as ended.
-_FINAL_STATE_S = 10.0
+#: Seconds a Slurm job must stay in a final state before the launcher takes it as ended (a
+#: requeued job passes through CANCELLED, and once was seen FAILED for over 10 s, before it is
+#: PENDING again).
+_FINAL_STATE_S = 60.0
 #: Slurm job states after which a job never runs again (a requeued job is PENDING instead,
 #: after a moment in one of them).
 SLURM_FINAL_STATES = ("BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL",
@@ -339,11 +341,11 @@ class SubmititLauncher:
                 if on_slurm and time.monotonic() - last_squeue > _SQUEUE_PERIOD_S:
                     states = slurm_states([str(job.job_id) for job, _ in pending])
                     last_squeue = time.monotonic()
-                    for j, s in states.items():
-                        if s not in SLURM_FINAL_STATES:
-                            final_since.pop(j, None)
-                        else:
+                    for j in [str(job.job_id) for job, _ in pending]:
+                        if states.get(j) in SLURM_FINAL_STATES:
                             final_since.setdefault(j, last_squeue)
+                        else:  # running, pending again after a requeue, or not listed now
+                            final_since.pop(j, None)
                 still = []
                 for job, d in pending:
                     # A requeued job passes through CANCELLED/PREEMPTED for a moment before it
