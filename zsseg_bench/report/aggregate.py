@@ -6,6 +6,7 @@ import math
 
 import pandas as pd
 
+from zsseg_bench.report.results import METRIC_COLUMNS, TARGET_SEP, target_names
 from zsseg_bench.utils.errors import UserError
 
 GROUP_COLUMNS = ["method", "method_label", "dataset", "setting", "variant"]
@@ -35,6 +36,14 @@ def resolve_baseline(runs: pd.DataFrame, baseline: str | None) -> str | None:
     return DEFAULT_BASELINE if DEFAULT_BASELINE in methods else None
 
 
+def aggregated_metrics(runs: pd.DataFrame) -> list[str]:
+    """The columns aggregated over seeds: :data:`AGG_METRICS`, then the metric columns of every
+    test dataset block (``<dataset>/mIoU``, ...; cross-dataset runs)."""
+    blocks = [f"{t}{TARGET_SEP}{m}" for t in target_names(runs.columns)
+              for m in METRIC_COLUMNS.values()]
+    return AGG_METRICS + blocks
+
+
 def aggregate_seeds(runs: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
     """One row per (method, dataset, setting, variant): mean and std over seeds.
 
@@ -44,19 +53,23 @@ def aggregate_seeds(runs: pd.DataFrame, baseline: str | None = None) -> pd.DataF
 
     Returns:
         Columns: the group labels, ``n_seeds``, ``seeds``, ``<metric>_mean``/``<metric>_std``
-        for every metric (std is the sample std, ddof=1, NaN for one seed), ``speedup``
+        for every metric of :func:`aggregated_metrics` (std is the sample std, ddof=1, NaN
+        for one seed), ``cross_dataset`` (a run of the group was first evaluated on another
+        dataset than its training one), ``speedup``
         (mean FPS over the baseline's mean FPS on the same dataset, setting and variant;
         NaN where either is missing), ``speedup_std`` (first-order propagation of both
         FPS stds) and ``is_baseline``.
     """
     base = resolve_baseline(runs, baseline)
     groups = runs.groupby(GROUP_COLUMNS, sort=False, dropna=False)
+    metrics = aggregated_metrics(runs)
     records = []
     for key, g in groups:
         rec = dict(zip(GROUP_COLUMNS, key))
         rec["n_seeds"] = len(g)
         rec["seeds"] = " ".join(str(s) for s in sorted(g["seed"]))
-        for m in AGG_METRICS:
+        rec["cross_dataset"] = bool(g["cross_dataset"].any()) if "cross_dataset" in g else False
+        for m in metrics:
             values = pd.to_numeric(g[m], errors="coerce") if m in g else pd.Series(dtype=float)
             values = values.dropna()
             rec[f"{m}_mean"] = float(values.mean()) if len(values) else math.nan

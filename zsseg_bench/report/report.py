@@ -1,4 +1,10 @@
-"""``zsseg-bench report D``: results.csv, seed aggregates, table.md/.tex and the plots."""
+"""``zsseg-bench report D``: results.csv, seed aggregates, table.md/.tex and the plots.
+
+``table.md`` / ``table.tex`` hold the comparison table of the runs evaluated first on their
+training benchmark (the in-domain table), then, if any run was evaluated on several test
+datasets or on another dataset (cross-dataset), the table with one block of columns per test
+dataset; a file holds only the tables that have rows.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +16,13 @@ from typing import TextIO
 from zsseg_bench.report.aggregate import aggregate_seeds
 from zsseg_bench.report.plots import plot_hiou_vs_fps, plot_per_class_iou, plot_speed_breakdown
 from zsseg_bench.report.published import canonical_dataset, published_rows
-from zsseg_bench.report.results import collect_results
-from zsseg_bench.report.tables import build_table, to_latex, to_markdown
+from zsseg_bench.report.results import TARGET_SEP, collect_results, target_names
+from zsseg_bench.report.tables import (
+    build_cross_dataset_table,
+    build_table,
+    to_latex,
+    to_markdown,
+)
 from zsseg_bench.utils.errors import UserError
 from zsseg_bench.utils.file_io import atomic_write_text
 
@@ -71,23 +82,33 @@ def write_report(root: str | Path, output_dir: str | Path | None = None,
         raise UserError(f"report: no finished run under {root} (none has train/metrics.json); "
                         "wait for the sweep or re-launch it")
     agg = aggregate_seeds(runs, baseline=baseline)
-    if published == "none":
-        pub = []
-    elif published == "all":
-        pub = published_rows(None)
-    else:
-        keys = {canonical_dataset(d) for d in runs["dataset"]} - {None}
-        pub = published_rows(keys) if keys else []
-    table = build_table(agg, runs, pub, title=title or f"Results: {root.resolve().name}")
+    title = title or f"Results: {root.resolve().name}"
+    tables = []
+    in_domain = agg[~agg["cross_dataset"]]
+    if not in_domain.empty:
+        domain_runs = runs[~runs["cross_dataset"]]
+        if published == "none":
+            pub = []
+        elif published == "all":
+            pub = published_rows(None)
+        else:
+            keys = {canonical_dataset(d) for d in domain_runs["dataset"]} - {None}
+            pub = published_rows(keys) if keys else []
+        tables.append(build_table(in_domain, domain_runs, pub, title=title))
+    targets = [f"{t}{TARGET_SEP}mIoU" for t in target_names(runs.columns)]
+    if targets:
+        cross_runs = runs[runs[targets].notna().any(axis=1)]
+        tables.append(build_cross_dataset_table(agg, cross_runs,
+                                                title=f"{title} (cross-dataset)"))
     out.mkdir(parents=True, exist_ok=True)
     outputs = ReportOutputs(out / RESULTS_CSV, out / AGGREGATE_CSV, out / TABLE_MD,
-                            out / TABLE_TEX, [out / p for p in PLOT_FILES], to_markdown(table),
-                            warnings)
+                            out / TABLE_TEX, [out / p for p in PLOT_FILES],
+                            "\n".join(to_markdown(t) for t in tables), warnings)
     atomic_write_text(outputs.results_csv, runs.to_csv(index=False))
     atomic_write_text(outputs.aggregate_csv, agg.to_csv(index=False))
     atomic_write_text(outputs.table_md, outputs.markdown)
-    atomic_write_text(outputs.table_tex, to_latex(table))
-    plot_hiou_vs_fps(agg, outputs.plots[0])
+    atomic_write_text(outputs.table_tex, "\n".join(to_latex(t) for t in tables))
+    plot_hiou_vs_fps(in_domain, outputs.plots[0])
     plot_per_class_iou(collected.per_class, outputs.plots[1])
     plot_speed_breakdown(collected.breakdown, agg, outputs.plots[2])
     return outputs

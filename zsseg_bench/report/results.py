@@ -2,7 +2,10 @@
 
 A run directory is any directory holding ``cell.json`` (written by the sweep); its results are
 ``train/metrics.json`` (accuracy, written by the engine) and ``speed/speed.json`` (written by
-the speed harness). A run without ``metrics.json`` is unfinished and left out; a run without
+the speed harness). A run evaluated on several test datasets, or on another dataset than its
+training one (cross-dataset), also gets one block of columns per test dataset,
+``<dataset>/<column>`` (e.g. ``voc_zs_val/mIoU``, ``voc_zs_val/n_unseen``), in
+``DATASETS.TEST`` order. A run without ``metrics.json`` is unfinished and left out; a run without
 ``speed.json`` keeps blank speed columns. A file that exists but is malformed is an error that
 names the file: a report never silently drops a result.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +36,9 @@ METRIC_COLUMNS = {
 REQUIRED_METRICS = ("mIoU-seen", "mIoU-unseen", "hIoU", "pAcc")
 CLASS_IOU_PREFIX = "IoU-"
 LABEL_COLUMNS = ["run_id", "method", "method_label", "dataset", "setting", "variant", "seed"]
+#: Separator of a test dataset's columns (``<dataset>/<column>``); the per-dataset split sizes.
+TARGET_SEP = "/"
+SPLIT_COLUMNS = ("n_seen", "n_unseen")
 SPEED_COLUMNS = ["fps", "latency_ms", "latency_median_ms", "latency_p90_ms", "latency_std_ms",
                  "gflops", "params_total", "params_learnable", "peak_memory_mb"]
 
@@ -86,32 +93,73 @@ def _mapping(path: Path, key: str, value: Any) -> dict[str, Any]:
     return value
 
 
+def _metric_row(path: Path, key: str, metrics: Any) -> dict[str, float]:
+    """The results columns of one dataset's ``metrics`` object (at ``key`` in the file)."""
+    if not isinstance(metrics, dict):
+        raise ResultFileError(f"{path}: missing {key!r} object (expected the engine's "
+                              "metrics.json with mIoU-seen, mIoU-unseen, hIoU, pAcc)")
+    row = {}
+    for name, col in METRIC_COLUMNS.items():
+        if name not in metrics and name in REQUIRED_METRICS:
+            raise ResultFileError(f"{path}: {key} has no {name!r} "
+                                  f"(keys: {', '.join(sorted(metrics)) or 'none'})")
+        row[col] = _number(path, f"{key}.{name}", metrics.get(name), required=False)
+    return row
+
+
+def _class_list(path: Path, key: str, value: Any) -> list[str]:
+    if not isinstance(value, list):
+        raise ResultFileError(f"{path}: {key} must be a list of class names")
+    return [str(v) for v in value]
+
+
+def target_columns(path: Path, data: dict[str, Any]) -> dict[str, Any]:
+    """The per-test-dataset columns (``<dataset>/<column>``) of a ``metrics.json``: empty for a
+    run evaluated on its training benchmark only (the in-domain table's columns suffice)."""
+    others = _mapping(path, "other_datasets", data.get("other_datasets"))
+    splits = _mapping(path, "other_splits", data.get("other_splits"))
+    if not others and "cross_dataset" not in data:
+        return {}
+    blocks = {str(data.get("dataset")): ("metrics", data["metrics"], data)}
+    for name, metrics in others.items():
+        split = _mapping(path, f"other_splits.{name}", splits.get(name))
+        blocks[str(name)] = (f"other_datasets.{name}", metrics, split)
+    row: dict[str, Any] = {}
+    for name, (key, metrics, split) in blocks.items():
+        cols = _metric_row(path, key, metrics)
+        for col, which in zip(SPLIT_COLUMNS, ("seen_classes", "unseen_classes")):
+            cols[col] = len(_class_list(path, f"{key} {which}", split.get(which, [])))
+        row.update({f"{name}{TARGET_SEP}{col}": v for col, v in cols.items()})
+    return row
+
+
+def target_names(columns: Iterable[str]) -> list[str]:
+    """The test datasets with a column block among ``columns``, in their order."""
+    suffix = f"{TARGET_SEP}mIoU"
+    return [c[:-len(suffix)] for c in columns if c.endswith(suffix)]
+
+
 def read_metrics(path: Path) -> tuple[dict[str, Any], dict[str, float], list[str]]:
     """Reads a ``metrics.json``.
 
     Returns:
-        (scalar columns, per-class IoU by class name, unseen class names).
+        (scalar columns, per-class IoU by class name, unseen class names). The scalar columns
+        are the first test dataset's metrics, ``cross_dataset`` (whether that dataset is
+        another one than the training one) and the per-test-dataset blocks
+        (:func:`target_columns`).
     """
     data = _load_json(path)
     metrics = data.get("metrics")
-    if not isinstance(metrics, dict):
-        raise ResultFileError(f"{path}: missing 'metrics' object (expected the engine's "
-                              "metrics.json with mIoU-seen, mIoU-unseen, hIoU, pAcc)")
-    row: dict[str, Any] = {}
-    for key, col in METRIC_COLUMNS.items():
-        if key not in metrics and key in REQUIRED_METRICS:
-            raise ResultFileError(f"{path}: metrics has no {key!r} "
-                                  f"(keys: {', '.join(sorted(metrics)) or 'none'})")
-        row[col] = _number(path, f"metrics.{key}", metrics.get(key), required=False)
+    row: dict[str, Any] = _metric_row(path, "metrics", metrics)
     per_class = {k[len(CLASS_IOU_PREFIX):]: _number(path, f"metrics.{k}", v, required=False)
                  for k, v in metrics.items() if k.startswith(CLASS_IOU_PREFIX)}
-    unseen = data.get("unseen_classes", [])
-    if not isinstance(unseen, list):
-        raise ResultFileError(f"{path}: unseen_classes must be a list of class names")
+    unseen = _class_list(path, "unseen_classes", data.get("unseen_classes", []))
     row["iteration"] = data.get("iteration")
     row["train_time_s"] = _number(path, "wall_time_s", data.get("wall_time_s"), required=False)
     row["eval_dataset"] = data.get("dataset")
-    return row, per_class, [str(u) for u in unseen]
+    row["cross_dataset"] = "cross_dataset" in data
+    row.update(target_columns(path, data))
+    return row, per_class, unseen
 
 
 def read_speed(path: Path) -> tuple[dict[str, Any], dict[str, float]]:

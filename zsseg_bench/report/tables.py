@@ -1,4 +1,6 @@
-"""``table.md`` and ``table.tex``: the comparison table (measured rows, then published rows)."""
+"""``table.md`` and ``table.tex``: the comparison table (measured rows, then published rows) and,
+for runs evaluated on several test datasets (cross-dataset), a table with one block of columns
+per test dataset."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ from typing import Any
 
 import pandas as pd
 
+from zsseg_bench.report.results import SPLIT_COLUMNS, TARGET_SEP, target_names
+
 MISSING = "–"
 PM = "±"
 TIMES = "×"
@@ -17,8 +21,12 @@ TIMES = "×"
 COLUMNS = ("Method", "Setting", "Dataset", "mIoU-S", "mIoU-U", "hIoU", "pAcc", "FPS",
            "GFLOPs", "Learnable params (M)", "Speed-up")
 _ACCURACY = ("mIoU-S", "mIoU-U", "hIoU", "pAcc")
+#: Columns of each test dataset's block in the cross-dataset table: mIoU always, the seen /
+#: unseen groups where that dataset has both.
+_TARGET_ALL = ("mIoU",)
+_TARGET_SPLIT = ("mIoU-S", "mIoU-U", "hIoU")
 #: Left-aligned text columns; every other column is a number.
-_TEXT_COLUMNS = ("Method", "Setting", "Dataset", "Variant")
+_TEXT_COLUMNS = ("Method", "Setting", "Dataset", "Variant", "Trained on")
 _PARAMS_UNIT = 1e6
 #: Fields of speed.json's ``protocol`` summarised under the table (all are in results.csv).
 PROTOCOL_NOTE_KEYS = ("device_name", "device", "threads", "precision", "input_size", "mode",
@@ -29,13 +37,23 @@ _MAX_DECIMALS = 4
 
 @dataclasses.dataclass
 class Table:
-    """A formatted table: header, rows of cell strings, which rows are published, notes."""
+    """A formatted table: header, rows of cell strings, which rows are published, notes, and
+    optionally ``groups``: (label, number of columns) spanning the header, left to right (an
+    empty label spans columns of no group)."""
 
     header: list[str]
     rows: list[list[str]]
     published: list[bool]
     notes: list[str]
     title: str
+    groups: list[tuple[str, int]] | None = None
+
+    def column_titles(self) -> list[str]:
+        """Each column's title with its group's label in front (one header row)."""
+        if not self.groups:
+            return list(self.header)
+        labels = [label for label, span in self.groups for _ in range(span)]
+        return [f"{g} {h}" if g else h for g, h in zip(labels, self.header)]
 
 
 def _isnan(x: Any) -> bool:
@@ -142,14 +160,15 @@ def _protocol_notes(runs: pd.DataFrame) -> list[str]:
     return notes
 
 
-def _notes(agg: pd.DataFrame, runs: pd.DataFrame, published: Sequence[dict]) -> list[str]:
-    notes = []
+def _seeds_note(agg: pd.DataFrame) -> str:
     counts = sorted(set(agg["n_seeds"]))
     if counts == [1]:
-        notes.append("One seed per row (no std).")
-    else:
-        notes.append(f"Mean {PM} sample std over seeds ({', '.join(map(str, counts))} "
-                     "seeds per row).")
+        return "One seed per row (no std)."
+    return f"Mean {PM} sample std over seeds ({', '.join(map(str, counts))} seeds per row)."
+
+
+def _notes(agg: pd.DataFrame, runs: pd.DataFrame, published: Sequence[dict]) -> list[str]:
+    notes = [_seeds_note(agg)]
     base = agg.loc[agg["is_baseline"], "method_label"].unique()
     if len(base):
         notes.append(f"Speed-up: FPS relative to {base[0]} on the same dataset and setting.")
@@ -171,12 +190,70 @@ def _notes(agg: pd.DataFrame, runs: pd.DataFrame, published: Sequence[dict]) -> 
     return notes
 
 
+def _split_sizes(runs: pd.DataFrame, target: str) -> list[tuple[int, int]]:
+    """The distinct (seen, unseen) class counts of ``target`` among ``runs``."""
+    cols = [f"{target}{TARGET_SEP}{c}" for c in SPLIT_COLUMNS]
+    pairs = runs[cols].dropna().drop_duplicates()
+    return [(int(a), int(b)) for a, b in pairs.itertuples(index=False)]
+
+
+def build_cross_dataset_table(agg: pd.DataFrame, runs: pd.DataFrame,
+                              title: str = "Cross-dataset evaluation") -> Table:
+    """The rows of ``agg`` evaluated on several test datasets (or on another dataset than
+    their training one): one block of columns per test dataset, in ``DATASETS.TEST`` order.
+
+    Args:
+        agg: :func:`~zsseg_bench.report.aggregate.aggregate_seeds` output (its
+            ``<dataset>/<metric>_mean`` / ``_std`` columns).
+        runs: the per-run table of these rows (the seen / unseen class counts of each test
+            dataset).
+        title: the table's title.
+
+    Each block has the dataset's mIoU, and mIoU-S / mIoU-U / hIoU where some run of the table
+    has both seen and unseen classes on it.
+    """
+    targets = target_names(runs.columns)
+    evaluated = [f"{t}{TARGET_SEP}mIoU_mean" for t in targets]
+    agg = agg[agg[evaluated].notna().any(axis=1)]
+    show_variant = agg["variant"].nunique() > 1 or (agg["variant"] != "default").any()
+    header = ["Method", "Setting", "Trained on"] + (["Variant"] if show_variant else [])
+    groups = [("", len(header))]
+    blocks = []
+    for t in targets:
+        sizes = _split_sizes(runs, t)
+        cols = list(_TARGET_ALL)
+        if any(seen and unseen for seen, unseen in sizes):
+            cols += list(_TARGET_SPLIT)
+        blocks.append((t, cols))
+        header += cols
+        groups.append((t, len(cols)))
+    rows = []
+    for _, r in agg.iterrows():
+        cells = [r["method_label"], r["setting"], r["dataset"]]
+        if show_variant:
+            cells.append(r["variant"])
+        for t, cols in blocks:
+            cells += [format_value(r[f"{t}{TARGET_SEP}{c}_mean"], r[f"{t}{TARGET_SEP}{c}_std"],
+                                   decimals=1) for c in cols]
+        rows.append(cells)
+    sizes = "; ".join(f"{t} " + " or ".join(f"{a} / {b}" for a, b in _split_sizes(runs, t))
+                      for t in targets)
+    notes = [_seeds_note(agg),
+             "One block of columns per test dataset (DATASETS.TEST order): mIoU over all its "
+             "classes; mIoU-S / mIoU-U / hIoU of its seen / unseen classes where it has both. "
+             "On the training benchmark the split is the dataset's own; on another dataset a "
+             "class is seen when its name (ignoring case) is that of a class with training "
+             "labels, unseen otherwise (metrics.json: cross_dataset).",
+             f"Seen / unseen classes: {sizes}."]
+    return Table(header, rows, [False] * len(rows), notes, title, groups)
+
+
 def to_markdown(table: Table) -> str:
     """GitHub-flavoured Markdown: title, table, notes."""
     numeric = {i for i, h in enumerate(table.header)
                if h not in _TEXT_COLUMNS}
     lines = [f"# {table.title}", ""]
-    lines.append("| " + " | ".join(table.header) + " |")
+    lines.append("| " + " | ".join(table.column_titles()) + " |")
     lines.append("|" + "|".join("---:" if i in numeric else "---"
                                 for i in range(len(table.header))) + "|")
     for cells in table.rows:
@@ -201,8 +278,17 @@ def to_latex(table: Table) -> str:
     """A ``booktabs`` table (``\\usepackage{booktabs}``); published rows in italics after a rule."""
     align = "".join("l" if h in _TEXT_COLUMNS else "r"
                     for h in table.header)
-    out = [r"% " + latex_escape(table.title), r"\begin{tabular}{" + align + "}", r"\toprule",
-           " & ".join(latex_escape(h) for h in table.header) + r" \\", r"\midrule"]
+    out = [r"% " + latex_escape(table.title), r"\begin{tabular}{" + align + "}", r"\toprule"]
+    if table.groups:
+        spans, rules, first = [], [], 1
+        for label, span in table.groups:
+            spans.append(rf"\multicolumn{{{span}}}{{c}}{{{latex_escape(label)}}}" if label
+                         else " & ".join([""] * span))
+            if label:
+                rules.append(rf"\cmidrule(lr){{{first}-{first + span - 1}}}")
+            first += span
+        out += [" & ".join(spans) + r" \\", " ".join(rules)]
+    out += [" & ".join(latex_escape(h) for h in table.header) + r" \\", r"\midrule"]
     first_pub = True
     for cells, pub in zip(table.rows, table.published):
         if pub and first_pub:
