@@ -15,7 +15,6 @@ kept, so the script is idempotent and resumes after an interruption. See dataset
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 from collections.abc import Sequence
 
@@ -26,17 +25,14 @@ from zsseg_bench.data.datasets.coco_stuff import (
     RAW_MAPS_DIRNAME,
     RAW_TO_CONTIGUOUS,
 )
-from zsseg_bench.data.file_listing import files_by_stem
 from zsseg_bench.data.prepare_utils import (
     ConvertJob,
     RawLabelMapping,
     add_common_arguments,
     convert_split,
-    read_label_png,
-    require_dir,
+    paired_folder_jobs,
     run_main,
 )
-from zsseg_bench.utils.errors import UserError
 
 MAPPING = RawLabelMapping(RAW_TO_CONTIGUOUS, f"0..{MAX_COCO_ID - 1} (COCO id - 1) and 255 "
                                              f"(unlabelled)")
@@ -51,28 +47,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def build_jobs(root: str, split_name: str, label_dir: str) -> list[ConvertJob]:
     """One :class:`ConvertJob` per raw map of a split; every image needs a map and vice versa."""
-    image_dir = os.path.join(root, COCO_DIR, split_name)
-    raw_dir = os.path.join(root, COCO_DIR, RAW_MAPS_DIRNAME, split_name)
-    require_dir(image_dir, f"COCO {split_name} images", README)
-    require_dir(raw_dir, f"COCO-Stuff {split_name} stuff+thing maps", README)
-    images, raws = set(files_by_stem(image_dir, "jpg")), set(files_by_stem(raw_dir, "png"))
-    for what, have, lack, where in (("image(s)", images, raws, raw_dir),
-                                    ("raw map(s)", raws, images, image_dir)):
-        orphans = sorted(have - lack)
-        if orphans:
-            raise UserError(f"{len(orphans)} {what} of {split_name} without a counterpart in "
-                            f"{where} (e.g. {', '.join(orphans[:5])}): the download is "
-                            f"incomplete; {README}")
-    if not raws:
-        raise UserError(f"no raw map (*.png) in {raw_dir}; {README}")
-    jobs = []
-    for stem in sorted(raws):
-        raw = os.path.join(raw_dir, f"{stem}.png")
-        jobs.append(ConvertJob(stem=stem, image=os.path.join(image_dir, f"{stem}.jpg"),
-                               output=os.path.join(label_dir, f"{stem}.png"),
-                               read_raw=functools.partial(read_label_png, raw), source=raw,
-                               mapping=MAPPING))
-    return jobs
+    return paired_folder_jobs(
+        os.path.join(root, COCO_DIR, split_name),
+        os.path.join(root, COCO_DIR, RAW_MAPS_DIRNAME, split_name), label_dir, MAPPING,
+        split_name, (f"COCO {split_name} images", f"COCO-Stuff {split_name} stuff+thing maps"),
+        README)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Prepares PASCAL Context (59 classes) for the zero-shot benchmark ``pcontext_zs_{train,val}``.
+"""Prepares PASCAL Context: the 59-class zero-shot benchmark ``pcontext_zs_{train,val}`` and,
+with ``--classes 459``, the evaluation-only full label space ``pcontext_459_val``.
 
 Reads, under ``--root`` (default ``$ZSSEG_DATASETS``, else ``./datasets``), the VOC 2010 images
 ``VOCdevkit/VOC2010/JPEGImages/<name>.jpg`` and the Context labels in one of three formats
@@ -10,12 +11,14 @@ Reads, under ``--root`` (default ``$ZSSEG_DATASETS``, else ``./datasets``), the 
 - ``mat``: ``VOCdevkit/VOC2010/trainval/<name>.mat`` (official ``trainval.tar.gz``, key
   ``LabelMap``); splits from ``VOCdevkit/VOC2010/ImageSets/Main/{train,val}.txt``.
 - ``mmseg``: ``VOCdevkit/VOC2010/SegmentationClassContext/<name>.png`` written by mmseg's
-  converter; splits from ``VOCdevkit/VOC2010/ImageSets/SegmentationContext/{train,val}.txt``.
+  converter (59 classes only); splits from
+  ``VOCdevkit/VOC2010/ImageSets/SegmentationContext/{train,val}.txt``.
 
 Writes ``VOCdevkit/VOC2010/annotations_zsseg/pc59_{train,val}/<name>.png`` (59 classes as ids
-0..58, everything else 255) plus a manifest ``pc59_{train,val}.json`` beside each folder.
-Classes, split and id mappings: :mod:`zsseg_bench.data.datasets.pcontext`. Finished files are
-kept, so the script is idempotent and resumes after an interruption. See datasets/README.md.
+0..58, everything else 255) and, for 459, ``pc459_val/<name>.png`` (16-bit PNGs: the 459 labels
+as ids 0..458, unlabelled 65535), each with a manifest ``<folder>.json`` beside it. Classes,
+split and id mappings: :mod:`zsseg_bench.data.datasets.pcontext`. Finished files are kept, so
+the script is idempotent and resumes after an interruption. See datasets/README.md.
 """
 
 from __future__ import annotations
@@ -25,19 +28,22 @@ import functools
 import json
 import os
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from zsseg_bench.data.datasets.pcontext import (
+    FULL_TO_459,
     FULL_TO_CONTIGUOUS,
     FULL_UNLABELLED,
     MMSEG_TO_CONTIGUOUS,
     NUM_FULL_LABELS,
     OFFICIAL_COUNTS,
+    PCONTEXT459_BENCHMARK,
     PCONTEXT_BENCHMARK,
     VOC2010_DIR,
 )
+from zsseg_bench.data.datasets.prepared import BenchmarkSpec, PreparedSplit
 from zsseg_bench.data.prepare_utils import (
     ConvertJob,
     RawLabelMapping,
@@ -53,6 +59,7 @@ from zsseg_bench.utils.errors import UserError
 
 FULL_MAPPING = RawLabelMapping(FULL_TO_CONTIGUOUS, f"0 (unlabelled) and 1..{NUM_FULL_LABELS} "
                                                    f"(PASCAL Context labels.txt ids)")
+FULL459_MAPPING = RawLabelMapping(FULL_TO_459, FULL_MAPPING.description)
 MMSEG_MAPPING = RawLabelMapping(MMSEG_TO_CONTIGUOUS, "0 (background), 1..59 (the Context-59 "
                                                      "classes) and 255")
 README = "see 'PASCAL Context' in datasets/README.md"
@@ -63,6 +70,8 @@ MMSEG_DIR = "SegmentationClassContext"
 LIST_DIRS = {"mat": os.path.join("ImageSets", "Main"),
              "mmseg": os.path.join("ImageSets", "SegmentationContext")}
 SOURCES = ("json", "mat", "mmseg")
+#: ``--classes`` -> the benchmark prepared.
+CLASS_SETS: dict[str, BenchmarkSpec] = {"59": PCONTEXT_BENCHMARK, "459": PCONTEXT459_BENCHMARK}
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -71,6 +80,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--source", choices=("auto", *SOURCES), default="auto",
                         help="format of the Context labels (default: the first present of "
                              f"{JSON_FILE}, {MAT_DIR}/, {MMSEG_DIR}/)")
+    parser.add_argument("--classes", nargs="+", choices=list(CLASS_SETS), default=["59"],
+                        help="label spaces to prepare: 59 (the zero-shot benchmark, default) "
+                             "and/or 459 (the full labels.txt, val only, for evaluation)")
     return parser.parse_args(argv)
 
 
@@ -133,17 +145,13 @@ def paint_segments(segments: Sequence[tuple[int, object]], height: int, width: i
 
 
 # ---------------------------------------------------------------------------------------------
-# Jobs per source
+# Raw labels per source: split -> [(stem, reader, source)]
 # ---------------------------------------------------------------------------------------------
-def _job(voc2010: str, split_dir: str, stem: str, read_raw, source: str,
-         mapping: RawLabelMapping) -> ConvertJob:
-    return ConvertJob(stem=stem, image=os.path.join(voc2010, "JPEGImages", f"{stem}.jpg"),
-                      output=os.path.join(split_dir, f"{stem}.png"), read_raw=read_raw,
-                      source=source, mapping=mapping)
+RawEntry = tuple[str, Callable[[], np.ndarray], str]
 
 
-def json_jobs(voc2010: str, label_dirs: dict[str, str]) -> dict[str, list[ConvertJob]]:
-    """Jobs of every split from ``trainval_merged.json`` (read once, here)."""
+def json_raws(voc2010: str, splits: Sequence[str]) -> dict[str, list[RawEntry]]:
+    """The raw labels of every split in ``trainval_merged.json`` (read once, here)."""
     path = os.path.join(voc2010, JSON_FILE)
     print(f"reading {path} ...")
     try:
@@ -156,40 +164,45 @@ def json_jobs(voc2010: str, label_dirs: dict[str, str]) -> dict[str, list[Conver
     segments = defaultdict(list)
     for ann in annotations:
         segments[ann["image_id"]].append((ann["category_id"], ann["segmentation"]))
-    jobs: dict[str, list[ConvertJob]] = {split: [] for split in label_dirs}
+    raws: dict[str, list[RawEntry]] = {split: [] for split in splits}
     for img in sorted(images, key=lambda i: i["file_name"]):
-        if img.get("phase") not in jobs:
+        if img.get("phase") not in raws:
             continue
         stem = os.path.splitext(img["file_name"])[0]
         source = f"{path} (image {img['file_name']}, id {img['image_id']})"
         read = functools.partial(paint_segments, tuple(segments.get(img["image_id"], ())),
                                  img["height"], img["width"], source)
-        jobs[img["phase"]].append(_job(voc2010, label_dirs[img["phase"]], stem, read, source,
-                                       FULL_MAPPING))
-    for split, split_jobs in jobs.items():
-        if not split_jobs:
+        raws[img["phase"]].append((stem, read, source))
+    for split, entries in raws.items():
+        if not entries:
             raise UserError(f"{path} has no image of phase '{split}'; {README}")
-    return jobs
+    return raws
 
 
-def file_jobs(voc2010: str, label_dirs: dict[str, str], source: str) -> dict[str, list]:
-    """Jobs of every split from one file per image (``mat`` or ``mmseg``)."""
+def file_raws(voc2010: str, splits: Sequence[str], source: str) -> dict[str, list[RawEntry]]:
+    """The raw labels of every split, one file per image (``mat`` or ``mmseg``)."""
     raw_dir, ext = (MAT_DIR, ".mat") if source == "mat" else (MMSEG_DIR, ".png")
     require_dir(os.path.join(voc2010, raw_dir), f"PASCAL Context labels ({source})", README)
-    jobs = {}
-    for split, label_dir in label_dirs.items():
+    reader = read_label_mat if source == "mat" else read_label_png
+    raws = {}
+    for split in splits:
         stems = read_split_list(os.path.join(voc2010, LIST_DIRS[source], f"{split}.txt"),
                                 README)
-        raws = [os.path.join(voc2010, raw_dir, f"{s}{ext}") for s in stems]
-        require_files(raws, f"raw label(s) of the {split} list", README)
-        if source == "mat":
-            reads = [functools.partial(read_label_mat, r) for r in raws]
-        else:
-            reads = [functools.partial(read_label_png, r) for r in raws]
-        mapping = FULL_MAPPING if source == "mat" else MMSEG_MAPPING
-        jobs[split] = [_job(voc2010, label_dir, s, read, raw, mapping)
-                       for s, read, raw in zip(stems, reads, raws)]
-    return jobs
+        paths = [os.path.join(voc2010, raw_dir, f"{s}{ext}") for s in stems]
+        require_files(paths, f"raw label(s) of the {split} list", README)
+        raws[split] = [(s, functools.partial(reader, p), p) for s, p in zip(stems, paths)]
+    return raws
+
+
+def mapping_of(classes: str, source: str) -> RawLabelMapping:
+    """Raw value -> contiguous id of label space ``classes`` from labels in ``source``."""
+    if source == "mmseg":
+        if classes != "59":
+            raise UserError(f"--classes {classes} needs the full label space, which mmseg's "
+                            f"{MMSEG_DIR} PNGs do not hold (59 classes only): use "
+                            f"{JSON_FILE} or the .mat files of trainval.tar.gz; {README}")
+        return MMSEG_MAPPING
+    return FULL_MAPPING if classes == "59" else FULL459_MAPPING
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -197,17 +210,25 @@ def main(argv: Sequence[str] | None = None) -> None:
     voc2010 = os.path.join(args.root, VOC2010_DIR)
     require_dir(os.path.join(voc2010, "JPEGImages"), "VOC 2010 images", README)
     source = detect_source(voc2010) if args.source == "auto" else args.source
-    splits = [s for s in PCONTEXT_BENCHMARK.splits if s.split in args.splits]
-    label_dirs = {s.split: os.path.join(args.root, s.label_dir) for s in splits}
+    targets: list[tuple[PreparedSplit, RawLabelMapping]] = [
+        (split, mapping_of(classes, source))
+        for classes in dict.fromkeys(args.classes)
+        for split in CLASS_SETS[classes].splits if split.split in args.splits]
+    if not targets:
+        raise UserError(f"nothing to prepare: Context-459 has only a val split (--classes "
+                        f"{' '.join(args.classes)} --splits {' '.join(args.splits)}); {README}")
     print(f"PASCAL Context labels: {source}")
-    if source == "json":
-        jobs = json_jobs(voc2010, label_dirs)
-    else:
-        jobs = file_jobs(voc2010, label_dirs, source)
-    for split in splits:
-        require_files([j.image for j in jobs[split.split]],
-                      f"image(s) of the {split.split} split", README)
-        convert_split(args.root, split, jobs[split.split], args.workers, args.overwrite,
+    splits = list(dict.fromkeys(split.split for split, _ in targets))
+    raws = json_raws(voc2010, splits) if source == "json" else \
+        file_raws(voc2010, splits, source)
+    for split, mapping in targets:
+        label_dir = os.path.join(args.root, split.label_dir)
+        jobs = [ConvertJob(stem=stem, image=os.path.join(voc2010, "JPEGImages", f"{stem}.jpg"),
+                           output=os.path.join(label_dir, f"{stem}.png"), read_raw=read,
+                           source=raw_source, mapping=mapping)
+                for stem, read, raw_source in raws[split.split]]
+        require_files([j.image for j in jobs], f"image(s) of the {split.split} split", README)
+        convert_split(args.root, split, jobs, args.workers, args.overwrite,
                       official_count=OFFICIAL_COUNTS[source][split.split])
 
 

@@ -260,3 +260,67 @@ def load_script(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+# ---------------------------------------------------------------------------------------------
+# ADE20K-150 (ADEChallengeData2016) and ADE20K-847 (ADE20K_2021_17_01)
+# ---------------------------------------------------------------------------------------------
+ADE150_RAW_VALUES = np.arange(151)  # 0 = other objects, 1..150 objectInfo150 classes
+ADE150_VAL = ["ADE_val_00000001", "ADE_val_00000002"]
+
+
+def make_ade150(root: Path) -> dict[str, np.ndarray]:
+    """ADEChallengeData2016/{images,annotations}/validation; returns stem -> raw label."""
+    base = root / "ADEChallengeData2016"
+    raws = {}
+    for i, (stem, shape) in enumerate(zip(ADE150_VAL, image_shapes(len(ADE150_VAL)))):
+        shape = (shape[0] + 4, shape[1])  # >= 151 pixels
+        write_jpeg(base / "images" / "validation" / f"{stem}.jpg", *shape, seed=i)
+        raws[stem] = random_raw(shape, ADE150_RAW_VALUES, seed=500 + i)
+        write_grey_png(base / "annotations" / "validation" / f"{stem}.png", raws[stem])
+    return raws
+
+
+#: Number of object classes of the index (``objectnames``) in the 2021 release.
+ADE_FULL_NUM_OBJECTS = 3688
+#: stem -> (height, width): one image above the 512-pixel short side (it is shrunk).
+ADE_FULL_VAL = {"ADE_val_00000001": (30, 41), "ADE_val_00000002": (520, 600)}
+ADE_FULL_TRAIN = {"ADE_train_00000001": (12, 15)}
+
+
+def write_ade_seg(path: Path, classes: np.ndarray) -> None:
+    """An official ``*_seg.png``: R = class // 256 * 10, G = class % 256, B = an instance."""
+    rgb = np.stack([(classes // 256) * 10, classes % 256, np.ones_like(classes)], axis=-1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rgb.astype(np.uint8), mode="RGB").save(path)
+
+
+def make_ade_full(root: Path, full_ids: np.ndarray) -> dict[str, np.ndarray]:
+    """ADE20K_2021_17_01 with index_ade20k.pkl and images / ``*_seg.png`` in scene folders;
+    each val label holds every value of ``full_ids`` plus 0 and classes outside them. Returns
+    stem -> class mask (full index values)."""
+    import pickle
+
+    values = np.unique(np.concatenate([full_ids, [0, 5, 3000, ADE_FULL_NUM_OBJECTS]]))
+    folders, files, raws = [], [], {}
+    items = [*ADE_FULL_VAL.items(), *ADE_FULL_TRAIN.items()]
+    for i, (stem, shape) in enumerate(items):
+        split = "validation" if "_val_" in stem else "training"
+        folder = f"ADE20K_2021_17_01/images/ADE/{split}/urban/street_{i}"
+        write_jpeg(root / folder / f"{stem}.jpg", *shape, seed=i)
+        raws[stem] = random_raw(shape, values, seed=600 + i)
+        write_ade_seg(root / folder / f"{stem}_seg.png", raws[stem])
+        folders.append(folder)
+        files.append(f"{stem}.jpg")
+    index = {"folder": folders, "filename": files,
+             "objectnames": [f"object {k}" for k in range(ADE_FULL_NUM_OBJECTS)],
+             "scene": ["street"] * len(files)}
+    with open(root / "ADE20K_2021_17_01" / "index_ade20k.pkl", "wb") as f:
+        pickle.dump(index, f)
+    return raws
+
+
+def read_png16(path: Path) -> np.ndarray:
+    with Image.open(path) as img:
+        assert img.mode == "I;16", f"{path} is mode {img.mode}"
+        return np.array(img)

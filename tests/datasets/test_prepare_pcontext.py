@@ -176,3 +176,56 @@ def test_missing_labels_are_user_errors(tmp_path):
     (tmp_path / VOC2010 / "trainval_merged.json").write_text("{\"images\": []}")
     with pytest.raises(UserError, match="cannot read .* as PASCAL in Detail annotations"):
         script.main(["--root", str(tmp_path), "--source", "json"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Context-459 (--classes 459): the full labels.txt space, val only, wide labels
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("source", ["json", "mat"])
+def test_459_classes_keep_every_label(tmp_path, source):
+    from tests.datasets.fixtures import read_png16
+
+    raws = make_pcontext(tmp_path, source)
+    proc = run_script(SCRIPT, "--root", str(tmp_path), "--workers", "2", "--classes", "59",
+                      "459")
+    assert proc.returncode == 0, proc.stderr
+    assert "pcontext_459_val (val): 2 images, 2 labels (2 written" in proc.stdout
+    official_val = {"json": 5104, "mat": 5105}[source]
+    assert f"pcontext_459_val: 2 images, but the official val split has {official_val};" \
+        in proc.stderr
+    check_outputs(tmp_path, raws)  # the 59-class splits as before
+    assert not (tmp_path / OUT / "pc459_train").exists()
+    for stem in PCONTEXT_SPLITS["val"]:
+        label = read_png16(tmp_path / OUT / "pc459_val" / f"{stem}.png")
+        expected = np.where(raws[stem] == 0, 65535, raws[stem] - 1)
+        np.testing.assert_array_equal(label, expected)
+        assert label.max() == 65535 and (label == 458).any()  # wool, beyond uint8
+    manifest = json.loads((tmp_path / OUT / "pc459_val.json").read_text())
+    assert manifest["images"] == [[s, *raws[s].shape] for s in sorted(PCONTEXT_SPLITS["val"])]
+
+
+def test_459_class_list_is_labels_txt():
+    from zsseg_bench.data.datasets.pcontext import PCONTEXT59_CATEGORIES, PCONTEXT459_CLASSES
+
+    assert len(PCONTEXT459_CLASSES) == len(set(PCONTEXT459_CLASSES)) == 459
+    for full, name in PCONTEXT59_CATEGORIES:  # the 59 keep their labels.txt ids
+        assert PCONTEXT459_CLASSES[full - 1] == name
+    assert (PCONTEXT459_CLASSES[0], PCONTEXT459_CLASSES[458]) == ("accordion", "wool")
+
+
+def test_459_errors(tmp_path):
+    raws = make_pcontext(tmp_path, "mmseg")
+    script = load_script(SCRIPT)
+    with pytest.raises(UserError, match="--classes 459 needs the full label space"):
+        script.main(["--root", str(tmp_path), "--classes", "459"])
+    with pytest.raises(UserError, match="Context-459 has only a val split"):
+        script.main(["--root", str(tmp_path), "--classes", "459", "--splits", "train"])
+    make_pcontext(tmp_path, "mat")
+    stem = PCONTEXT_SPLITS["val"][0]
+    bad = raws[stem].astype(np.uint16)
+    bad[1, 1] = 460
+    path = tmp_path / VOC2010 / "trainval" / f"{stem}.mat"
+    scipy.io.savemat(path, {"LabelMap": bad})
+    with pytest.raises(UserError, match=rf"{path}: unexpected raw label value\(s\) 460"):
+        script.main(["--root", str(tmp_path), "--workers", "1", "--source", "mat",
+                     "--classes", "459"])

@@ -5,6 +5,7 @@ Output (a shallow copy of the dataset dict plus):
 - ``image``: uint8 tensor 3 x H x W, RGB (``INPUT.FORMAT``), after augmentation / test resize;
 - ``sem_seg`` (training only): int64 tensor H x W of *full* class ids, aligned with ``image``,
   255 = ignore, with the zero-shot split applied (unseen -> 255 inductive, 254 transductive);
+  training takes uint8 labels only (at most 254 classes);
 - ``height``, ``width``: the size of the original image (the size predictions are scored at).
 
 In test mode the label map is not read: the evaluator reads ``sem_seg_file_name`` at the
@@ -24,7 +25,7 @@ from zsseg_bench.config.configurable import configurable
 from zsseg_bench.data.catalog import class_split
 from zsseg_bench.data.image_io import read_image, read_sem_seg
 from zsseg_bench.data.transforms import Augmentation, apply_augmentations, build_augmentations
-from zsseg_bench.data.zero_shot import check_setting, zero_shot_lut
+from zsseg_bench.data.zero_shot import MAX_NARROW_CLASSES, check_setting, zero_shot_lut
 from zsseg_bench.utils.errors import UserError
 
 __all__ = ["SemSegDatasetMapper", "training_split_of"]
@@ -78,7 +79,10 @@ class SemSegDatasetMapper:
         self.num_classes = int(num_classes)
         self.setting = check_setting(setting)
         self.unseen_classes = list(unseen_classes)
-        self._lut = zero_shot_lut(self.num_classes, self.unseen_classes, setting)
+        # Test mode reads no label: no split table (so a dataset of wide, 16-bit labels with
+        # more classes than uint8 holds can be evaluated; training on one is refused here).
+        self._lut = zero_shot_lut(self.num_classes, self.unseen_classes, setting) \
+            if is_train else None
 
     @classmethod
     def from_config(cls, cfg: Any, is_train: bool = True,
@@ -99,6 +103,11 @@ class SemSegDatasetMapper:
             names = list(cfg.DATASETS.TEST[:1])
         key = "DATASETS.TRAIN" if is_train and dataset_name is None else "DATASETS.TEST"
         num_classes, unseen = training_split_of(names, key)
+        if is_train and num_classes > MAX_NARROW_CLASSES:
+            raise UserError(f"{key}: {', '.join(names)} has {num_classes} classes, more than "
+                            f"uint8 training labels hold ({MAX_NARROW_CLASSES}); datasets of "
+                            f"wide (16-bit) labels are for evaluation only: name it in "
+                            f"DATASETS.TEST")
         return {
             "is_train": is_train,
             "augmentations": build_augmentations(cfg, is_train),

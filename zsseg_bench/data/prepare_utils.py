@@ -1,12 +1,14 @@
 """Machinery shared by the prepare scripts of the real benchmarks (``datasets/prepare_*.py``).
 
 Each script turns an official download into single-channel label PNGs of contiguous class ids
-(255 = ignore), one folder per split, and writes last a *manifest* beside the folder
+(255 = ignore; 16-bit PNGs with 65535 = ignore for datasets of more classes), one folder per
+split, and writes last a *manifest* beside the folder
 (``<label_dir>.json``: the stems and image sizes of the split) that marks the split complete.
 What the scripts share lives here, once:
 
 - :class:`RawLabelMapping`: raw value -> contiguous id; an unexpected raw value is a
   :class:`UnexpectedLabelValueError` naming the file and the values.
+- :func:`paired_folder_jobs`: the jobs of a split kept as an image folder and a label folder.
 - :class:`ConvertJob` / :func:`convert_one`: converts one label file, idempotently: a finished
   output is kept (outputs are written atomically, so an existing file is complete), which also
   makes an interrupted run resume where it stopped.
@@ -34,6 +36,7 @@ from tqdm import tqdm
 
 from zsseg_bench.data.catalog import DATASETS_ENV, get_datasets_root
 from zsseg_bench.data.file_listing import files_by_stem, listing
+from zsseg_bench.data.zero_shot import IGNORE_LABEL, WIDE_IGNORE_LABEL
 from zsseg_bench.utils.errors import UserError
 from zsseg_bench.utils.file_io import atomic_write_bytes, atomic_write_json
 
@@ -57,22 +60,26 @@ class RawLabelMapping:
     """Maps raw label values of an official format to contiguous ids, rejecting the others.
 
     Args:
-        table: raw value -> contiguous id (0..254, or 255 = ignore); values not in the table
-            are unexpected.
+        table: raw value -> contiguous id (0..254, or 255 = ignore; for datasets with more
+            classes, *wide* ids 0..65534 and 65535 = ignore); values not in the table are
+            unexpected.
         description: the expected raw values in words, for error messages (e.g.
             ``"0..20 and 255 (VOC class ids)"``).
     """
 
     def __init__(self, table: Mapping[int, int], description: str):
-        if min(table) < 0 or not all(0 <= v <= 255 for v in table.values()):
-            raise ValueError("raw values must be >= 0 and contiguous ids in 0..255")
+        if min(table) < 0 or not all(0 <= v <= WIDE_IGNORE_LABEL for v in table.values()):
+            raise ValueError(f"raw values must be >= 0 and contiguous ids in "
+                             f"0..{WIDE_IGNORE_LABEL}")
         self.description = description
-        self._lut = np.full(max(table) + 1, -1, dtype=np.int16)
+        #: uint8 when every id fits (255 = ignore), else uint16 (wide labels, 65535 = ignore).
+        self.dtype = np.dtype(np.uint8 if max(table.values()) <= IGNORE_LABEL else np.uint16)
+        self._lut = np.full(max(table) + 1, -1, dtype=np.int32)
         for raw, new in table.items():
             self._lut[raw] = new
 
     def __call__(self, raw: np.ndarray, source: str) -> np.ndarray:
-        """Returns the contiguous-id label (uint8, same shape) of raw label map ``raw``.
+        """Returns the contiguous-id label (:attr:`dtype`, same shape) of raw label map ``raw``.
 
         Args:
             raw: integer array of raw values.
@@ -86,7 +93,7 @@ class RawLabelMapping:
             raise UnexpectedLabelValueError(f"{source}: label values of type {raw.dtype}; "
                                             f"expected integers {self.description}")
         if raw.size == 0:
-            return raw.astype(np.uint8)
+            return raw.astype(self.dtype)
         in_range = (raw >= 0) & (raw < len(self._lut))
         out = self._lut[np.where(in_range, raw, 0)]
         bad = ~in_range | (out < 0)
@@ -96,14 +103,15 @@ class RawLabelMapping:
                 f"{source}: unexpected raw label value(s) {listing(values)} "
                 f"({int(bad.sum())} pixels); the format defines only {self.description}. "
                 f"Is this the official, unmodified file?")
-        return out.astype(np.uint8)
+        return out.astype(self.dtype)
 
 
 # ---------------------------------------------------------------------------------------------
 # Reading and writing files
 # ---------------------------------------------------------------------------------------------
 def read_label_png(path: str, modes: Iterable[str] = ("L", "P")) -> np.ndarray:
-    """Reads a single-channel label PNG (grey or palette indices) as an integer array.
+    """Reads a label PNG (by default single-channel: grey or palette indices) as an integer
+    array.
 
     Raises:
         UserError: the file is missing, unreadable or not in one of ``modes``.
@@ -112,8 +120,8 @@ def read_label_png(path: str, modes: Iterable[str] = ("L", "P")) -> np.ndarray:
         with Image.open(path) as img:
             mode = img.mode
             if mode not in tuple(modes):
-                raise UserError(f"{path}: image mode {mode}; expected a single-channel label "
-                                f"PNG (mode {' or '.join(modes)}) holding class ids")
+                raise UserError(f"{path}: image mode {mode}; expected a label PNG of mode "
+                                f"{' or '.join(modes)} (the official format)")
             return np.array(img)
     except FileNotFoundError as e:
         raise UserError(f"raw label file not found: {path}") from e
@@ -139,9 +147,13 @@ def image_size(path: str) -> tuple[int, int]:
 
 
 def write_label_png(path: str, label: np.ndarray) -> None:
-    """Writes a uint8 label map as a grey PNG, atomically (temp file + rename)."""
+    """Writes a label map as a grey PNG, atomically (temp file + rename): 8-bit for a uint8
+    map, 16-bit for a uint16 one (wide labels)."""
     buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(label, dtype=np.uint8), mode="L").save(buf, "PNG")
+    if label.dtype == np.uint16:
+        Image.fromarray(np.ascontiguousarray(label)).save(buf, "PNG")  # mode I;16
+    else:
+        Image.fromarray(np.ascontiguousarray(label, dtype=np.uint8), mode="L").save(buf, "PNG")
     atomic_write_bytes(path, buf.getvalue())
 
 
@@ -214,6 +226,12 @@ class ConvertJob:
             function or a ``functools.partial`` of one).
         source: names the raw label in error messages (a file, or a file and an entry).
         mapping: raw value -> contiguous id.
+        image_output: if given, the image is written there too (re-encoded as JPEG, PIL's
+            default quality, as Mask2Former's ADE20K-full converter), shrunk with its label to
+            a short side of ``max_short_side`` when longer (:mod:`.resize_like_cv2`); the
+            registered dataset then reads this copy. ``None``: the official image is read as it
+            is (every other dataset).
+        max_short_side: see ``image_output``.
     """
 
     stem: str
@@ -222,6 +240,8 @@ class ConvertJob:
     read_raw: Callable[[], np.ndarray]
     source: str
     mapping: RawLabelMapping
+    image_output: str | None = None
+    max_short_side: int | None = None
 
 
 @dataclass(frozen=True)
@@ -234,6 +254,42 @@ class JobResult:
     written: bool
 
 
+def paired_folder_jobs(image_dir: str, raw_dir: str, label_dir: str, mapping: RawLabelMapping,
+                       split_name: str, what: tuple[str, str], hint: str) -> list[ConvertJob]:
+    """One :class:`ConvertJob` per raw label PNG of a split stored as two folders,
+    ``<image_dir>/<stem>.jpg`` and ``<raw_dir>/<stem>.png`` (COCO-Stuff, ADE20K-150); every
+    image needs a raw label and vice versa.
+
+    Args:
+        what: how the messages call the two folders (e.g. ``("COCO val2017 images",
+            "COCO-Stuff val2017 stuff+thing maps")``).
+        hint: what to read, at the end of an error message.
+
+    Raises:
+        UserError: a folder is missing or empty, or a file has no counterpart.
+    """
+    require_dir(image_dir, what[0], hint)
+    require_dir(raw_dir, what[1], hint)
+    images, raws = set(files_by_stem(image_dir, "jpg")), set(files_by_stem(raw_dir, "png"))
+    for kind, have, lack, where in (("image(s)", images, raws, raw_dir),
+                                    ("raw map(s)", raws, images, image_dir)):
+        orphans = sorted(have - lack)
+        if orphans:
+            raise UserError(f"{len(orphans)} {kind} of {split_name} without a counterpart in "
+                            f"{where} (e.g. {', '.join(orphans[:5])}): the download is "
+                            f"incomplete; {hint}")
+    if not raws:
+        raise UserError(f"no raw map (*.png) in {raw_dir}; {hint}")
+    jobs = []
+    for stem in sorted(raws):
+        raw = os.path.join(raw_dir, f"{stem}.png")
+        jobs.append(ConvertJob(stem=stem, image=os.path.join(image_dir, f"{stem}.jpg"),
+                               output=os.path.join(label_dir, f"{stem}.png"),
+                               read_raw=functools.partial(read_label_png, raw), source=raw,
+                               mapping=mapping))
+    return jobs
+
+
 def convert_one(job: ConvertJob, overwrite: bool = False) -> JobResult:
     """Converts one raw label (skipped when its output exists and ``overwrite`` is False).
 
@@ -242,14 +298,44 @@ def convert_one(job: ConvertJob, overwrite: bool = False) -> JobResult:
             or the label's size differs from the image's.
     """
     height, width = image_size(job.image)
-    if not overwrite and os.path.exists(job.output):
+    outputs = [job.output] if job.image_output is None else [job.output, job.image_output]
+    if not overwrite and all(os.path.exists(p) for p in outputs):
+        if job.image_output is not None:
+            height, width = image_size(job.image_output)
         return JobResult(job.stem, height, width, written=False)
     raw = job.read_raw()
     if raw.shape != (height, width):
         raise UserError(f"{job.source}: label of size {raw.shape[1]}x{raw.shape[0]} "
                         f"(WxH) but its image {job.image} is {width}x{height}")
-    write_label_png(job.output, job.mapping(raw, job.source))
+    label = job.mapping(raw, job.source)
+    if job.image_output is not None:
+        label = write_resized_image(job, label)
+        height, width = label.shape
+    write_label_png(job.output, label)
     return JobResult(job.stem, height, width, written=True)
+
+
+def write_resized_image(job: ConvertJob, label: np.ndarray) -> np.ndarray:
+    """Writes the image of ``job`` to ``job.image_output``, shrunk to ``job.max_short_side``
+    (bilinear) when its short side is longer; returns ``label`` resized alike (nearest)."""
+    from zsseg_bench.data.resize_like_cv2 import resize_bilinear, resize_nearest, short_side_size
+
+    try:
+        with Image.open(job.image) as img:
+            image = np.asarray(img)  # as the official script: no EXIF rotation, mode kept
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        raise UserError(f"cannot read image file {job.image} ({e}); extract the archive "
+                        f"again") from e
+    height, width = label.shape
+    if job.max_short_side is not None:
+        new_height, new_width = short_side_size(height, width, job.max_short_side)
+        if (new_height, new_width) != (height, width):
+            image = resize_bilinear(image, new_height, new_width)
+            label = resize_nearest(label, new_height, new_width)
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, "JPEG")
+    atomic_write_bytes(job.image_output, buf.getvalue())
+    return label
 
 
 def run_jobs(jobs: Sequence[ConvertJob], workers: int, desc: str,
@@ -259,7 +345,8 @@ def run_jobs(jobs: Sequence[ConvertJob], workers: int, desc: str,
     Returns:
         The results, sorted by stem. The first error stops the run (finished files are kept).
     """
-    for folder in sorted({os.path.dirname(j.output) for j in jobs}):
+    outputs = [p for j in jobs for p in (j.output, j.image_output) if p is not None]
+    for folder in sorted({os.path.dirname(p) for p in outputs}):
         os.makedirs(folder, exist_ok=True)
         remove_stale_temp_files(folder)
     fn = functools.partial(convert_one, overwrite=overwrite)

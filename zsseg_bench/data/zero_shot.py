@@ -32,6 +32,13 @@ if TYPE_CHECKING:  # torch is imported only when a tensor is split (keeps `prepa
 IGNORE_LABEL = 255
 #: Pixels of unseen classes in transductive training: unlabelled but usable for pseudo-labels.
 UNLABELLED_LABEL = 254
+#: Pixels without a label in *wide* label maps: 16-bit label PNGs of datasets with more classes
+#: than uint8 holds (ADE20K-847, PASCAL Context-459; evaluation only). As detectron2's ADE20K-full
+#: (``ignore_label=65535``: facebookresearch/Mask2Former
+#: ``mask2former/data/datasets/register_ade20k_full.py`` @ 9b0651c).
+WIDE_IGNORE_LABEL = 65535
+#: The most classes a uint8 label map holds beside the reserved 254 and 255 (ids 0..253).
+MAX_NARROW_CLASSES = UNLABELLED_LABEL
 #: The config key of the zero-shot setting (its choices: :mod:`zsseg_bench.config.allowed`).
 SETTING_KEY = "ZERO_SHOT.SETTING"
 
@@ -55,9 +62,11 @@ def zero_shot_lut(num_classes: int, unseen_classes: Sequence[int], setting: str)
         to themselves (the label reader rejects them before this point).
     """
     check_setting(setting)
-    if num_classes > UNLABELLED_LABEL:
+    if num_classes > MAX_NARROW_CLASSES:
         raise UserError(f"a dataset with {num_classes} classes collides with the reserved labels "
-                        f"{UNLABELLED_LABEL} (unlabelled) and {IGNORE_LABEL} (ignore)")
+                        f"{UNLABELLED_LABEL} (unlabelled) and {IGNORE_LABEL} (ignore): training "
+                        f"labels are uint8; datasets of wide (16-bit) labels are for evaluation "
+                        f"only")
     lut = np.arange(256, dtype=np.uint8)
     unseen = np.asarray(list(unseen_classes), dtype=np.int64)
     if unseen.size and (unseen.min() < 0 or unseen.max() >= num_classes):

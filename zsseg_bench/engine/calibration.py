@@ -87,7 +87,8 @@ def batches_with_labels(run: HoldoutRun) -> Iterator[tuple[list[dict], list[torc
 
     with torch.no_grad():
         for batch in build_test_loader(run.cfg, run.dataset):
-            yield batch, [torch.from_numpy(read_sem_seg(x["sem_seg_file_name"], run.num_classes))
+            yield batch, [torch.from_numpy(read_sem_seg(x["sem_seg_file_name"], run.num_classes,
+                                                        run.meta.ignore_label))
                           for x in batch]
 
 

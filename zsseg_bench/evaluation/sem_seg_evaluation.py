@@ -2,10 +2,12 @@
 
 The prediction of an image is the argmax of the model's ``sem_seg`` scores (``C x H x W`` at the
 original size); the ground truth is read from ``sem_seg_file_name``. Pixels whose ground truth
-is 255 (ignore) are not counted. The confusion matrix is accumulated with ``bincount`` on the
-device of the predictions and, under ``torch.distributed``, summed over ranks (all-reduce)
-before :func:`~zsseg_bench.evaluation.metrics.metrics_from_confusion` turns it into metrics, so
-the result does not depend on how the images were batched or sharded.
+is the dataset's ``ignore_label`` (255; 65535 for the wide 16-bit labels of datasets with more
+classes than uint8 holds, e.g. ADE20K-847) are not counted. The confusion matrix is
+accumulated with ``bincount`` on the device of the predictions and, under
+``torch.distributed``, summed over ranks (all-reduce) before
+:func:`~zsseg_bench.evaluation.metrics.metrics_from_confusion` turns it into metrics, so the
+result does not depend on how the images were batched or sharded.
 
 Which classes a mean IoU runs over (``iou_rule``: ``"union"``, the published numbers' rule, or
 ``"gt"``, detectron2's current one) and the metric definitions are those of
@@ -100,7 +102,7 @@ class GZSLSemSegEvaluator(DatasetEvaluator):
                                  f"'{self.dataset_name}', got {tuple(scores.shape)}")
             pred = scores.argmax(dim=0)
             path = inp["sem_seg_file_name"]
-            gt_np = read_sem_seg(path, self.num_classes)
+            gt_np = read_sem_seg(path, self.num_classes, self.ignore_label)
             if tuple(gt_np.shape) != tuple(pred.shape):
                 raise ValueError(f"prediction of {inp.get('file_name', path)} is "
                                  f"{tuple(pred.shape)} but its label {path} is "

@@ -1,6 +1,7 @@
 """Registration of the real benchmarks, whose label maps come from a prepare script.
 
-A real benchmark (PASCAL VOC, COCO-Stuff, PASCAL Context) is described once, as data, by a
+A real benchmark (PASCAL VOC, COCO-Stuff, PASCAL Context; the evaluation-only ADE20K-150,
+ADE20K-847 and PASCAL Context-459) is described once, as data, by a
 :class:`BenchmarkSpec`: its class names in id order, the names of its unseen classes, and where
 each split lives under the datasets root. The prepare script of the dataset
 (``datasets/prepare_*.py``) writes the label PNGs of a split and, last, a *manifest*
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from zsseg_bench.data.catalog import DatasetCatalog, MetadataCatalog
 from zsseg_bench.data.datasets.load_sem_seg import load_sem_seg
 from zsseg_bench.data.prepare_utils import manifest_path, read_manifest
-from zsseg_bench.data.zero_shot import IGNORE_LABEL
+from zsseg_bench.data.zero_shot import IGNORE_LABEL, MAX_NARROW_CLASSES, WIDE_IGNORE_LABEL
 from zsseg_bench.utils.errors import UserError
 
 #: The evaluator that every zero-shot benchmark uses (mIoU seen / unseen, hIoU).
@@ -58,6 +59,9 @@ class BenchmarkSpec:
         splits: the registered splits.
         prepare_script: the script that prepares the dataset (path in the repository).
         split_source: where the unseen classes come from (cited in the metadata and docs).
+        ignore_label: the label value of pixels without a class: 255 (8-bit label PNGs, at
+            most 254 classes), or :data:`~zsseg_bench.data.zero_shot.WIDE_IGNORE_LABEL` for
+            the 16-bit label PNGs of an evaluation-only dataset with more classes.
     """
 
     key: str
@@ -66,12 +70,17 @@ class BenchmarkSpec:
     splits: tuple[PreparedSplit, ...]
     prepare_script: str
     split_source: str
+    ignore_label: int = IGNORE_LABEL
 
     def __post_init__(self) -> None:
         unknown = [n for n in self.unseen_names if n not in self.classes]
         if unknown or len(set(self.classes)) != len(self.classes):
             raise ValueError(f"{self.key}: unseen names {unknown} not among the classes, or "
                              f"duplicate class names")
+        limit = {IGNORE_LABEL: MAX_NARROW_CLASSES, WIDE_IGNORE_LABEL: WIDE_IGNORE_LABEL}
+        if len(self.classes) > limit.get(self.ignore_label, -1):
+            raise ValueError(f"{self.key}: {len(self.classes)} classes do not fit labels with "
+                             f"ignore_label {self.ignore_label}")
 
     @property
     def unseen_classes(self) -> list[int]:
@@ -97,7 +106,7 @@ class BenchmarkSpec:
             "stuff_classes": list(self.classes),
             "seen_classes": self.seen_classes,
             "unseen_classes": self.unseen_classes,
-            "ignore_label": IGNORE_LABEL,
+            "ignore_label": self.ignore_label,
             "evaluator_type": EVALUATOR_TYPE,
             "dataset_root": root,
             "image_root": os.path.join(root, split.image_dir),
