@@ -76,3 +76,13 @@ def test_manifest_errors(tmp_path):
                                                    "images": []}))
     with pytest.raises(UserError, match="another format version"):
         read_manifest(label_dir)
+
+
+def test_short_side_rule_of_the_ade20k_full_converter():
+    from zsseg_bench.data.prepare_utils import short_side_size
+
+    assert short_side_size(520, 600, 512) == (512, 591)  # round(600 / 520 * 512)
+    assert short_side_size(1536, 2048, 512) == (512, 683)
+    assert short_side_size(2048, 1536, 512) == (683, 512)
+    assert short_side_size(512, 3000, 512) == (512, 3000)  # not above 512: kept
+    assert short_side_size(300, 200, 512) == (300, 200)

@@ -228,7 +228,7 @@ class ConvertJob:
         mapping: raw value -> contiguous id.
         image_output: if given, the image is written there too (re-encoded as JPEG, PIL's
             default quality, as Mask2Former's ADE20K-full converter), shrunk with its label to
-            a short side of ``max_short_side`` when longer (:mod:`.resize_like_cv2`); the
+            a short side of ``max_short_side`` when longer (:func:`short_side_size`); the
             registered dataset then reads this copy. ``None``: the official image is read as it
             is (every other dataset).
         max_short_side: see ``image_output``.
@@ -315,10 +315,22 @@ def convert_one(job: ConvertJob, overwrite: bool = False) -> JobResult:
     return JobResult(job.stem, height, width, written=True)
 
 
+def short_side_size(height: int, width: int, max_short_side: int) -> tuple[int, int]:
+    """(height, width) after shrinking the short side to ``max_short_side`` if it is longer,
+    the long side ``round(long / short * max_short_side)`` (Python's ``round``), as
+    ``datasets/prepare_ade20k_full_sem_seg.py`` of facebookresearch/MaskFormer @ da3e60d;
+    else unchanged."""
+    if width >= height > max_short_side:
+        return max_short_side, round(width / float(height) * max_short_side)
+    if height >= width > max_short_side:
+        return round(height / float(width) * max_short_side), max_short_side
+    return height, width
+
+
 def write_resized_image(job: ConvertJob, label: np.ndarray) -> np.ndarray:
     """Writes the image of ``job`` to ``job.image_output``, shrunk to ``job.max_short_side``
     (bilinear) when its short side is longer; returns ``label`` resized alike (nearest)."""
-    from zsseg_bench.data.resize_like_cv2 import resize_bilinear, resize_nearest, short_side_size
+    import cv2
 
     try:
         with Image.open(job.image) as img:
@@ -330,8 +342,10 @@ def write_resized_image(job: ConvertJob, label: np.ndarray) -> np.ndarray:
     if job.max_short_side is not None:
         new_height, new_width = short_side_size(height, width, job.max_short_side)
         if (new_height, new_width) != (height, width):
-            image = resize_bilinear(image, new_height, new_width)
-            label = resize_nearest(label, new_height, new_width)
+            # As the official converter: cv2.INTER_LINEAR for the image, INTER_NEAREST for
+            # the label (cv2 sizes are (width, height)).
+            image = cv2.resize(image, (new_width, new_height), interpolation=cv2.INTER_LINEAR)
+            label = cv2.resize(label, (new_width, new_height), interpolation=cv2.INTER_NEAREST)
     buf = io.BytesIO()
     Image.fromarray(image).save(buf, "JPEG")
     atomic_write_bytes(job.image_output, buf.getvalue())

@@ -13,8 +13,9 @@ official toolkit's ``loadAde20K``, ``utils/utils_ade20k.py``, CSAILVision/ADE20K
 in its ``trainId`` order (0..846) with its ``id`` (the class value above) and name; the same table
 drives MaskFormer's converter ``datasets/prepare_ade20k_full_sem_seg.py``
 (facebookresearch/MaskFormer @ da3e60d), which maps every other value (0 and the other classes)
-to 65535 = ignore, and shrinks images whose short side exceeds 512 to 512 (see
-:mod:`zsseg_bench.data.resize_like_cv2`). SAN and CAT-Seg evaluate on that converter's output.
+to 65535 = ignore, and shrinks images whose short side exceeds 512 to 512 (bilinear; labels
+nearest: :func:`zsseg_bench.data.prepare_utils.write_resized_image`). SAN and CAT-Seg
+evaluate on that converter's output.
 
 Evaluation only: no zero-shot split of its own (see :mod:`.ade20k`); only the validation split
 (2,000 images) is registered.
