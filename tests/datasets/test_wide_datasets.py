@@ -75,6 +75,15 @@ def test_cross_dataset_split_follows_the_training_labels():
     assert len(seen) == 49 and len(unseen) == 410 and "cow" in [names[i] for i in unseen]
 
 
+def test_synonym_lists_match_by_any_synonym():
+    """ADE20K-847 names list synonyms: "person, individual, ..." is COCO-Stuff's "person"."""
+    names, seen, unseen = evaluation_split("ade20k_847_val", "coco_stuff_zs_train", "inductive")
+    by_name = {n.split(",")[0]: i for i, n in enumerate(names)}
+    assert names[by_name["person"]].startswith("person, individual")
+    assert by_name["person"] in seen and by_name["wall"] in unseen  # COCO: wall-concrete etc.
+    assert by_name["tree"] in unseen  # a COCO-Stuff unseen class has no training labels
+
+
 @pytest.mark.parametrize("name", list(WIDE))
 def test_prepared_fixture_loads_and_maps_for_test(tmp_path, name):
     spec, num, ignore = WIDE[name]

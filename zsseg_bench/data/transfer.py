@@ -9,8 +9,10 @@ vocabulary and of the metrics, on the training benchmark and across datasets.
   full vocabulary; ZegCLIP's ``configs/cross_dataset/coco-to-voc.py``): a class is *seen* when
   its name is the name of a class the model had training labels for, and *unseen* otherwise.
   Names are compared ignoring case and surrounding space (``"TV monitor"`` and ``"tvmonitor"``
-  differ). Training labels: the training dataset's seen classes (inductive, transductive: the
-  unseen ones have no ground truth) or all its classes (fully).
+  differ); a name listing synonyms separated by commas (ADE20K-847's ``"person, individual,
+  someone, ..."``) matches when one of its synonyms does. Training labels: the training
+  dataset's seen classes (inductive, transductive: the unseen ones have no ground truth) or all
+  its classes (fully).
 """
 
 from __future__ import annotations
@@ -22,15 +24,16 @@ from zsseg_bench.data.catalog import class_split, dataset_class_names
 __all__ = ["evaluation_split", "is_transfer", "labelled_names", "labelled_mask"]
 
 
-def _key(name: str) -> str:
-    return str(name).strip().casefold()
+def _synonyms(name: str) -> set[str]:
+    """The comma-separated synonyms of a class name, case-folded and stripped."""
+    return {part.strip().casefold() for part in str(name).split(",")} - {""}
 
 
 def labelled_names(train_dataset: str, setting: str) -> set[str]:
-    """Names (case-folded) of the classes of ``train_dataset`` with training labels."""
+    """Names (case-folded synonyms) of the classes of ``train_dataset`` with training labels."""
     names, seen, _ = class_split(train_dataset)
     ids = range(len(names)) if setting == "fully" else seen
-    return {_key(names[i]) for i in ids}
+    return set().union(*(_synonyms(names[i]) for i in ids))
 
 
 def is_transfer(dataset: str, train_dataset: str | None) -> bool:
@@ -43,7 +46,7 @@ def labelled_mask(names: Sequence[str], train_dataset: str | None, setting: str)
     """Per name: whether it names a class with training labels (none without a training
     dataset)."""
     labelled = set() if train_dataset is None else labelled_names(train_dataset, setting)
-    return [_key(n) in labelled for n in names]
+    return [bool(_synonyms(n) & labelled) for n in names]
 
 
 def evaluation_split(dataset: str, train_dataset: str | None,
