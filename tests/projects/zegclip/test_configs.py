@@ -15,7 +15,7 @@ ZEGCLIP_CONFIGS = sorted(CONFIGS.glob("*/zegclip*.yaml"))
 def test_configs_exist_for_every_dataset_and_setting():
     names = {f"{p.parent.name}/{p.name}" for p in ZEGCLIP_CONFIGS}
     for dataset, iters in (("voc", "20k"), ("coco_stuff", "80k"), ("pcontext", "40k")):
-        for setting in ("inductive", "transductive"):
+        for setting in ("inductive", "transductive", "fully"):
             assert f"{dataset}/zegclip_vitb16_512x512_{iters}_{setting}.yaml" in names
     assert "synthetic/zegclip.yaml" in names
 
@@ -24,7 +24,8 @@ def test_configs_exist_for_every_dataset_and_setting():
 def test_config_loads(path):
     cfg = setup_cfg(str(path))
     assert cfg.MODEL.HEAD.NAME == "ZegCLIPHead"
-    assert cfg.ZERO_SHOT.SETTING == ("transductive" if "transductive" in path.stem
+    setting = path.stem.rsplit("_", 1)[-1]
+    assert cfg.ZERO_SHOT.SETTING == (setting if setting in ("transductive", "fully")
                                      else "inductive")
 
 
