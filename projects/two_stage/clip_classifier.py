@@ -75,12 +75,7 @@ class CropClassifier:
         """1 / temperature, or the CLIP model's learned logit scale when temperature is 0."""
         if self.temperature > 0:
             return 1.0 / self.temperature
-        scale = getattr(getattr(clip, "model", None), "logit_scale", None)
-        if scale is None:
-            raise UserError("MODEL.TWO_STAGE.CLIP_ENSEMBLE.TEMPERATURE = 0 asks for the CLIP "
-                            "model's logit scale, which this CLIP does not have; set a "
-                            "temperature (OpenAI CLIP: 0.01)")
-        return float(scale.exp()) if torch.is_tensor(scale) else float(scale)
+        return learned_logit_scale(clip, "MODEL.TWO_STAGE.CLIP_ENSEMBLE.TEMPERATURE")
 
     def prepare(self, mask_logits: torch.Tensor, image_size: tuple[int, int]) -> CropBatch:
         """Thresholded regions at image size.
@@ -118,3 +113,13 @@ class CropClassifier:
         logits = self.logit_scale(clip) * emb.float() @ text_embeddings.float().T
         out[crops.valid] = logits.softmax(-1)
         return out
+
+
+def learned_logit_scale(clip: Any, key: str) -> float:
+    """The CLIP model's learned logit scale (``exp(logit_scale)``: 100 for OpenAI's CLIP, 22.6
+    for the toy CLIP), which a temperature of 0 at config ``key`` asks for."""
+    scale = getattr(getattr(clip, "model", None), "logit_scale", None)
+    if scale is None:
+        raise UserError(f"{key} = 0 asks for the CLIP model's logit scale, which this CLIP does "
+                        f"not have; set a temperature (OpenAI CLIP: 0.01)")
+    return float(scale.exp()) if torch.is_tensor(scale) else float(scale)

@@ -84,7 +84,8 @@ def add_two_stage_config(cfg: Any) -> None:
     # ZeroShotTransformerPredictor: EMBED_LAYERS = 2, EMBED_HIDDEN_DIM = 1024).
     ts.DECODER.EMBED_LAYERS = 2
     ts.DECODER.EMBED_HIDDEN_DIM = 1024
-    # Cosine logits divided by this temperature (zsseg: 100 x cosine, i.e. 0.01).
+    # Cosine logits divided by this temperature (zsseg: 100 x cosine, i.e. 0.01, OpenAI CLIP's
+    # learned logit scale). 0 = 1 / the CLIP model's own learned logit scale.
     ts.DECODER.TEMPERATURE = 0.01
 
     # ------------------------------------------------------------------ Hungarian matcher
@@ -167,3 +168,8 @@ def check_two_stage_cfg(cfg: Any) -> None:
     w = ts.CLIP_ENSEMBLE.WEIGHT
     if not 0.0 <= w <= 1.0:
         raise UserError(f"MODEL.TWO_STAGE.CLIP_ENSEMBLE.WEIGHT = {w} must lie in [0, 1]")
+    for key in ("DECODER.TEMPERATURE", "CLIP_ENSEMBLE.TEMPERATURE"):
+        section, name = key.split(".")
+        if ts[section][name] < 0:
+            raise UserError(f"MODEL.TWO_STAGE.{key} = {ts[section][name]} must be > 0 (or 0: "
+                            f"the CLIP model's learned logit scale)")

@@ -38,7 +38,7 @@ from zsseg_bench.modeling.stage_timer import stage
 from zsseg_bench.modeling.training_phase import TrainingPhase
 
 from .backbone import ResNetBackbone
-from .clip_classifier import CropBatch, CropClassifier
+from .clip_classifier import CropBatch, CropClassifier, learned_logit_scale
 from .config import check_two_stage_cfg
 from .criterion import SetCriterion, semantic_targets
 from .ensemble import ensemble_probs, semantic_inference
@@ -125,7 +125,8 @@ class TwoStageHead(nn.Module):
             "criterion": SetCriterion(cfg),
             "crop_classifier": CropClassifier.from_config(cfg),
             "embed_dim": clip.embed_dim,
-            "temperature": ts.DECODER.TEMPERATURE,
+            "temperature": ts.DECODER.TEMPERATURE or 1.0 / learned_logit_scale(
+                clip, "MODEL.TWO_STAGE.DECODER.TEMPERATURE"),
             "ensemble": ts.CLIP_ENSEMBLE.ENABLED,
             "ensemble_weight": ts.CLIP_ENSEMBLE.WEIGHT,
             "seen_calibration": ts.CLIP_ENSEMBLE.SEEN_CALIBRATION,

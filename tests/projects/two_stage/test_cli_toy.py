@@ -11,7 +11,7 @@ from tests.cli_helpers import REPO, train_toy
 
 CONFIG = REPO / "configs" / "synthetic" / "two_stage.yaml"
 NUM_TRAIN, NUM_VAL = 160, 24
-#: A short schedule on small crops (the toy config trains 600 iterations on 160 px crops):
+#: A short schedule on small crops (the toy config trains 1200 iterations on 160 px crops):
 #: about 30 s of CPU time for training and evaluation.
 OPTS = ["SOLVER.MAX_ITER", "120", "INPUT.CROP.SIZE", "(96, 96)", "SOLVER.LOG_PERIOD", "40",
         "DATALOADER.NUM_WORKERS", "0", "SEED", "0"]

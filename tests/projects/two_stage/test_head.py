@@ -157,6 +157,20 @@ def test_config_errors_are_user_errors(clip):
     cfg = tiny_cfg(decoder="DETRDecoder")
     with pytest.raises(UserError, match=r"DECODER.NAME = 'DETRDecoder'.*Mask2FormerDecoder"):
         TwoStageHead(cfg, clip)
+    cfg = tiny_cfg()
+    cfg.MODEL.TWO_STAGE.DECODER.TEMPERATURE = -0.01
+    with pytest.raises(UserError, match="DECODER.TEMPERATURE = -0.01 must be > 0"):
+        TwoStageHead(cfg, clip)
+
+
+def test_query_temperature_zero_is_the_clip_models_logit_scale(clip):
+    """0 = 1 / CLIP's learned logit scale (the toy configs; zsseg's 0.01 is OpenAI CLIP's)."""
+    cfg = tiny_cfg()
+    cfg.MODEL.TWO_STAGE.DECODER.TEMPERATURE = 0.0
+    head = TwoStageHead(cfg, clip)
+    assert head.temperature == pytest.approx(1.0 / float(clip.model.logit_scale.exp()))
+    assert head.temperature != pytest.approx(0.01)
+    assert TwoStageHead(tiny_cfg(), clip).temperature == 0.01
 
 
 def _transductive_head(clip, recipe: str = "offline") -> TwoStageHead:
