@@ -116,8 +116,9 @@ def dataset_split_record(cfg: Any, dataset: str) -> dict[str, Any]:
     if is_transfer(dataset, train):
         out["cross_dataset"] = {
             "train_dataset": train, "setting": cfg.ZERO_SHOT.SETTING,
-            "seen_rule": f"a class of {dataset} is seen when its name (ignoring case) is that of "
-                         f"a class with training labels in {train}, unseen otherwise"}
+            "seen_rule": f"a class of {dataset} is seen when its name (ignoring case; or one "
+                         f"of its comma-separated synonyms) is that of a class with training "
+                         f"labels in {train}, unseen otherwise"}
     return out
 
 

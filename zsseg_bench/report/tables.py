@@ -242,8 +242,9 @@ def build_cross_dataset_table(agg: pd.DataFrame, runs: pd.DataFrame,
              "One block of columns per test dataset (DATASETS.TEST order): mIoU over all its "
              "classes; mIoU-S / mIoU-U / hIoU of its seen / unseen classes where it has both. "
              "On the training benchmark the split is the dataset's own; on another dataset a "
-             "class is seen when its name (ignoring case) is that of a class with training "
-             "labels, unseen otherwise (metrics.json: cross_dataset).",
+             "class is seen when its name (ignoring case; or one of its comma-separated "
+             "synonyms) is that of a class with training labels, unseen otherwise "
+             "(metrics.json: cross_dataset).",
              f"Seen / unseen classes: {sizes}."]
     return Table(header, rows, [False] * len(rows), notes, title, groups)
 
