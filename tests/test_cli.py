@@ -41,3 +41,14 @@ def test_python_dash_m_is_the_command_line():
     res = subprocess.run([sys.executable, "-m", "zsseg_bench", "--help"], capture_output=True,
                          text=True, timeout=120)
     assert res.returncode == 0 and "usage: zsseg-bench" in res.stdout
+
+
+def test_closed_stdout_ends_quietly(tmp_path):
+    """`zsseg-bench sweep SPEC --dry-run | head -1`: no traceback when the reader goes away."""
+    spec = "configs/sweeps/toy_comparison.yaml"
+    cmd = (f"{sys.executable} -m zsseg_bench sweep {spec} --output-dir {tmp_path / 'out'} "
+           f"--dry-run | head -c 10")
+    res = subprocess.run(["bash", "-c", f"set -o pipefail; {cmd}"], capture_output=True,
+                         text=True, timeout=120)
+    assert len(res.stdout) == 10
+    assert "Traceback" not in res.stderr and "BrokenPipe" not in res.stderr, res.stderr
