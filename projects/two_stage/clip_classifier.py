@@ -8,7 +8,9 @@ Two steps, kept apart so the speed harness can time them (stages ``crop_preparat
    invalid (no CLIP score; :func:`~.ensemble.ensemble_probs` then uses the query classifier).
 2. :meth:`CropClassifier.classify` — the CLIP layer cuts each region along its bounding box
    (``bbox``), or with the pixels outside the mask set to CLIP's mean (``masked``, zsseg/
-   ZegFormer), resizes it to ``size`` and encodes it (``batched``: all crops together; ``loop``:
+   ZegFormer), resizes it to ``size`` (stretching the box, as zsseg and ZegFormer do, or, with
+   ``square_box``, growing it to a square first so the region keeps its aspect ratio) and
+   encodes it (``batched``: all crops together; ``loop``:
    one at a time); class probabilities are the softmax over the vocabulary of
    ``cos(crop, text) / temperature``.
 """
@@ -46,7 +48,7 @@ class CropClassifier:
     meta-architecture, passed to every call)."""
 
     def __init__(self, *, mask_threshold: float, crop: str, mode: str, size: int,
-                 temperature: float):
+                 temperature: float, square_box: bool = False):
         if crop not in ("bbox", "masked"):
             raise UserError(f"MODEL.TWO_STAGE.CLIP_ENSEMBLE.CROP = {crop!r} is not one of bbox, "
                             "masked")
@@ -58,12 +60,13 @@ class CropClassifier:
         self.mode = mode
         self.size = size
         self.temperature = temperature
+        self.square_box = square_box
 
     @classmethod
     def from_config(cls, cfg: Any) -> CropClassifier:
         e = cfg.MODEL.TWO_STAGE.CLIP_ENSEMBLE
         return cls(mask_threshold=e.MASK_THRESHOLD, crop=e.CROP, mode=e.MODE, size=e.SIZE,
-                   temperature=e.TEMPERATURE)
+                   temperature=e.TEMPERATURE, square_box=e.SQUARE_BOX)
 
     def crop_size(self, clip: Any) -> int:
         """The crop side: ``size``, or CLIP's own input size when ``size`` is 0."""
@@ -109,7 +112,7 @@ class CropClassifier:
             return out
         regions = [m[v] for m, v in zip(crops.masks, crops.valid)]
         emb = clip.encode_crops(images, regions, size=self.crop_size(clip), mode=self.mode,
-                                crop=self.crop)
+                                crop=self.crop, square=self.square_box)
         logits = self.logit_scale(clip) * emb.float() @ text_embeddings.float().T
         out[crops.valid] = logits.softmax(-1)
         return out

@@ -128,6 +128,11 @@ def add_two_stage_config(cfg: Any) -> None:
     # Crop side fed to CLIP (zsseg REGION_RESIZED, ViT-B/16 input 224). 0 = the CLIP model's own
     # input size (the toy CLIP's is 64).
     ts.CLIP_ENSEMBLE.SIZE = 224
+    # False: the crop box is stretched to the square CLIP input (zsseg's F.interpolate of the
+    # box to 224 x 224, mask_former/modeling/clip_adapter/adapter.py @ d77c3af; ZegFormer's
+    # roi_align). True: the box first grows to a square about its centre, keeping the region's
+    # aspect ratio (the toy world, whose bars differ from squares by aspect ratio alone).
+    ts.CLIP_ENSEMBLE.SQUARE_BOX = False
     # CLIP crop logits = cosine / TEMPERATURE; 0 = the CLIP model's learned logit scale
     # (OpenAI CLIP: 100, what zsseg's normalize=True path uses).
     ts.CLIP_ENSEMBLE.TEMPERATURE = 0.0

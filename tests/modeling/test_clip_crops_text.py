@@ -64,6 +64,36 @@ def test_crop_geometry(clip):
         assert clip.encode_crops(images, [masks[0][:0], masks[1][:0]]).shape == (0, 32)
 
 
+@pytest.mark.parametrize("crop", ["bbox", "masked"])
+def test_square_box_keeps_the_aspect_ratio(clip, crop):
+    # A 3:1 bar of 1s (rows 10-14, columns 9-23) on 2s: stretched, it fills the crop; squared,
+    # it keeps its shape, centred, with the CLIP mean (0, masked) or its context (2, bbox) above
+    # and below it.
+    bar = torch.zeros(1, 30, 40, dtype=torch.bool)
+    bar[0, 10:15, 9:24] = True
+    image = torch.where(bar, 1.0, 2.0).expand(3, -1, -1).unsqueeze(0)
+    stretched = clip._cut(image[0], bar, 15, crop)
+    assert (stretched[:, :, 1:14] == 1).all()  # rows 0 and 14 blend with the context
+    squared = clip._cut(image[0], bar, 15, crop, square=True)
+    outside = 0.0 if crop == "masked" else 2.0
+    assert (squared[:, :, 5:10] == 1).all()
+    assert (squared[:, :, :5] == outside).all() and (squared[:, :, 10:] == outside).all()
+    with torch.no_grad():
+        a = clip.encode_crops(image, [bar], size=16, mode="batched", crop=crop, square=True)
+        b = clip.encode_crops(image, [bar], size=16, mode="loop", crop=crop, square=True)
+        c = clip.encode_crops(image, [bar], size=16, mode="batched", crop=crop)
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+    assert not torch.allclose(a, c, atol=1e-3)
+
+
+def test_square_box_outside_the_image_is_the_clip_mean(clip):
+    # A 40 x 10 box at the top edge grows to 40 x 40 (rows -15..25): the 15 rows above the image
+    # (6 of 16 output rows) are 0, not replicated border pixels.
+    image = torch.ones(3, 30, 40)
+    cut = clip._cut(image, torch.tensor([[0.0, 0.0, 40.0, 10.0]]), 16, "bbox", square=True)
+    assert (cut[:, :, :6] == 0).all() and (cut[:, :, 6:] == 1).all()
+
+
 def test_crop_argument_errors(clip):
     images, masks, _ = _regions()
     with pytest.raises(ValueError, match="mode"):

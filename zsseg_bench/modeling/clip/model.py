@@ -269,6 +269,7 @@ class CLIPModel(nn.Module):
         mode: str = "batched",
         crop: str = "bbox",
         chunk_size: int = 64,
+        square: bool = False,
     ) -> torch.Tensor:
         """CLIP embeddings of image regions (two-stage methods' region classification).
 
@@ -276,7 +277,9 @@ class CLIPModel(nn.Module):
         (bilinear). With ``crop="masked"`` the pixels outside the region's mask are set to the
         CLIP mean (0 after normalisation) first, as zsseg does; with ``crop="bbox"`` only the box
         is cut. An empty mask takes the whole image as its box (and is all background when
-        masked).
+        masked). The box is stretched to the square crop (zsseg, ZegFormer), unless ``square``:
+        then it first grows to a square about its centre, so the region keeps its aspect ratio
+        (what lies outside the image is set to the CLIP mean).
 
         Args:
             images: float B x 3 x H x W, CLIP-normalised.
@@ -288,6 +291,7 @@ class CLIPModel(nn.Module):
                 pass per crop); both give the same result.
             crop: ``"bbox"`` or ``"masked"``.
             chunk_size: crops per CLIP pass in batched mode.
+            square: grow every box to a square before resizing (aspect ratio kept).
 
         Cutting and resizing run inside a ``crop_preparation`` stage (speed harness; nested in
         the caller's ``clip_crops`` stage).
@@ -309,11 +313,11 @@ class CLIPModel(nn.Module):
             for img, regions in zip(images, masks_or_boxes):
                 for j in range(regions.shape[0]):
                     with stage("crop_preparation"):
-                        c = self._cut(img, regions[j:j + 1], size, crop)
+                        c = self._cut(img, regions[j:j + 1], size, crop, square)
                     out.append(self.encode_image(c))
             return torch.cat(out, dim=0) if out else images.new_zeros((0, self.embed_dim))
         with stage("crop_preparation"):
-            crops = [self._cut(img, regions, size, crop)
+            crops = [self._cut(img, regions, size, crop, square)
                      for img, regions in zip(images, masks_or_boxes) if regions.shape[0]]
         if not crops:
             return images.new_zeros((0, self.embed_dim))
@@ -350,10 +354,15 @@ class CLIPModel(nn.Module):
         boxes[empty] = torch.tensor([0.0, 0.0, img_w, img_h], device=masks.device)
         return boxes, masks
 
-    def _cut(self, img: torch.Tensor, regions: torch.Tensor, size: int, crop: str) -> torch.Tensor:
+    def _cut(self, img: torch.Tensor, regions: torch.Tensor, size: int, crop: str,
+             square: bool = False) -> torch.Tensor:
         """Crops M x 3 x size x size of one image (same math for one or many regions)."""
         _, img_h, img_w = img.shape
         boxes, masks = self._boxes_of(regions, img_h, img_w)
+        if square:
+            centre = (boxes[:, :2] + boxes[:, 2:]) / 2
+            half = (boxes[:, 2:] - boxes[:, :2]).amax(1, keepdim=True) / 2
+            boxes = torch.cat([centre - half, centre + half], 1)
         n = boxes.shape[0]
         # Affine sampling grid mapping the output square onto each box (pixel-centre aligned).
         t = (torch.arange(size, device=img.device, dtype=torch.float32) + 0.5) / size
@@ -369,6 +378,10 @@ class CLIPModel(nn.Module):
             m = F.grid_sample(masks.float().unsqueeze(1), grid, mode="bilinear",
                               padding_mode="zeros", align_corners=False)
             out = out * (m > 0.5)
+        elif square:
+            inside = F.grid_sample(img.new_ones((n, 1, img_h, img_w), dtype=torch.float32), grid,
+                                   mode="bilinear", padding_mode="zeros", align_corners=False)
+            out = out * (inside > 0.5)
         return out.to(img.dtype)
 
     # ------------------------------------------------------------------------------ text
