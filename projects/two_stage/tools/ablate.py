@@ -103,20 +103,13 @@ def _check_against_model(model: Any, inputs: list[dict], outputs: list[dict]) ->
 
 def main(argv: list[str] | None = None) -> int:
     from zsseg_bench.config.command_line import setup_cfg
-    from zsseg_bench.data.synthetic.holdout import (
-        DEFAULT_NUM_IMAGES,
-        DEFAULT_ROOT,
-        register_holdout,
-    )
+
+    from .datasets import add_dataset_arguments, resolve_dataset
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--config-file", required=True)
     p.add_argument("--weights", required=True, help="model_final.pth of a two-stage run")
-    p.add_argument("--dataset", default="holdout",
-                   help="'holdout' (held-out renders, for choosing constants), 'val' "
-                        "(DATASETS.TEST[0], for reporting) or a registered dataset name")
-    p.add_argument("--holdout-root", default=DEFAULT_ROOT)
-    p.add_argument("--holdout-images", type=int, default=DEFAULT_NUM_IMAGES)
+    add_dataset_arguments(p)
     p.add_argument("--weights-grid", type=float, nargs="+", default=[0.8])
     p.add_argument("--thresholds", type=float, nargs="+", default=[0.5])
     p.add_argument("--crops", nargs="+", default=["masked"])
@@ -125,12 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides")
     args = p.parse_args(argv)
     cfg = setup_cfg(args.config_file, args.opts)
-    if args.dataset == "holdout":
-        dataset = register_holdout(args.holdout_root, args.holdout_images)
-    elif args.dataset == "val":
-        dataset = cfg.DATASETS.TEST[0]
-    else:
-        dataset = args.dataset
+    dataset = resolve_dataset(args, cfg)
     start = time.perf_counter()
     results = run_ablation(cfg, args.weights, dataset, args.weights_grid, args.thresholds,
                            args.crops, args.max_images)

@@ -110,19 +110,12 @@ def _bool(text: str) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     from zsseg_bench.config.command_line import setup_cfg
-    from zsseg_bench.data.synthetic.holdout import (
-        DEFAULT_NUM_IMAGES,
-        DEFAULT_ROOT,
-        register_holdout,
-    )
+
+    from .datasets import add_dataset_arguments, resolve_dataset
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--config-file", required=True)
-    p.add_argument("--dataset", default="holdout",
-                   help="'holdout' (held-out toy renders), 'val' (DATASETS.TEST[0]) or a "
-                        "registered dataset name")
-    p.add_argument("--holdout-root", default=DEFAULT_ROOT)
-    p.add_argument("--holdout-images", type=int, default=DEFAULT_NUM_IMAGES)
+    add_dataset_arguments(p)
     p.add_argument("--square-box", type=_bool, nargs="+", default=[False, True])
     p.add_argument("--crops", nargs="+", default=["masked"])
     p.add_argument("--max-images", type=int, default=0)
@@ -130,12 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides")
     args = p.parse_args(argv)
     cfg = setup_cfg(args.config_file, args.opts)
-    if args.dataset == "holdout":
-        dataset = register_holdout(args.holdout_root, args.holdout_images)
-    elif args.dataset == "val":
-        dataset = cfg.DATASETS.TEST[0]
-    else:
-        dataset = args.dataset
+    dataset = resolve_dataset(args, cfg)
     results = region_accuracy(cfg, dataset, args.square_box, args.crops, args.max_images)
     atomic_write_json(args.out, {"dataset": dataset, "config": args.config_file,
                                  "overrides": args.opts, "results": results})
