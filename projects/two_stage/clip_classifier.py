@@ -10,9 +10,8 @@ Two steps, kept apart so the speed harness can time them (stages ``crop_preparat
    (``bbox``), or with the pixels outside the mask set to CLIP's mean (``masked``, zsseg/
    ZegFormer), resizes it to ``size`` (stretching the box, as zsseg and ZegFormer do, or, with
    ``square_box``, growing it to a square first so the region keeps its aspect ratio) and
-   encodes it (``batched``: all crops together; ``loop``:
-   one at a time); class probabilities are the softmax over the vocabulary of
-   ``cos(crop, text) / temperature``.
+   encodes it (``batched``: all crops together; ``loop``: one at a time); class probabilities
+   are the softmax over the vocabulary of ``cos(crop, text) / temperature``.
 """
 
 from __future__ import annotations
