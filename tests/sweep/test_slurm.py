@@ -241,11 +241,12 @@ def test_slurm_signal_checkpoints_requeues_and_matches_an_uninterrupted_run(on_c
             # What Slurm sends --signal=USR2@90 before the time limit (submitit's setting).
             subprocess.run(["scancel", "--signal=USR2", job], check=True)
             summary, text = sweep.join()
-        logs = "".join(p.read_text() for p in (out / "submitit").rglob("*_log.*"))
-        # Known race (about 1 run in 6 on a quiet 2-core machine, open): the job sometimes
-        # ends FAILED before submitit's requeue takes effect. One fresh retry; every assertion
-        # below holds for the attempt that requeued.
-        if summary.ok or "Requeued job" in logs or attempt == 2:
+        # Known race (about 1 run in 5 on a quiet 2-core machine, open): the job sometimes
+        # ends FAILED (NonZeroExitCode) before submitit's requeue takes effect, although
+        # submitit logs "Requeued job"; squeue then shows it PENDING, RUNNING, FAILED and never
+        # PENDING again, and the sweep leaves the run interrupted (resumable). One fresh retry;
+        # every assertion below holds for the attempt that requeued.
+        if summary.ok or attempt == 2:
             break
     assert summary.ok, text
     assert _scontrol(job)["Restarts"] == "1"  # requeued once, same job id
