@@ -48,12 +48,13 @@ def region_accuracy(cfg: Any, dataset: str, square_boxes: list[bool], crops: lis
     from zsseg_bench.data.build import get_dataset_dicts
     from zsseg_bench.data.catalog import MetadataCatalog, class_split
     from zsseg_bench.data.image_io import read_image, read_sem_seg
+    from zsseg_bench.data.zero_shot import IGNORE_LABEL
     from zsseg_bench.modeling.clip import build_clip
 
     from ..clip_classifier import CropBatch, CropClassifier
 
     names, seen_ids, unseen_ids = class_split(dataset)
-    ignore = int(MetadataCatalog.get(dataset).get("ignore_label", 255))
+    ignore = int(MetadataCatalog.get(dataset).get("ignore_label", IGNORE_LABEL))
     clip = build_clip(cfg)
     classifier = CropClassifier.from_config(cfg)
     mean = torch.tensor(cfg.MODEL.PIXEL_MEAN).view(3, 1, 1)
