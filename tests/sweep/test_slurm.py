@@ -235,18 +235,19 @@ def test_slurm_signal_checkpoints_requeues_and_matches_an_uninterrupted_run(on_c
     reference = _Background(spec, tmp_path / "reference", launcher="local")  # uninterrupted
     for attempt in (1, 2):
         out = tmp_path / f"out{attempt}"
-        with _release_requeued_jobs():
+        # Known race (open; 1 in 5 runs or more on a 2-core machine): the requeued job starts
+        # again (squeue: PENDING, RUNNING) and ends FAILED (NonZeroExitCode) before its second
+        # attempt logs anything, so the sweep leaves the run interrupted (resumable). It has
+        # only been seen with the early start below, so the one retry waits out Slurm's own
+        # hold of a requeued job instead; every assertion below holds for the attempt that
+        # requeued.
+        with _release_requeued_jobs() if attempt == 1 else contextlib.nullcontext():
             sweep = _Background(spec, out, launcher="slurm")
             run_dir, job = _running_job(out / "runs", "contract-*")
             # What Slurm sends --signal=USR2@90 before the time limit (submitit's setting).
             subprocess.run(["scancel", "--signal=USR2", job], check=True)
             summary, text = sweep.join()
-        # Known race (about 1 run in 5 on a quiet 2-core machine, open): the job sometimes
-        # ends FAILED (NonZeroExitCode) before submitit's requeue takes effect, although
-        # submitit logs "Requeued job"; squeue then shows it PENDING, RUNNING, FAILED and never
-        # PENDING again, and the sweep leaves the run interrupted (resumable). One fresh retry;
-        # every assertion below holds for the attempt that requeued.
-        if summary.ok or attempt == 2:
+        if summary.ok:
             break
     assert summary.ok, text
     assert _scontrol(job)["Restarts"] == "1"  # requeued once, same job id
