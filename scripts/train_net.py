@@ -43,6 +43,7 @@ except ImportError as e:
     sys.exit(f"error: scripts/train_net.py needs detectron2 ({e}); install it first, see the "
              "README section 'Using it from detectron2'")
 
+from zsseg_bench.engine.ema import EMA_KEY, load_averaged
 from zsseg_bench.engine.evaluate import unwrap
 from zsseg_bench.engine.lr_scheduler import build_lr_scheduler
 from zsseg_bench.engine.optimizer import build_optimizer
@@ -158,6 +159,11 @@ def setup(args: Any) -> Any:
     except (KeyError, ValueError, AssertionError) as e:  # yacs: unknown key, wrong type
         raise UserError(f"{args.config_file} / overrides: {e}") from e
     zsseg_d2.finalize_cfg(cfg)
+    if cfg.MODEL_EMA.ENABLED and not args.eval_only:
+        raise UserError(f"{args.config_file}: MODEL_EMA.ENABLED, but this script keeps no weight "
+                        "average; train with `zsseg-bench train` (its checkpoints evaluate "
+                        "here with --eval-only), or add MODEL_EMA.ENABLED False (a different "
+                        "recipe)")
     cfg.freeze()
     default_setup(cfg, args)
     setup_logger(output=cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="zsseg_bench")
@@ -171,8 +177,11 @@ def main(args: Any) -> Any:
             raise UserError("--eval-only needs MODEL.WEIGHTS (a model_final.pth of this script "
                             "or of `zsseg-bench train`)")
         model = Trainer.build_model(cfg)
-        DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
+        extra = DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
             cfg.MODEL.WEIGHTS, resume=args.resume)
+        if EMA_KEY in extra:  # a `zsseg-bench train` run with MODEL_EMA evaluated the average
+            load_averaged(unwrap(model), extra[EMA_KEY]["state"])
+            logger.info("Evaluating the weight average (MODEL_EMA) of %s", cfg.MODEL.WEIGHTS)
         return Trainer.test(cfg, model)
     trainer = Trainer(cfg)
     trainer.resume_or_load(resume=args.resume)

@@ -62,6 +62,10 @@ def test_bad_solver_values_are_user_errors():
     cfg.SOLVER.ACCUMULATION_STEPS = 0
     with pytest.raises(UserError, match="ACCUMULATION_STEPS"):
         check_solver(cfg)
+    cfg = get_cfg()
+    cfg.MODEL_EMA.ENABLED, cfg.MODEL_EMA.DECAY = True, 1.0
+    with pytest.raises(UserError, match=r"MODEL_EMA.DECAY = 1.0 must be in \[0, 1\)"):
+        check_solver(cfg)
 
 
 class _FakeSummaryWriter:

@@ -1,9 +1,13 @@
 """``scripts/train_net.py`` (detectron2's engine) on the tiny toy world: a transductive toy
-training with both evaluators side by side, and checkpoints that cross between the engines
+training with both evaluators side by side; checkpoints that cross between the engines
 (``zsseg-bench train`` -> ``train_net.py --eval-only`` and ``train_net.py`` ->
-``zsseg-bench eval``) with equal evaluation: metrics and confusion matrices."""
+``zsseg-bench eval``) with equal evaluation, metrics and confusion matrices (the suite's run
+keeps a weight average, which both engines evaluate); and the one-line refusal to train with
+``MODEL_EMA`` there."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -12,6 +16,7 @@ from tests.integrations.helpers import (
     REPO,
     TINY_OPTS,
     TRAIN_NET,
+    env,
     read_json,
     require_detectron2,
     run,
@@ -24,10 +29,11 @@ from detectron2.checkpoint import DetectionCheckpointer  # noqa: E402
 
 from zsseg_bench.engine.checkpoint import build_model_with_weights  # noqa: E402
 
-pytestmark = pytest.mark.slow  # four subprocesses of ~5 s CPU each
+pytestmark = pytest.mark.slow  # five subprocesses of ~5 s CPU each
 
 CONFIG = REPO / "configs" / "synthetic" / "zegclip.yaml"
 VAL = "synthetic_val"
+EMA_OPTS = ["MODEL_EMA.ENABLED", "True", "MODEL_EMA.DECAY", "0.5"]
 
 
 def _confusion(path):
@@ -45,10 +51,11 @@ def d2_run(toy_root, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def suite_run(toy_root, tmp_path_factory):
-    """The same toy training (inductive) by ``zsseg-bench train``."""
+    """The same toy training (inductive) by ``zsseg-bench train``, with a weight average (its
+    evaluation scores the average, so must ``train_net.py --eval-only``)."""
     out = tmp_path_factory.mktemp("suite_run")
     run(["-m", "zsseg_bench", "train", "--config-file", str(CONFIG), "--output-dir", str(out),
-         *TINY_OPTS], toy_root)
+         *TINY_OPTS, *EMA_OPTS], toy_root)
     return out
 
 
@@ -80,6 +87,14 @@ def test_suite_checkpoint_evaluates_equally_in_detectron2(suite_run, toy_root, t
     d2_results = read_json(tmp_path / "inference" / VAL / "results.json")["gzsl_sem_seg"]
     assert same_metrics(d2_results, read_json(suite_run / "metrics.json")["metrics"])
     assert _confusion(tmp_path / "inference" / VAL) == _confusion(suite_run)
+
+
+def test_training_with_a_weight_average_is_refused_in_one_line(toy_root, tmp_path):
+    proc = subprocess.run([sys.executable, str(TRAIN_NET), "--config-file", str(CONFIG),
+                           "OUTPUT_DIR", str(tmp_path), *TINY_OPTS, *EMA_OPTS], cwd=REPO,
+                          env=env(toy_root), capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "MODEL_EMA.ENABLED" in proc.stderr and "zsseg-bench train" in proc.stderr
 
 
 def test_checkpoints_load_exactly_in_both_directions(d2_run, suite_run):

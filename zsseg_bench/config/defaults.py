@@ -177,6 +177,13 @@ _C.SOLVER.ACCUMULATION_STEPS = 1
 _C.SOLVER.MAX_TO_KEEP = 3
 # Write training metrics (loss terms, lr, timing) to log.jsonl / TensorBoard every N iterations.
 _C.SOLVER.LOG_PERIOD = 20
+# Exponential moving average of the trainable weights (d2go's MODEL_EMA; zsseg_bench/engine/ema.py):
+# after each optimizer step ema = DECAY * ema + (1 - DECAY) * weights. Every evaluation, the
+# checkpoints' "ema" entry and the start of transductive self-training use the average. Off in
+# every paper config (no official recipe averages); on in the two-stage toy config.
+_C.MODEL_EMA = CN()
+_C.MODEL_EMA.ENABLED = False
+_C.MODEL_EMA.DECAY = 0.999
 # --- end of the engine block -----------------------------------------------------------------
 
 # ---------------------------------------------------------------------------------------------

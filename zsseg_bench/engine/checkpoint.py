@@ -6,7 +6,8 @@ A checkpoint (``model_XXXXXXX.pth``, ``model_final.pth`` in ``OUTPUT_DIR``) hold
   modules that are not entirely frozen (e.g. a head's BatchNorm statistics). Frozen weights
   (the CLIP layer) are left out: they come from their own files (``MODEL.CLIP.WEIGHTS``) when the
   model is built, so a checkpoint of ZegCLIP is megabytes, not the whole ViT;
-- ``optimizer``, ``scheduler``, ``grad_scaler``: their state dicts;
+- ``optimizer``, ``scheduler``, ``grad_scaler``, ``ema`` (the weight average of
+  ``MODEL_EMA``): their state dicts;
 - ``iteration`` (the last completed one, 0-based), ``rng`` (python / numpy / torch / cuda
   states of every rank), ``sampler`` (the training stream's position), ``train_time_s``;
 - ``meta``: format version, head name, world size.
@@ -30,6 +31,7 @@ import torch
 from fvcore.common.checkpoint import Checkpointer, PeriodicCheckpointer
 from torch import nn
 
+from zsseg_bench.engine.ema import EMA_KEY, load_averaged
 from zsseg_bench.engine.rng import seed_all
 from zsseg_bench.utils.errors import UserError
 from zsseg_bench.utils.file_io import PathManager, atomic_save, atomic_write_text
@@ -228,7 +230,8 @@ class TrainingPeriodicCheckpointer(PeriodicCheckpointer):
 
 def build_model_with_weights(cfg: Any, weights: str) -> tuple[nn.Module, dict[str, Any]]:
     """Seeds every RNG with ``cfg.SEED``, builds the model of ``cfg`` and loads the trainable
-    weights of the checkpoint ``weights`` into it (nothing is loaded when ``weights`` is empty).
+    weights of the checkpoint ``weights`` into it (nothing is loaded when ``weights`` is empty):
+    the weight average when the checkpoint holds one (``MODEL_EMA``), as evaluation in training.
 
     Seeding first makes the randomly initialised parts a checkpoint does not hold identical to
     those of training.
@@ -246,4 +249,8 @@ def build_model_with_weights(cfg: Any, weights: str) -> tuple[nn.Module, dict[st
         checkpointer = TrainableCheckpointer(model, save_to_disk=False,
                                              expected_head=cfg.MODEL.HEAD.NAME)
         extra = checkpointer.load(weights, checkpointables=[])
+        ema = extra.pop(EMA_KEY, None)
+        if ema is not None:  # the weights the run's own evaluations used
+            load_averaged(model, ema["state"])
+            logger.info("Loaded the weight average (MODEL_EMA) of %s", weights)
     return model, extra

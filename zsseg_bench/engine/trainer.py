@@ -4,7 +4,8 @@
 One engine trains every method: model (``build_model``), AdamW with parameter groups
 (:mod:`.optimizer`), warm-up + poly schedule (:mod:`.lr_scheduler`), the seeded, resumable
 training loader, checkpoints (:mod:`.checkpoint`), periodic and final evaluation, the
-transductive self-training switch, ``log.jsonl`` / TensorBoard / progress bar, and DDP.
+transductive self-training switch, the optional weight average (``MODEL_EMA``, :mod:`.ema`),
+``log.jsonl`` / TensorBoard / progress bar, and DDP.
 
 Reproducibility: with the same config and seed on CPU, a run resumed from any checkpoint
 (``resume=True``) ends with the same weights as an uninterrupted one: the checkpoint holds the
@@ -14,6 +15,7 @@ position, see ``build_train_loader(start_iter=...)``), and evaluation never touc
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import time
@@ -26,6 +28,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from zsseg_bench.data.build import build_train_loader
 from zsseg_bench.engine.checkpoint import TrainableCheckpointer, TrainingPeriodicCheckpointer
+from zsseg_bench.engine.ema import EMA_KEY, EMAHook, ModelEMA
 from zsseg_bench.engine.errors import NonFiniteLossError, TrainingStopped
 from zsseg_bench.engine.evaluate import evaluate_datasets, metrics_record, write_metrics
 from zsseg_bench.engine.hooks import (
@@ -91,7 +94,8 @@ def grad_clip(cfg: Any) -> tuple[str, float, float] | None:
 
 
 def check_solver(cfg: Any) -> None:
-    """Raises UserError on ``SOLVER`` values no engine can run (both engines call it)."""
+    """Raises UserError on ``SOLVER`` / ``MODEL_EMA`` values no engine can run (both engines
+    call it)."""
     s = cfg.SOLVER
     if s.MAX_ITER <= 0:
         raise UserError(f"SOLVER.MAX_ITER = {s.MAX_ITER} must be positive")
@@ -99,6 +103,9 @@ def check_solver(cfg: Any) -> None:
         raise UserError(f"SOLVER.ACCUMULATION_STEPS = {s.ACCUMULATION_STEPS} must be >= 1")
     if s.MAX_TO_KEEP < 1:
         raise UserError(f"SOLVER.MAX_TO_KEEP = {s.MAX_TO_KEEP} must be >= 1")
+    if cfg.MODEL_EMA.ENABLED and not 0.0 <= cfg.MODEL_EMA.DECAY < 1.0:
+        raise UserError(f"MODEL_EMA.DECAY = {cfg.MODEL_EMA.DECAY} must be in [0, 1) (the weight "
+                        "of the old average at each step, e.g. 0.999)")
 
 
 class Trainer(SimpleTrainer):
@@ -142,11 +149,15 @@ class Trainer(SimpleTrainer):
                          accumulation_steps=cfg.SOLVER.ACCUMULATION_STEPS,
                          amp_dtype=amp_dtype(cfg), grad_clip=grad_clip(cfg))
         # The fp16 loss scale is saved only when in use (a bf16/fp32 run has none).
-        scaler = {"grad_scaler": self.grad_scaler} if self.grad_scaler.is_enabled() else {}
+        extra = {"grad_scaler": self.grad_scaler} if self.grad_scaler.is_enabled() else {}
+        self.ema = ModelEMA(self._module, cfg.MODEL_EMA.DECAY) if cfg.MODEL_EMA.ENABLED \
+            else None
+        if self.ema is not None:
+            extra[EMA_KEY] = self.ema
         self.checkpointer = TrainableCheckpointer(
             self._module, str(self.output_dir), save_to_disk=comm.is_main_process(),
             max_to_keep=cfg.SOLVER.MAX_TO_KEEP, optimizer=optimizer, scheduler=scheduler,
-            **scaler)
+            **extra)
         self.writers: list[MetricsWriter] = []
         if comm.is_main_process():
             if log is not None:
@@ -164,10 +175,13 @@ class Trainer(SimpleTrainer):
 
     # ------------------------------------------------------------------------------- set-up
     def build_hooks(self) -> list:
-        """Self-training switch, checkpoints, evaluation, writers, progress bar (in order)."""
+        """Weight average, self-training switch, checkpoints, evaluation, writers, progress bar
+        (in order: checkpoints and evaluations see the average of the step just taken)."""
         cfg = self.cfg
         hooks: list = []
         st = self_training_start(cfg)
+        if self.ema is not None:
+            hooks.append(EMAHook(self.ema, st))
         if st is not None:
             hooks.append(SelfTrainingHook(st, restart=self_training_restart(cfg) is not None))
         periodic = TrainingPeriodicCheckpointer(self.checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD,
@@ -223,6 +237,8 @@ class Trainer(SimpleTrainer):
                 logger.info("--resume: no checkpoint in %s, starting from scratch",
                             self.output_dir)
             self.checkpointer.load(self.cfg.MODEL.WEIGHTS, checkpointables=[])
+            if self.ema is not None:
+                self.ema.reset()
             self.start_iter = 0
 
     def _check_sampler(self, sampler: dict[str, Any]) -> None:
@@ -264,7 +280,8 @@ class Trainer(SimpleTrainer):
             except TrainingStopped as e:
                 self._event("stopped", iteration=e.iteration + 1, checkpoint=e.checkpoint)
                 raise
-            results = evaluate_datasets(self.cfg, self.model, output_dir=self.output_dir)
+            with self._eval_weights():
+                results = evaluate_datasets(self.cfg, self.model, output_dir=self.output_dir)
             self._log_eval(self.iter - 1, results)  # self.iter: iterations completed
             record = metrics_record(self.cfg, results, iteration=self.iter,
                                     wall_time_s=self.wall_time_s(),
@@ -293,7 +310,13 @@ class Trainer(SimpleTrainer):
 
     # ------------------------------------------------------------------------------- helpers
     def _periodic_eval(self) -> dict[str, dict[str, float]]:
-        return evaluate_datasets(self.cfg, self.model)
+        with self._eval_weights():
+            return evaluate_datasets(self.cfg, self.model)
+
+    def _eval_weights(self) -> contextlib.AbstractContextManager:
+        """The weights evaluations use: the average with ``MODEL_EMA.ENABLED``, else the
+        model's own."""
+        return self.ema.applied() if self.ema is not None else contextlib.nullcontext()
 
     def _log_eval(self, it: int, results: dict[str, dict[str, float]]) -> None:
         """Writes ``results`` of an evaluation after 0-based iteration ``it`` to every writer."""

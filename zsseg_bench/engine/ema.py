@@ -1,0 +1,113 @@
+"""Exponential moving average of a model's trainable state (d2go's ``ModelEMA``).
+
+With ``MODEL_EMA.ENABLED`` the trainer keeps ``ema = decay * ema + (1 - decay) * current`` of
+every floating-point tensor of the trainable state (:func:`~.checkpoint.trainable_state_dict`:
+trainable parameters and the buffers of modules that are not entirely frozen, e.g. BatchNorm
+statistics) after each optimizer step. Every evaluation of the run (periodic and final) uses
+the averaged weights, every checkpoint holds them under ``"ema"`` (so a resumed run continues
+the same average), and loading a checkpoint for evaluation
+(:func:`~.checkpoint.build_model_with_weights`, ``scripts/train_net.py --eval-only``) takes
+them when present, so ``zsseg-bench eval`` scores the weights ``metrics.json`` scored.
+Transductive runs start self-training from the averaged weights (:class:`EMAHook`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch import nn
+
+from zsseg_bench.engine.train_loop import HookBase
+
+#: Checkpoint key of the averaged state.
+EMA_KEY = "ema"
+
+
+def _averaged(model: nn.Module) -> dict[str, torch.Tensor]:
+    from zsseg_bench.engine.checkpoint import trainable_state_dict
+
+    return {k: v for k, v in trainable_state_dict(model).items() if v.is_floating_point()}
+
+
+class ModelEMA:
+    """The moving average of ``model``'s trainable floating-point state.
+
+    Args:
+        model: the model whose state is averaged (its current state is the start).
+        decay: weight of the old average at each update, in [0, 1).
+    """
+
+    def __init__(self, model: nn.Module, decay: float):
+        if not 0.0 <= decay < 1.0:
+            raise ValueError(f"EMA decay {decay} must be in [0, 1)")
+        self.model = model
+        self.decay = float(decay)
+        self.state = {k: v.detach().clone() for k, v in _averaged(model).items()}
+
+    @torch.no_grad()
+    def reset(self) -> None:
+        """Restarts the average at the model's current state (e.g. after loading weights)."""
+        for k, v in _averaged(self.model).items():
+            self.state[k].copy_(v)
+
+    @torch.no_grad()
+    def update(self) -> None:
+        """``ema = decay * ema + (1 - decay) * current``, for every averaged tensor."""
+        for k, v in _averaged(self.model).items():
+            self.state[k].mul_(self.decay).add_(v.detach(), alpha=1.0 - self.decay)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"decay": self.decay, "state": dict(self.state)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        missing = set(self.state) - set(state["state"])
+        if missing:
+            raise KeyError(f"EMA state lacks {len(missing)} tensor(s), e.g. {sorted(missing)[0]}")
+        for k in self.state:
+            self.state[k].copy_(state["state"][k])
+
+    @contextlib.contextmanager
+    def applied(self) -> Iterator[nn.Module]:
+        """The model with the averaged state loaded; its own state comes back on exit."""
+        saved = {k: v.detach().clone() for k, v in _averaged(self.model).items()}
+        load_averaged(self.model, self.state)
+        try:
+            yield self.model
+        finally:
+            load_averaged(self.model, saved)
+
+
+@torch.no_grad()
+def load_averaged(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Copies ``state`` (an EMA ``"state"``) into ``model``'s tensors of the same names."""
+    own = model.state_dict()
+    for k, v in state.items():
+        own[k].copy_(v)
+
+
+class EMAHook(HookBase):
+    """Updates a :class:`ModelEMA` after every optimizer step.
+
+    Args:
+        ema: the average.
+        self_training_start: the iteration where transductive self-training starts (None:
+            inductive). Before its first step the model takes the averaged weights, as the
+            official second run starts from the weights the inductive run evaluated; a
+            two-stage offline teacher is therefore a copy of the average. The switch follows
+            the iteration alone, so a resumed run takes it at the same point.
+    """
+
+    def __init__(self, ema: ModelEMA, self_training_start: int | None = None):
+        self.ema = ema
+        self.self_training_start = self_training_start
+
+    def before_step(self) -> None:
+        if self.self_training_start is not None and \
+                self.trainer.iter == self.self_training_start:
+            load_averaged(self.ema.model, self.ema.state)
+
+    def after_step(self) -> None:
+        self.ema.update()
