@@ -180,7 +180,8 @@ _C.SOLVER.LOG_PERIOD = 20
 # Exponential moving average of the trainable weights (d2go's MODEL_EMA; zsseg_bench/engine/ema.py):
 # after each optimizer step ema = DECAY * ema + (1 - DECAY) * weights. Every evaluation, the
 # checkpoints' "ema" entry and the start of transductive self-training use the average. Off in
-# every paper config (no official recipe averages); on in the two-stage toy config.
+# every config: no official recipe averages, and on the two-stage toy recipe it did not narrow
+# the seed spread (projects/two_stage/README.md, "Seed stability").
 _C.MODEL_EMA = CN()
 _C.MODEL_EMA.ENABLED = False
 _C.MODEL_EMA.DECAY = 0.999
