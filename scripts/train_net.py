@@ -43,7 +43,7 @@ except ImportError as e:
     sys.exit(f"error: scripts/train_net.py needs detectron2 ({e}); install it first, see the "
              "README section 'Using it from detectron2'")
 
-from zsseg_bench.engine.ema import EMA_KEY, load_averaged
+from zsseg_bench.engine.ema import load_checkpoint_average
 from zsseg_bench.engine.evaluate import unwrap
 from zsseg_bench.engine.lr_scheduler import build_lr_scheduler
 from zsseg_bench.engine.optimizer import build_optimizer
@@ -179,9 +179,7 @@ def main(args: Any) -> Any:
         model = Trainer.build_model(cfg)
         extra = DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
             cfg.MODEL.WEIGHTS, resume=args.resume)
-        if EMA_KEY in extra:  # a `zsseg-bench train` run with MODEL_EMA evaluated the average
-            load_averaged(unwrap(model), extra[EMA_KEY]["state"])
-            logger.info("Evaluating the weight average (MODEL_EMA) of %s", cfg.MODEL.WEIGHTS)
+        load_checkpoint_average(unwrap(model), extra, cfg.MODEL.WEIGHTS)
         return Trainer.test(cfg, model)
     trainer = Trainer(cfg)
     trainer.resume_or_load(resume=args.resume)

@@ -31,7 +31,7 @@ import torch
 from fvcore.common.checkpoint import Checkpointer, PeriodicCheckpointer
 from torch import nn
 
-from zsseg_bench.engine.ema import EMA_KEY, load_averaged
+from zsseg_bench.engine.ema import load_checkpoint_average
 from zsseg_bench.engine.rng import seed_all
 from zsseg_bench.utils.errors import UserError
 from zsseg_bench.utils.file_io import PathManager, atomic_save, atomic_write_text
@@ -249,8 +249,5 @@ def build_model_with_weights(cfg: Any, weights: str) -> tuple[nn.Module, dict[st
         checkpointer = TrainableCheckpointer(model, save_to_disk=False,
                                              expected_head=cfg.MODEL.HEAD.NAME)
         extra = checkpointer.load(weights, checkpointables=[])
-        ema = extra.pop(EMA_KEY, None)
-        if ema is not None:  # the weights the run's own evaluations used
-            load_averaged(model, ema["state"])
-            logger.info("Loaded the weight average (MODEL_EMA) of %s", weights)
+        load_checkpoint_average(model, extra, weights)
     return model, extra

@@ -14,6 +14,7 @@ Transductive runs start self-training from the averaged weights (:class:`EMAHook
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,6 +22,8 @@ import torch
 from torch import nn
 
 from zsseg_bench.engine.train_loop import HookBase
+
+logger = logging.getLogger(__name__)
 
 #: Checkpoint key of the averaged state.
 EMA_KEY = "ema"
@@ -45,18 +48,24 @@ class ModelEMA:
             raise ValueError(f"EMA decay {decay} must be in [0, 1)")
         self.model = model
         self.decay = float(decay)
+        # Which tensors are averaged is fixed here, once (not re-derived at every step).
         self.state = {k: v.detach().clone() for k, v in _averaged(model).items()}
+
+    def _current(self) -> dict[str, torch.Tensor]:
+        """The model's own tensors of the averaged names."""
+        own = self.model.state_dict()
+        return {k: own[k] for k in self.state}
 
     @torch.no_grad()
     def reset(self) -> None:
         """Restarts the average at the model's current state (e.g. after loading weights)."""
-        for k, v in _averaged(self.model).items():
+        for k, v in self._current().items():
             self.state[k].copy_(v)
 
     @torch.no_grad()
     def update(self) -> None:
         """``ema = decay * ema + (1 - decay) * current``, for every averaged tensor."""
-        for k, v in _averaged(self.model).items():
+        for k, v in self._current().items():
             self.state[k].mul_(self.decay).add_(v.detach(), alpha=1.0 - self.decay)
 
     def state_dict(self) -> dict[str, Any]:
@@ -72,7 +81,7 @@ class ModelEMA:
     @contextlib.contextmanager
     def applied(self) -> Iterator[nn.Module]:
         """The model with the averaged state loaded; its own state comes back on exit."""
-        saved = {k: v.detach().clone() for k, v in _averaged(self.model).items()}
+        saved = {k: v.detach().clone() for k, v in self._current().items()}
         load_averaged(self.model, self.state)
         try:
             yield self.model
@@ -86,6 +95,19 @@ def load_averaged(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
     own = model.state_dict()
     for k, v in state.items():
         own[k].copy_(v)
+
+
+def load_checkpoint_average(model: nn.Module, entries: dict[str, Any], source: str) -> bool:
+    """Loads the weight average a checkpoint holds (its ``"ema"`` entry, taken out of
+    ``entries``, the checkpoint's entries besides the model) into ``model``: a run with
+    ``MODEL_EMA`` evaluated the average, so evaluating its checkpoint must too. Returns whether
+    there was one; ``source`` names the checkpoint in the log."""
+    ema = entries.pop(EMA_KEY, None)
+    if ema is None:
+        return False
+    load_averaged(model, ema["state"])
+    logger.info("Loaded the weight average (MODEL_EMA) of %s", source)
+    return True
 
 
 class EMAHook(HookBase):
