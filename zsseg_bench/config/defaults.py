@@ -179,9 +179,9 @@ _C.SOLVER.MAX_TO_KEEP = 3
 _C.SOLVER.LOG_PERIOD = 20
 # Exponential moving average of the trainable weights (d2go's MODEL_EMA; zsseg_bench/engine/ema.py):
 # after each optimizer step ema = DECAY * ema + (1 - DECAY) * weights. Every evaluation, the
-# checkpoints' "ema" entry and the start of transductive self-training use the average. Off in
-# every config: no official recipe averages, and on the two-stage toy recipe it did not narrow
-# the seed spread (projects/two_stage/README.md, "Seed stability").
+# checkpoints' "ema" entry and the start of transductive self-training use the average. Off by
+# default: no official recipe averages. On in the two-stage toy configs, whose seed spread it
+# narrows (projects/two_stage/README.md, "Seed stability").
 _C.MODEL_EMA = CN()
 _C.MODEL_EMA.ENABLED = False
 _C.MODEL_EMA.DECAY = 0.999
