@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zsseg_bench.config import get_cfg
 from zsseg_bench.data.synthetic import OBJECT_CLASS_IDS, render_scene
 from zsseg_bench.data.synthetic.render import SEG_OBJECT_SIZE_RANGE
 from zsseg_bench.projects.two_stage.backbone import ResNetBackbone
@@ -49,9 +50,9 @@ FIGURES_NAME = "toy_resnet18_w32_training.json"
 TRAIN_SEED_DOMAIN, HELDOUT_SEED_DOMAIN = 11, 12
 #: The two-stage toy config's backbone (configs/synthetic/two_stage.yaml).
 DEPTH, WIDTH = 18, 32
-#: The suite's input normalisation (MODEL.PIXEL_MEAN / PIXEL_STD defaults, 0-255 scale).
-MEAN = torch.tensor([122.7709383, 116.7460125, 104.09373615]).view(1, 3, 1, 1)
-STD = torch.tensor([68.5005327, 66.6321579, 70.32316305]).view(1, 3, 1, 1)
+#: The suite's input normalisation (the MODEL.PIXEL_MEAN / PIXEL_STD defaults, 0-255 scale).
+MEAN = torch.tensor(get_cfg().MODEL.PIXEL_MEAN).view(1, 3, 1, 1)
+STD = torch.tensor(get_cfg().MODEL.PIXEL_STD).view(1, 3, 1, 1)
 
 
 def render_batch(domain: int, seed: int, index: int, num: int,
