@@ -3,9 +3,10 @@
 ``torchrun --nproc_per_node N -m zsseg_bench train ...`` runs the same command under DDP (gloo
 on CPU, nccl on GPU); only rank 0 logs and writes files.
 
-Exit codes: 0 done; 2 a user error (bad config, NaN loss: one line on stderr); 143 stopped by
-SIGTERM or SIGUSR2 (Slurm's warning before a time limit) after saving a checkpoint (continue
-with ``--resume``).
+Exit codes: 0 done; 2 a user error (bad config, NaN loss: one line on stderr); 130 stopped by
+Ctrl-C (SIGINT), 143 by SIGTERM or SIGUSR2 (Slurm's warning before a time limit), within
+seconds and after saving a checkpoint, also during an evaluation (continue with ``--resume``;
+:mod:`zsseg_bench.engine.signals`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import argparse
 import sys
 
 from zsseg_bench.engine.errors import TrainingStopped
-from zsseg_bench.engine.signals import EXIT_CODE_SIGTERM, stop_on_sigterm
+from zsseg_bench.engine.signals import exit_code, signal_name, stop_on_signals
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,17 +39,27 @@ def run(args: argparse.Namespace) -> int:
     with command_session(args.config_file, args.opts, args.output_dir) as session:
         trainer = Trainer(session.cfg, session.log,
                           progress_bar=False if args.no_progress else None)
-        with stop_on_sigterm(trainer):
+        with stop_on_signals(trainer):
             trainer.resume_or_load(resume=args.resume)
             try:
                 record = trainer.train()
             except TrainingStopped as e:
                 if session.is_main_process:
-                    print(f"zsseg-bench train: stopped by SIGTERM after {e.iteration + 1} "
-                          f"iterations; checkpoint {e.checkpoint}; continue with --resume",
-                          file=sys.stderr)
-                return EXIT_CODE_SIGTERM
+                    print(f"zsseg-bench train: {stopped_message(e)}", file=sys.stderr)
+                return exit_code(e.signum)
         if session.is_main_process:
             print(f"{record['dataset']} @ iteration {record['iteration']}: "
                   f"{format_summary(record['metrics'])} -> {session.output_dir}/metrics.json")
     return 0
+
+
+def stopped_message(e: TrainingStopped) -> str:
+    """What was stopped, what is kept, how to continue."""
+    done = e.iteration + 1
+    what = {"training": f"after {done} iterations",
+            "evaluation": f"during the evaluation after iteration {done} (run again on "
+                          f"--resume)",
+            "final evaluation": f"during the final evaluation (training complete: {done} "
+                                "iterations; --resume evaluates)"}[e.during]
+    kept = f"checkpoint {e.checkpoint}" if e.checkpoint else "no checkpoint"
+    return f"stopped by {signal_name(e.signum)} {what}; {kept}; continue with --resume"
