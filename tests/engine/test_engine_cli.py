@@ -75,8 +75,10 @@ def test_sigterm_saves_a_checkpoint_exits_143_and_resume_continues(toy_root, tmp
     assert not (out / "metrics.json").exists()
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files
 
-    # --resume continues at the next iteration (here with a shorter schedule, to finish fast).
-    assert main([*args[:1], "--resume", *args[1:], "SOLVER.MAX_ITER", str(stopped_at + 3)]) == 0
+    # --resume continues at the next iteration (here with a shorter schedule, to finish fast:
+    # a change of the config that --allow-config-change accepts).
+    assert main([*args[:1], "--resume", "--allow-config-change", *args[1:], "SOLVER.MAX_ITER",
+                 str(stopped_at + 3)]) == 0
     resume = _records(out / "log.jsonl", "event")[-1]
     assert resume["event"] == "resume" and resume["start_iter"] == stopped_at + 1
     assert json.loads((out / "metrics.json").read_text())["iteration"] == stopped_at + 3

@@ -43,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
     opts = list(args.opts or [])
     if args.weights:
         opts += ["MODEL.WEIGHTS", args.weights]
-    with command_session(args.config_file, opts, args.output_dir) as session:
+    with command_session(args.config_file, opts, args.output_dir,
+                         command="eval") as session:
         cfg = session.cfg
         if not cfg.MODEL.WEIGHTS:
             raise UserError("no weights to evaluate: pass --weights CKPT (a model_final.pth "

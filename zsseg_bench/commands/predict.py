@@ -133,7 +133,8 @@ def run(args: argparse.Namespace) -> int:
     if args.weights:
         opts += ["MODEL.WEIGHTS", args.weights]
     output = args.output_dir or DEFAULT_OUTPUT
-    with command_session(args.config_file, opts, output) as session:
+    with command_session(args.config_file, opts, output,
+                         command="predict") as session:
         names = class_names_of(args)
         cfg = session.cfg
         if not cfg.MODEL.WEIGHTS:

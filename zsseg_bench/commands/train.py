@@ -12,10 +12,12 @@ seconds and after saving a checkpoint, also during an evaluation (continue with 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from zsseg_bench.engine.errors import TrainingStopped
 from zsseg_bench.engine.signals import exit_code, signal_name, stop_on_signals
+from zsseg_bench.utils.errors import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,7 +26,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--resume", action="store_true",
                         help="continue from OUTPUT_DIR/last_checkpoint if it exists (same "
-                             "result as an uninterrupted run)")
+                             "result as an uninterrupted run); the config must be the run's "
+                             "own (config.yaml)")
+    parser.add_argument("--allow-config-change", action="store_true",
+                        help="with --resume: continue with a config that differs from the "
+                             "run's config.yaml (the differences are logged)")
+    parser.add_argument("--overwrite-output-dir", action="store_true",
+                        help="start over in a directory that holds a run (its checkpoints and "
+                             "metrics.json are deleted first)")
     parser.add_argument("--no-progress", action="store_true",
                         help="no progress bar (default: shown on a terminal)")
     add_config_arguments(parser)
@@ -34,9 +43,30 @@ def run(args: argparse.Namespace) -> int:
     """Trains and evaluates; returns the exit code."""
     from zsseg_bench.engine.evaluate import format_summary
     from zsseg_bench.engine.session import command_session
+    from zsseg_bench.engine.train_dir import check_train_dir
     from zsseg_bench.engine.trainer import Trainer
 
-    with command_session(args.config_file, args.opts, args.output_dir) as session:
+    if args.allow_config_change and not args.resume:
+        raise UserError("--allow-config-change goes with --resume (a new run has no config to "
+                        "differ from)")
+    if args.resume and args.overwrite_output_dir:
+        raise UserError("--resume and --overwrite-output-dir contradict each other: continue "
+                        "the run, or start over")
+    changes: dict = {}
+
+    def prepare(cfg, output_dir):  # noqa: ANN001, ANN202
+        changes.update(check_train_dir(cfg, output_dir, resume=args.resume,
+                                       allow_config_change=args.allow_config_change,
+                                       overwrite=args.overwrite_output_dir))
+
+    with command_session(args.config_file, args.opts, args.output_dir, command="train",
+                         prepare=prepare) as session:
+        if changes and session.is_main_process:
+            logging.getLogger(__name__).warning(
+                "Resuming with a changed config (--allow-config-change): %s",
+                "; ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changes.items()))
+            session.log.write({"type": "event", "event": "config_changed",
+                               "changes": {k: list(v) for k, v in changes.items()}})
         trainer = Trainer(session.cfg, session.log,
                           progress_bar=False if args.no_progress else None)
         with stop_on_signals(trainer):
