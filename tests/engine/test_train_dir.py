@@ -104,3 +104,24 @@ def test_a_finished_run_is_not_overwritten_without_the_flag(toy_root, tmp_path, 
     assert not (out / "model_0000000.pth").exists()
     assert (out / "model_final.pth").stat().st_mtime_ns != final
     assert [e["event"] for e in _events(out)].count("start") == 2
+
+
+def test_runs_record_their_data(toy_root, tmp_path):
+    config = write_config(tmp_path / "config.yaml", SOLVER__MAX_ITER=1)
+    out = tmp_path / "run"
+    assert _train(config, out) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    env = json.loads((out / "env.json").read_text())
+    train, test = metrics["data"]["train"], metrics["data"]["test"]
+    assert env["data"] == metrics["data"]
+    assert [d["name"] for d in train] == [f"{PREFIX}_train"]
+    assert train[0]["images"] == 8 and test[0]["images"] == 4
+    assert train[0]["root"] == str(toy_root / "synthetic")
+    assert len(train[0]["fingerprint"]) == 16 and train[0]["fingerprint"] != \
+        test[0]["fingerprint"]
+
+    evaluated = tmp_path / "eval"
+    assert main(["eval", "--config-file", str(config), "--weights", str(out / "model_final.pth"),
+                 "--output-dir", str(evaluated), *IN_PROCESS_DATASETS]) == 0
+    assert json.loads((evaluated / "metrics.json").read_text())["data"] == {"train": [],
+                                                                            "test": test}

@@ -150,11 +150,10 @@ def build_speed_cfg(args: argparse.Namespace) -> Any:
     """The run's config: the file, the speed options that are config keys, the overrides."""
     from zsseg_bench.config import get_cfg
     from zsseg_bench.config.command_line import setup_cfg
-    from zsseg_bench.config.projects import add_project_configs
 
     opts: list[str] = []
     if args.random_init:
-        opts += random_init_overrides(add_project_configs(get_cfg()))
+        opts += random_init_overrides(get_cfg())
     if args.mode is not None:
         opts += ["TEST.MODE", args.mode]
     if args.device is not None:

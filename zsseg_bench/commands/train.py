@@ -60,14 +60,14 @@ def run(args: argparse.Namespace) -> int:
                                        overwrite=args.overwrite_output_dir))
 
     with command_session(args.config_file, args.opts, args.output_dir, command="train",
-                         prepare=prepare) as session:
+                         prepare=prepare, data="train") as session:
         if changes and session.is_main_process:
             logging.getLogger(__name__).warning(
                 "Resuming with a changed config (--allow-config-change): %s",
                 "; ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changes.items()))
             session.log.write({"type": "event", "event": "config_changed",
                                "changes": {k: list(v) for k, v in changes.items()}})
-        trainer = Trainer(session.cfg, session.log,
+        trainer = Trainer(session.cfg, session.log, data=session.data,
                           progress_bar=False if args.no_progress else None)
         with stop_on_signals(trainer):
             trainer.resume_or_load(resume=args.resume)

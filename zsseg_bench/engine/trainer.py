@@ -125,12 +125,16 @@ class Trainer(SimpleTrainer):
         model: a model to train instead of ``build_model(cfg)`` (tests).
         progress_bar: show the tqdm bar (None: only on a terminal).
         tensorboard: write TensorBoard event files when tensorboard is installed.
+        data: the datasets the run uses, recorded in ``metrics.json``
+            (:func:`zsseg_bench.data.identity.data_identity`).
     """
 
     def __init__(self, cfg: Any, log: JSONLWriter | None = None, *, model: nn.Module | None = None,
-                 progress_bar: bool | None = None, tensorboard: bool = True):
+                 progress_bar: bool | None = None, tensorboard: bool = True,
+                 data: dict[str, list[dict]] | None = None):
         check_solver(cfg)
         self.cfg = cfg
+        self.data = data
         self.output_dir = Path(cfg.OUTPUT_DIR)
         self.rank, self.world_size = comm.get_rank(), comm.get_world_size()
         seed_all(int(cfg.SEED))  # the same initial weights on every rank
@@ -302,7 +306,7 @@ class Trainer(SimpleTrainer):
             self._log_eval(self.iter - 1, results)  # self.iter: iterations completed
             record = metrics_record(self.cfg, results, iteration=self.iter,
                                     wall_time_s=self.wall_time_s(),
-                                    train_time_s=self.train_time_s)
+                                    train_time_s=self.train_time_s, data=self.data)
             write_metrics(self.output_dir, record)
             return record
         finally:

@@ -71,16 +71,22 @@ def write_report(root: str | Path, output_dir: str | Path | None = None,
     collected = collect_results(root)
     warnings = []
     if collected.unfinished:
-        warnings.append(f"{len(collected.unfinished)} unfinished run(s) without metrics.json "
-                        "left out: " + ", ".join(Path(d).name for d in collected.unfinished))
+        warnings.append(f"{len(collected.unfinished)} unfinished run(s) (without metrics.json, "
+                        "or speed.json for a speed-only run) left out: "
+                        + ", ".join(Path(d).name for d in collected.unfinished))
+    if collected.other_data:
+        warnings.append(f"{len(collected.other_data)} run(s) on other (older) data than the "
+                        "newest runs of the same dataset left out (their metrics.json record "
+                        "another fingerprint): " + ", ".join(collected.other_data))
     if collected.duplicates:
         warnings.append(f"{len(collected.duplicates)} older run(s) with the same method/"
                         "dataset/setting/variant/seed as a newer one left out: "
                         + ", ".join(collected.duplicates))
     runs = collected.runs
     if runs.empty:
-        raise UserError(f"report: no finished run under {root} (none has train/metrics.json); "
-                        "wait for the sweep or re-launch it")
+        raise UserError(f"report: no finished run under {root} (none has train/metrics.json, "
+                        "or speed/speed.json for a speed-only run); wait for the sweep or "
+                        "re-launch it")
     agg = aggregate_seeds(runs, baseline=baseline)
     title = title or f"Results: {root.resolve().name}"
     tables = []

@@ -14,7 +14,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -214,13 +214,15 @@ def run_sweep(
     stream = stream or sys.stdout
     start = time.time()
     spec = load_sweep_spec(spec_path)
-    cells = spec.expand(overrides, resolver=resolver, extra_args=extra_args)
+    missing: set[str] = set()
+    cells = spec.expand(overrides, resolver=resolver, extra_args=extra_args,
+                        data=_unprepared_data_ok(spec, missing) if dry_run else None)
     output_dir = Path(output_dir).resolve()
     name = launcher or spec.launcher.get("default", "local")
     runner = make_launcher(name, spec, output_dir, jobs, registry)
     runs_root = output_dir / RUNS_DIRNAME
     if dry_run:
-        return _dry_run(spec, cells, runs_root, name, stream)
+        return _dry_run(spec, cells, runs_root, name, stream, missing)
 
     with _sweep_lock(output_dir):
         registry.reset()
@@ -280,8 +282,20 @@ def run_sweep(
     return summary
 
 
+def _unprepared_data_ok(spec: SweepSpec,
+                        missing: set[str]) -> Callable[[str, list[str]], dict[str, str]] | None:
+    """A dry run's data fingerprints: a dataset that is not prepared is noted in ``missing``,
+    never prepared (a dry run writes nothing)."""
+    if not spec.resolve_configs:
+        return None
+    from zsseg_bench.sweep.resolve import data_fingerprints
+
+    cache: dict[str, dict[str, Any]] = {}
+    return lambda config_file, opts: data_fingerprints(config_file, opts, cache, missing)
+
+
 def _dry_run(spec: SweepSpec, cells: list[Cell], runs_root: Path, launcher: str,
-             stream: TextIO) -> SweepSummary:
+             stream: TextIO, missing: Collection[str] = ()) -> SweepSummary:
     outcomes = []
     print(f"sweep {spec.name} (dry run, {launcher} launcher): {len(cells)} runs",
           file=stream)
@@ -296,5 +310,9 @@ def _dry_run(spec: SweepSpec, cells: list[Cell], runs_root: Path, launcher: str,
             cmd = build_stage_command(cell, stage, run_dir)
             print(f"  {stage}: {shlex.join(cmd)}", file=stream)
         outcomes.append(RunOutcome(cell.run_id, str(run_dir), state, finished))
+    if missing:
+        print(f"\nnote: {', '.join(sorted(missing))} not prepared: the ids of the runs that "
+              "train on them hash their data's fingerprint, so they will differ once the data "
+              "is prepared", file=stream)
     stream.flush()
     return SweepSummary(spec.name, str(runs_root.parent), outcomes, dry_run=True)

@@ -119,7 +119,8 @@ def _to_builtin(value: Any) -> Any:
 
 
 def setup_run_dir(output_dir: str | Path, cfg: Any, device: str | None = None,
-                  is_main_process: bool = True) -> JSONLWriter:
+                  is_main_process: bool = True,
+                  extra_env: dict[str, Any] | None = None) -> JSONLWriter:
     """Creates ``output_dir`` and writes ``config.yaml`` and ``env.json`` into it.
 
     Args:
@@ -127,6 +128,7 @@ def setup_run_dir(output_dir: str | Path, cfg: Any, device: str | None = None,
         cfg: the resolved config (a ``CfgNode``); dumped as YAML.
         device: the device the run uses, recorded in ``env.json``.
         is_main_process: only the main process writes (DDP rank 0).
+        extra_env: more entries of ``env.json`` (e.g. ``data``, the datasets used).
 
     Returns:
         The writer of the run's ``log.jsonl``.
@@ -135,5 +137,5 @@ def setup_run_dir(output_dir: str | Path, cfg: Any, device: str | None = None,
     if is_main_process:
         make_output_dir(out)
         atomic_write_text(out / CONFIG_FILE, cfg.dump())
-        atomic_write_json(out / ENV_FILE, collect_env(device))
+        atomic_write_json(out / ENV_FILE, {**collect_env(device), **(extra_env or {})})
     return JSONLWriter(out / LOG_FILE)

@@ -5,9 +5,10 @@ Background (id 0) is a class of its own and a *seen* class: it is evaluated like
 class (its IoU enters mIoU and mIoU-seen, hence hIoU), never mapped to ignore. The world has no
 ignore pixels.
 
-The dataset is rendered on first use when absent (one log line says so); ``zsseg-bench prepare
-synthetic`` renders it ahead of time. Several processes starting at once (DDP ranks) render it
-once: preparation holds a file lock.
+The dataset is rendered on first use when absent (one log line says so; not within
+:func:`no_rendering`, e.g. a sweep's dry run); ``zsseg-bench prepare synthetic`` renders it ahead
+of time. Several processes starting at once (DDP ranks) render it once: preparation holds a file
+lock.
 """
 
 from __future__ import annotations
@@ -50,6 +51,25 @@ logger = logging.getLogger(__name__)
 #: Registered name -> split of the toy world.
 SYNTHETIC_SPLITS = {"synthetic_train": "train", "synthetic_val": "val"}
 _LOCK_FILE = ".prepare.lock"
+_RENDERING = {"enabled": True}
+
+
+@contextlib.contextmanager
+def no_rendering() -> Iterator[None]:
+    """Within the block, loading a toy dataset that is absent raises :class:`UserError`
+    instead of rendering it (what must write nothing, e.g. a dry run, reads only)."""
+    previous = _RENDERING["enabled"]
+    _RENDERING["enabled"] = False
+    try:
+        yield
+    finally:
+        _RENDERING["enabled"] = previous
+
+
+def _check_rendering(what: str, root: str) -> None:
+    if not _RENDERING["enabled"]:
+        raise UserError(f"{what} is not rendered in {root} (`zsseg-bench prepare synthetic` "
+                        "renders the toy world)")
 
 
 @contextlib.contextmanager
@@ -75,6 +95,7 @@ def ensure_synthetic(root: str, num_workers: int | None = None,
     """
     if dataset_is_complete(root):
         return
+    _check_rendering("the toy world", root)
     with _prepare_lock(root):
         if dataset_is_complete(root):  # another process prepared it meanwhile
             return
@@ -157,6 +178,7 @@ def register_open_vocab(root: str, name: str = OPEN_VOCAB_NAME,
     (:mod:`zsseg_bench.data.transfer`); its own metadata calls every class seen."""
     def load() -> list[dict]:
         if not open_vocab_is_complete(root, num_images):
+            _check_rendering(name, root)
             with _prepare_lock(root):
                 logger.info("Rendering %s (%d images) in %s", name, num_images, root)
                 prepare_open_vocab(root, num_images)
