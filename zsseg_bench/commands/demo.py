@@ -29,6 +29,7 @@ from zsseg_bench.sweep.spec import load_sweep_spec
 from zsseg_bench.sweep.sweep import LAUNCHERS, run_sweep
 from zsseg_bench.utils.errors import UserError
 from zsseg_bench.utils.file_io import atomic_write_text
+from zsseg_bench.utils.run_dir import make_output_dir
 
 DEFAULT_OUTPUT_DIR = "output/demo"
 DEMO_SPEC = Path("sweeps") / "toy_comparison.yaml"
@@ -166,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
     from zsseg_bench.speed.presets import preset_speed_args
 
     start = time.time()
-    out = Path(args.output_dir)
+    out = make_output_dir(args.output_dir)
     spec_path = toy_spec(Path(args.spec) if args.spec else default_demo_spec(), args.seeds, out)
     spec = load_sweep_spec(spec_path)
     if TOY_DATASET in spec.datasets:

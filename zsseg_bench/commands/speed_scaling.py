@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from zsseg_bench.utils.errors import UserError
+from zsseg_bench.utils.run_dir import make_output_dir
 
 logger = logging.getLogger(__name__)
 SCALING_JSON = "scaling.json"
@@ -89,7 +90,7 @@ def run_scaling(args: argparse.Namespace, methods: dict[str, Path] | None = None
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     out = Path(output_dir or args.output_dir or Path("output") / "speed_scaling")
-    out.mkdir(parents=True, exist_ok=True)
+    make_output_dir(out)
     device = args.device or resolve_device("auto")
     iterations = {k: v if getattr(args, k) is None else getattr(args, k)
                   for k, v in PAPER_SCALE_ITERATIONS["cuda" if device.startswith("cuda")

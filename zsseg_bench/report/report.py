@@ -25,6 +25,7 @@ from zsseg_bench.report.tables import (
 )
 from zsseg_bench.utils.errors import UserError
 from zsseg_bench.utils.file_io import atomic_write_text
+from zsseg_bench.utils.run_dir import make_output_dir
 
 PUBLISHED_CHOICES = ("auto", "all", "none")
 RESULTS_CSV = "results.csv"
@@ -69,6 +70,7 @@ def write_report(root: str | Path, output_dir: str | Path | None = None,
     root = Path(root)
     out = Path(output_dir) if output_dir is not None else root
     collected = collect_results(root)
+    make_output_dir(out, "--output")
     warnings = []
     if collected.unfinished:
         warnings.append(f"{len(collected.unfinished)} unfinished run(s) (without metrics.json, "
@@ -106,7 +108,6 @@ def write_report(root: str | Path, output_dir: str | Path | None = None,
         cross_runs = runs[runs[targets].notna().any(axis=1)]
         tables.append(build_cross_dataset_table(agg, cross_runs,
                                                 title=f"{title} (cross-dataset)"))
-    out.mkdir(parents=True, exist_ok=True)
     outputs = ReportOutputs(out / RESULTS_CSV, out / AGGREGATE_CSV, out / TABLE_MD,
                             out / TABLE_TEX, [out / p for p in PLOT_FILES],
                             "\n".join(to_markdown(t) for t in tables), warnings)

@@ -33,6 +33,7 @@ from zsseg_bench.sweep.runner import (
 from zsseg_bench.sweep.spec import Cell, SweepSpec, load_sweep_spec
 from zsseg_bench.utils.errors import UserError
 from zsseg_bench.utils.file_io import atomic_write_json, atomic_write_text
+from zsseg_bench.utils.run_dir import make_output_dir
 from zsseg_bench.utils.sweep_layout import (
     CELL_FILE,
     LOCK_FILE,
@@ -127,7 +128,7 @@ def _error_of(status: dict[str, Any] | None) -> str | None:
 @contextlib.contextmanager
 def _sweep_lock(output_dir: Path) -> Iterator[None]:
     """Holds an exclusive lock on ``<output dir>/sweep.lock`` (released even on SIGKILL)."""
-    output_dir.mkdir(parents=True, exist_ok=True)
+    make_output_dir(output_dir)
     with open(output_dir / LOCK_FILE, "a+") as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
