@@ -241,3 +241,22 @@ def test_report_cli_prints_table_and_paths(sweep_dir, tmp_path):
     assert res.returncode == 0, res.stderr
     assert "| ZegCLIP | inductive | toy |" in res.stdout
     assert str(tmp_path / "rep" / "hiou_vs_fps.png") in res.stdout
+
+
+def test_nan_is_written_as_null_and_read_back_as_missing(tmp_path):
+    from zsseg_bench.utils.file_io import atomic_write_json
+
+    d = make_run(tmp_path, "zegclip", 0, 60.0, 30.0, fps=8.0)
+    path = d / "train" / "metrics.json"
+    record = json.loads(path.read_text())
+    record["metrics"]["hIoU"] = math.nan  # e.g. a test set without unseen classes
+    record["metrics"]["IoU-blue square"] = float("inf")
+    atomic_write_json(path, record)
+
+    def refuse(constant):
+        raise ValueError(f"not JSON: {constant}")
+
+    strict = json.loads(path.read_text(), parse_constant=refuse)  # valid JSON
+    assert strict["metrics"]["hIoU"] is None and strict["metrics"]["IoU-blue square"] is None
+    runs = collect_results(tmp_path).runs
+    assert math.isnan(runs["hIoU"].iloc[0]) and runs["mIoU-S"].iloc[0] == 60.0

@@ -152,6 +152,7 @@ def test_demo_spec_covers_the_toy_method_configs():
     ({"baseline": "x"}, "baseline 'x' is not one of the methods"),
     ({"grid": {"A": []}}, "grid.A must be a non-empty list"),
     ({"speed": {"enable": True}}, "unknown key speed.enable"),
+    ({"seed": [1]}, "unknown key seed; did you mean seeds?"),
 ])
 def test_bad_specs_name_the_file_and_the_key(tmp_path, fields, match):
     path = write_spec(tmp_path, **fields)

@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from zsseg_bench.engine.checkpoint import build_model_with_weights
     from zsseg_bench.engine.evaluate import (
         evaluate_datasets,
-        format_summary,
+        format_record,
         metrics_record,
         write_metrics,
     )
@@ -62,5 +62,5 @@ def run(args: argparse.Namespace) -> int:
             writer = JSONLMetricsWriter(session.log)
             for name, res in results.items():
                 writer.write_eval(record["iteration"], name, res)
-            print(f"{record['dataset']}: {format_summary(record['metrics'])} -> {path}")
+            print(f"{format_record(record)} -> {path}")
     return 0

@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Trains and evaluates; returns the exit code."""
-    from zsseg_bench.engine.evaluate import format_summary
+    from zsseg_bench.engine.evaluate import format_record
     from zsseg_bench.engine.session import command_session
     from zsseg_bench.engine.train_dir import check_train_dir
     from zsseg_bench.engine.trainer import Trainer
@@ -78,8 +78,8 @@ def run(args: argparse.Namespace) -> int:
                     print(f"zsseg-bench train: {stopped_message(e)}", file=sys.stderr)
                 return exit_code(e.signum)
         if session.is_main_process:
-            print(f"{record['dataset']} @ iteration {record['iteration']}: "
-                  f"{format_summary(record['metrics'])} -> {session.output_dir}/metrics.json")
+            print(f"iteration {record['iteration']}: {format_record(record)} -> "
+                  f"{session.output_dir}/metrics.json")
     return 0
 
 

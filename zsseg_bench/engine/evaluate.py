@@ -81,6 +81,13 @@ def format_summary(results: dict[str, float]) -> str:
     return ", ".join(f"{k} {results[k]:.2f}" for k in keys)
 
 
+def format_record(record: dict[str, Any]) -> str:
+    """``dataset: mIoU ..., ...`` of every test dataset of a ``metrics.json`` record (the
+    first dataset, then ``other_datasets``), ``; ``-separated."""
+    results = {record["dataset"]: record["metrics"], **record.get("other_datasets", {})}
+    return "; ".join(f"{name}: {format_summary(res)}" for name, res in results.items())
+
+
 def metrics_record(cfg: Any, results: dict[str, dict[str, float]], *, iteration: int,
                    wall_time_s: float, train_time_s: float,
                    data: dict[str, list[dict]] | None = None) -> dict[str, Any]:

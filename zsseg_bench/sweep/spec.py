@@ -394,6 +394,16 @@ def load_sweep_spec(path: str | os.PathLike) -> SweepSpec:
     )
 
 
+def closest_key(key: str, allowed: Sequence[str]) -> str | None:
+    """The allowed key a misspelt ``key`` most likely means: one that differs only in case or
+    by a plural ``s`` first (``seed`` -> ``seeds``, not ``speed``), else the closest spelling."""
+    for candidate in allowed:
+        if candidate.lower() in (key.lower(), key.lower() + "s", key.lower().rstrip("s")):
+            return candidate
+    close = difflib.get_close_matches(key, list(allowed), n=1)
+    return close[0] if close else None
+
+
 class _Ctx:
     """Validation helpers that name the spec file and the key in every error."""
 
@@ -407,8 +417,8 @@ class _Ctx:
         allowed = list(allowed)
         for key in d:
             if key not in allowed:
-                close = difflib.get_close_matches(str(key), allowed, n=1)
-                hint = f"; did you mean {prefix}{close[0]}?" if close else ""
+                close = closest_key(str(key), allowed)
+                hint = f"; did you mean {prefix}{close}?" if close else ""
                 raise self.error(f"unknown key {prefix}{key}{hint} "
                                  f"(allowed: {', '.join(allowed)})")
 

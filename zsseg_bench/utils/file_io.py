@@ -10,6 +10,7 @@ read results as they read the user's other files.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 import threading
@@ -69,9 +70,26 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     _atomic_write(path, lambda f: f.write(text.encode("utf-8")), "wb")
 
 
+def json_safe(obj: Any) -> Any:
+    """``obj`` as valid JSON can hold it: NaN and infinite floats become None (``null``; the
+    suite's readers take it as a missing number), numpy / torch scalars Python numbers, tuples
+    lists."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if getattr(obj, "ndim", None) == 0 and hasattr(obj, "item"):
+        return json_safe(obj.item())
+    return obj
+
+
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    """Writes ``obj`` as indented JSON to ``path`` atomically."""
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+    """Writes ``obj`` as indented JSON to ``path`` atomically (valid JSON: NaN as null,
+    :func:`json_safe`)."""
+    atomic_write_text(path, json.dumps(json_safe(obj), indent=2, sort_keys=False, default=str,
+                                       allow_nan=False) + "\n")
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 
 from zsseg_bench.utils.env import collect_env
 from zsseg_bench.utils.errors import UserError
-from zsseg_bench.utils.file_io import atomic_write_json, atomic_write_text
+from zsseg_bench.utils.file_io import atomic_write_json, atomic_write_text, json_safe
 
 CONFIG_FILE = "config.yaml"
 ENV_FILE = "env.json"
@@ -99,7 +99,8 @@ def lock_run_dir(path: str | Path, command: str) -> Iterator[Path]:
 
 
 class JSONLWriter:
-    """Appends one JSON object per line to ``log.jsonl`` and flushes, so a kill loses nothing."""
+    """Appends one JSON object per line to ``log.jsonl`` and flushes, so a kill loses nothing
+    (valid JSON: a NaN is written as null)."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -107,7 +108,8 @@ class JSONLWriter:
 
     def write(self, record: dict[str, Any]) -> None:
         """Appends ``record`` with a wall-clock timestamp."""
-        line = json.dumps({"time": time.time(), **record}, default=_to_builtin)
+        line = json.dumps(json_safe({"time": time.time(), **record}), default=_to_builtin,
+                          allow_nan=False)
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(line + "\n")
 
