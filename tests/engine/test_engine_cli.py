@@ -104,7 +104,10 @@ def test_sigkill_never_leaves_a_truncated_checkpoint(toy_root, tmp_path):
 
 
 @pytest.mark.slow
-def test_ddp_gloo_two_processes_evaluation_equals_single_process_eval(toy_root, tmp_path):
+def test_ddp_gloo_two_processes_evaluation_equals_single_process_eval(toy_root, tmp_path,
+                                                                     one_thread):
+    # Equal confusion matrices need equal computations: one image per batch (TEST.IMS_PER_BATCH
+    # 1) and one thread here as in the ranks (another thread count may flip an argmax).
     config = write_config(tmp_path / "config.yaml", SOLVER__MAX_ITER=4,
                           SOLVER__CHECKPOINT_PERIOD=2, TEST__EVAL_PERIOD=2)
     out = tmp_path / "ddp"

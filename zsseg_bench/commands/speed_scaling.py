@@ -33,6 +33,17 @@ def default_methods(configs: Path = _CONFIGS) -> dict[str, Path]:
             .is_file()}
 
 
+def method_labels() -> dict[str, str]:
+    """Display names of the methods (the demo spec's ``labels``), by method name."""
+    from zsseg_bench.commands.demo import default_demo_spec
+    from zsseg_bench.sweep.spec import load_sweep_spec
+
+    try:
+        return {m.name: m.label for m in load_sweep_spec(default_demo_spec()).methods}
+    except UserError:
+        return {}
+
+
 def _point_args(args: argparse.Namespace, config: Path, options: dict[str, Any]
                 ) -> argparse.Namespace:
     ns = argparse.Namespace(**vars(args))
@@ -140,6 +151,7 @@ def run_scaling(args: argparse.Namespace, methods: dict[str, Path] | None = None
     atomic_write_json(path, state)
     plot_scaling(list(state["points"].values()), out / SCALING_PNG,
                  f"Cost vs work, {device}, {args.precision}, random weights, batch 1 "
-                 "(other factors at 512x512, 20 classes, the config's proposals)")
+                 "(other factors at 512x512, 20 classes, the config's proposals)",
+                 labels=method_labels())
     print(f"wrote {path} and {out / SCALING_PNG}")
     return state

@@ -237,7 +237,25 @@ def read_cell_labels(run_dir: Path) -> dict[str, Any]:
         "seed": int(data["seed"]),
         "baseline": data.get("baseline"),
         "stages": tuple(data.get("stages") or ("train",)),
+        "config_max_iter": config_max_iter(data.get("config_file")),
     }
+
+
+def config_max_iter(config_file: Any) -> float:
+    """``SOLVER.MAX_ITER`` as the config file (with its ``_BASE_`` chain) sets it, before any
+    override: a run with fewer iterations is a short run. NaN when the file does not set it or
+    cannot be read (a report never fails on it)."""
+    if not isinstance(config_file, str) or not Path(config_file).is_file():
+        return math.nan
+    from zsseg_bench.config import CfgNode
+
+    try:
+        value = CfgNode.load_yaml_with_base(config_file, allow_unsafe=True).get(
+            "SOLVER", {}).get("MAX_ITER")
+    except Exception:  # noqa: BLE001  (a broken config is the sweep's error, not the report's)
+        return math.nan
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
+        else math.nan
 
 
 def find_run_dirs(root: str | Path) -> list[Path]:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from zsseg_bench.sweep.launchers import LocalLauncher, SubmititLauncher
+from zsseg_bench.sweep.progress import DEFAULT_PERIOD_S, ProgressMonitor
 from zsseg_bench.sweep.runner import (
     DONE,
     FAILED,
@@ -194,6 +195,7 @@ def run_sweep(
     registry: ProcessRegistry = REGISTRY,
     resolver: Callable[[str, list[str]], str] | None = None,
     extra_args: Mapping[str, Sequence[str]] | None = None,
+    progress_s: float = DEFAULT_PERIOD_S,
 ) -> SweepSummary:
     """Launches (or resumes) the sweep of ``spec_path`` into ``output_dir``.
 
@@ -208,6 +210,8 @@ def run_sweep(
         registry: the child-process registry (tests pass their own).
         resolver: config resolver for run ids (see :meth:`SweepSpec.expand`).
         extra_args: stage -> command-line options appended to the stage's (part of the ids).
+        progress_s: seconds between two progress reports of the running runs (which run,
+            stage, iteration, ETA; :mod:`zsseg_bench.sweep.progress`); <= 0: none.
 
     Returns:
         The summary; ``summary.interrupted`` tells whether a signal stopped the sweep.
@@ -265,7 +269,7 @@ def run_sweep(
             print(f"[{counter['n']}/{len(todo)}] {Path(run_dir).name}: {state}{extra}",
                   file=stream, flush=True)
 
-        with _stop_on_signals(registry, stream):
+        with _stop_on_signals(registry, stream), ProgressMonitor(todo, stream, progress_s):
             runner.launch(todo, progress=progress)
         for _run_id, outcome in outcomes.items():
             if outcome.skipped:

@@ -50,6 +50,9 @@ logger = logging.getLogger(__name__)
 
 #: Registered name -> split of the toy world.
 SYNTHETIC_SPLITS = {"synthetic_train": "train", "synthetic_val": "val"}
+#: Images of ``synthetic_val_16``: the first ones of ``synthetic_val``, a test split for quick
+#: looks (``zsseg-bench demo --quick``), as detectron2's ``coco_2017_val_100``.
+QUICK_VAL_IMAGES = 16
 _LOCK_FILE = ".prepare.lock"
 _RENDERING = {"enabled": True}
 
@@ -152,7 +155,8 @@ def synthetic_metadata(root: str, split: str) -> dict:
 
 def register_all_synthetic(root: str, prefix: str = "synthetic",
                            **prepare_kwargs: int) -> None:
-    """Registers ``{prefix}_train`` and ``{prefix}_val`` under datasets root ``root``.
+    """Registers ``{prefix}_train``, ``{prefix}_val`` and ``{prefix}_val_16`` (the first 16
+    images of the validation split) under datasets root ``root``.
 
     Args:
         root: datasets root (``get_datasets_root()`` for the built-in names).
@@ -164,6 +168,10 @@ def register_all_synthetic(root: str, prefix: str = "synthetic",
         name = prefix + name[len("synthetic"):]
         DatasetCatalog.register(name, lambda s=split: load_synthetic(root, s, **prepare_kwargs))
         MetadataCatalog.get(name).set(**synthetic_metadata(root, split))
+    quick = f"{prefix}_val_{QUICK_VAL_IMAGES}"
+    DatasetCatalog.register(quick, lambda: load_synthetic(root, "val", **prepare_kwargs)[
+        :QUICK_VAL_IMAGES])
+    MetadataCatalog.get(quick).set(**synthetic_metadata(root, "val"))
 
 
 #: Registered name of the toy open-vocabulary dataset (:mod:`..synthetic.open_vocab`).

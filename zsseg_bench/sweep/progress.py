@@ -1,0 +1,131 @@
+"""Progress of a running sweep on the console: which run, which stage, iteration and ETA.
+
+The runs' own output goes to their ``stdout.log``; without this, a sweep (and the demo) is
+silent until a run ends, which may be many minutes. :class:`ProgressMonitor` prints, every
+``period_s`` seconds, one line per running run, read from the run's files (``status.json``: the
+running stage; ``train/log.jsonl``: the last training record, with its iteration and ETA)::
+
+    [progress 2:10] zegclip-synthetic-inductive-s0-1a2b3c4d5e: train 350/1000 (ETA 3:05)
+    [progress 2:40] zegclip-synthetic-inductive-s0-1a2b3c4d5e: evaluating (trained 1000/1000)
+
+Display only: nothing is decided from these lines.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from zsseg_bench.utils.run_dir import LOG_FILE
+from zsseg_bench.utils.sweep_layout import STATUS_FILE, stage_dir
+
+#: Seconds between two progress reports.
+DEFAULT_PERIOD_S = 30.0
+#: Bytes read from the end of a ``log.jsonl`` to find its last records.
+_TAIL_BYTES = 16384
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def _last_records(path: Path) -> list[dict[str, Any]]:
+    """The complete JSON records at the end of a ``log.jsonl`` (none if absent)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(size - _TAIL_BYTES, 0))
+            lines = f.read().decode("utf-8", errors="replace").splitlines()
+    except OSError:
+        return []
+    out = []
+    for line in lines[1:] if size > _TAIL_BYTES else lines:
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    return out
+
+
+def run_progress(run_dir: Path) -> str | None:
+    """What the run in ``run_dir`` is doing now, or None when no stage runs."""
+    try:
+        status = json.loads((run_dir / STATUS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    stage = next((s for s, e in status.get("stages", {}).items()
+                  if e.get("state") == "running"), None)
+    if stage is None:
+        return None
+    if stage != "train":
+        return stage
+    records = _last_records(stage_dir(run_dir, stage) / LOG_FILE)
+    start = next((r for r in reversed(records) if r.get("type") == "event"
+                  and r.get("event") in ("start", "resume")), None)
+    train = next((r for r in reversed(records) if r.get("type") == "train"), None)
+    if start is None:
+        return "train: starting"
+    total = start.get("max_iter")
+    if train is None or train.get("time", 0) < start.get("time", 0):
+        return f"train: started ({start.get('start_iter', 0)}/{total})"
+    done = train.get("iteration")
+    if done is not None and total is not None and done >= total:
+        return f"evaluating (trained {done}/{total})"
+    eta = train.get("eta_s")
+    return f"train {done}/{total}" + (f" (ETA {_clock(eta)})" if eta is not None else "")
+
+
+class ProgressMonitor:
+    """Prints :func:`run_progress` of the running runs every ``period_s`` seconds, from a
+    daemon thread, while the ``with`` block runs.
+
+    Args:
+        run_dirs: the runs of this launch.
+        stream: where to print.
+        period_s: seconds between two reports (<= 0: never).
+    """
+
+    def __init__(self, run_dirs: Sequence[Path], stream: TextIO,
+                 period_s: float = DEFAULT_PERIOD_S):
+        self.run_dirs = [Path(d) for d in run_dirs]
+        self.stream = stream
+        self.period_s = float(period_s)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._start = time.monotonic()
+
+    def report(self) -> list[str]:
+        """The progress lines of the running runs (also printed)."""
+        lines = []
+        for run_dir in self.run_dirs:
+            what = run_progress(run_dir)
+            if what is not None:
+                lines.append(f"[progress {_clock(time.monotonic() - self._start)}] "
+                             f"{run_dir.name}: {what}")
+        for line in lines:
+            print(line, file=self.stream, flush=True)
+        return lines
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.period_s):
+            self.report()
+
+    def __enter__(self) -> ProgressMonitor:
+        if self.period_s > 0:
+            self._thread = threading.Thread(target=self._loop, name="sweep-progress",
+                                            daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
