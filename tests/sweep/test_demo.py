@@ -1,6 +1,8 @@
 """``zsseg-bench demo`` through the real CLI: fake stages always, the real toy methods (tiny
 schedules) once their toy configs have landed."""
 
+import io
+import json
 import os
 import subprocess
 import sys
@@ -115,3 +117,45 @@ def test_mini_demo_with_the_real_toy_methods(tmp_path):
     assert results["gflops"].notna().all()
     assert "| ZegCLIP |" in (out / "table.md").read_text()
     assert (out / "hiou_vs_fps.png").is_file()
+
+
+def test_quick_look_is_labelled_and_skips_the_paper_scale_speed(tmp_path):
+    spec = write_spec(tmp_path)
+    out = tmp_path / "quick"
+    res = _demo("--quick", "--spec", str(spec), "--speed-spec", str(_fake_speed_spec(tmp_path)),
+                "--output-dir", str(out))
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert res.stdout.startswith("demo --quick: a look at the plumbing, NOT meaningful")
+    assert "sweep fake_paper" not in res.stdout  # no paper-scale speed
+    table = (out / "table.md").read_text()
+    assert "**Quick look (demo --quick): 10 training iterations, synthetic_val_16" in table
+    assert "FPS at paper scale" not in table and "Paper-scale speed: not measured" in table
+    cell = json.loads(next((out / "toy_comparison" / "runs").glob("*/cell.json")).read_text())
+    train = cell["opts"]["train"]
+    assert train[train.index("SOLVER.MAX_ITER") + 1] == "10"
+    assert train[train.index("DATASETS.TEST") + 1] == "('synthetic_val_16',)"
+    assert cell["args"]["speed"][-6:] == ["--warmup", "0", "--iters", "1", "--repeats", "1"]
+
+
+def test_progress_lines_name_the_run_its_stage_iteration_and_eta(tmp_path):
+    from zsseg_bench.sweep.progress import ProgressMonitor
+
+    run = tmp_path / "runs" / "zegclip-synthetic-inductive-s0-abc"
+    (run / "train").mkdir(parents=True)
+    (run / "status.json").write_text(json.dumps(
+        {"state": "running", "stages": {"train": {"state": "running"}, "speed": {}}}))
+    log = run / "train" / "log.jsonl"
+    log.write_text("\n".join(json.dumps(r) for r in (
+        {"time": 1.0, "type": "event", "event": "start", "start_iter": 0, "max_iter": 1000},
+        {"time": 2.0, "type": "train", "iteration": 350, "eta_s": 185.0})) + "\n")
+    stream = io.StringIO()
+    idle = tmp_path / "runs" / "two_stage-synthetic-inductive-s0-def"
+    idle.mkdir()
+    (idle / "status.json").write_text(json.dumps({"state": "pending", "stages": {}}))
+    monitor = ProgressMonitor([run, idle], stream)
+    assert [line.split("] ", 1)[1] for line in monitor.report()] == [
+        "zegclip-synthetic-inductive-s0-abc: train 350/1000 (ETA 3:05)"]
+    with log.open("a") as f:
+        f.write(json.dumps({"time": 3.0, "type": "train", "iteration": 1000, "eta_s": 0}) + "\n")
+    assert monitor.report()[0].endswith(": evaluating (trained 1000/1000)")
+    assert stream.getvalue().count("[progress ") == 2
