@@ -13,7 +13,7 @@ import time
 import pytest
 import torch
 
-from tests.cli_helpers import REPO, cli_command, cli_env, run_cli
+from tests.cli_helpers import REPO, cli_command, cli_env, run_cli, wait_until
 from tests.engine.helpers import PREFIX, trainable_weights, write_config
 from zsseg_bench.cli import main
 from zsseg_bench.engine.signals import EXIT_CODE_SIGTERM
@@ -21,19 +21,6 @@ from zsseg_bench.engine.signals import EXIT_CODE_SIGTERM
 #: The in-process registration of the same files as the subprocesses' ``synthetic_*``.
 IN_PROCESS_DATASETS = ["DATASETS.TRAIN", f"('{PREFIX}_train',)",
                        "DATASETS.TEST", f"('{PREFIX}_val',)"]
-
-
-def _wait_for(path, predicate, proc, timeout=90.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and predicate(path.read_text()):
-            return
-        if proc.poll() is not None:
-            raise AssertionError(f"process ended early ({proc.returncode}): "
-                                 f"{proc.stderr.read()}")
-        time.sleep(0.05)
-    proc.kill()
-    raise AssertionError(f"timed out waiting for {path}")
 
 
 def _records(path, kind):
@@ -92,7 +79,9 @@ def test_sigkill_never_leaves_a_truncated_checkpoint(toy_root, tmp_path):
                                         str(out)), cwd=REPO, env=cli_env(toy_root),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     # Killed while it writes a checkpoint every iteration.
-    _wait_for(out / "log.jsonl", lambda text: text.count('"type": "train"') >= 4, proc)
+    log = out / "log.jsonl"
+    wait_until(lambda: log.exists() and log.read_text().count('"type": "train"') >= 4, proc,
+               timeout=90, what=str(log))
     proc.kill()
     proc.communicate(timeout=60)
     logged = max(r["iteration"] for r in _records(out / "log.jsonl", "train"))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from tests.cli_helpers import REPO, cli_command, cli_env
+from tests.cli_helpers import REPO, cli_command, cli_env, wait_until
 from tests.contract_head import SLOW_INFERENCE_ENV
 from tests.engine.helpers import write_config
 from zsseg_bench.engine.signals import EXIT_CODE_SIGINT, EXIT_CODE_SIGTERM
@@ -35,17 +35,10 @@ def _start(toy_root, config, out, *extra, env=None) -> subprocess.Popen:
         stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
-def _wait_for(predicate, proc, timeout=120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        if proc.poll() is not None:
-            raise AssertionError(f"process ended early ({proc.returncode}): "
-                                 f"{proc.communicate()[1][-3000:]}")
-        time.sleep(0.05)
-    proc.kill()
-    raise AssertionError("timed out waiting for the run")
+def _resume_to_the_end(toy_root, config, out) -> None:
+    proc = _start(toy_root, config, out, "--resume")
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-3000:]
 
 
 def _children(pid: int) -> list[int]:
@@ -99,7 +92,7 @@ def test_ctrl_c_to_the_group_and_workers_checkpoints_exits_130_and_resumes(toy_r
                           SOLVER__CHECKPOINT_PERIOD=1000000, DATALOADER__NUM_WORKERS=2)
     out = tmp_path / "run"
     proc = _start(toy_root, config, out)
-    _wait_for(_train_records(out), proc)
+    wait_until(_train_records(out), proc)
     assert len(_children(proc.pid)) >= 2  # the loader's workers are running
     code, err, took = _stop(proc, signal.SIGINT, workers=True)
     assert code == EXIT_CODE_SIGINT, err[-3000:]
@@ -114,7 +107,7 @@ def test_ctrl_c_to_the_group_and_workers_checkpoints_exits_130_and_resumes(toy_r
 
     # --resume continues after it; SIGTERM (also sent to the workers) stops it again, 143.
     proc = _start(toy_root, config, out, "--resume")
-    _wait_for(lambda: len(_records(out, "train")) >= stopped_at + 3, proc)
+    wait_until(lambda: len(_records(out, "train")) >= stopped_at + 3, proc)
     code, err, took = _stop(proc, signal.SIGTERM, workers=True)
     assert code == EXIT_CODE_SIGTERM and took < STOP_WITHIN_S, err[-3000:]
     assert "Traceback" not in err, err[-3000:]
@@ -122,19 +115,26 @@ def test_ctrl_c_to_the_group_and_workers_checkpoints_exits_130_and_resumes(toy_r
     assert resume["start_iter"] == stopped_at + 1
 
 
-def test_sigterm_during_the_final_evaluation_stops_it_and_resume_evaluates(toy_root, tmp_path):
-    config = write_config(tmp_path / "config.yaml", SOLVER__MAX_ITER=3,
-                          SOLVER__CHECKPOINT_PERIOD=1000000, TEST__IMS_PER_BATCH=1,
-                          DATALOADER__NUM_WORKERS=1)
+def _stop_while_evaluating(toy_root, tmp_path, sig, evaluating, **overrides):
+    """Trains the tiny config, each test image taking 10 s to evaluate (the 4 images: 40 s);
+    sends ``sig`` once ``evaluating(out)`` holds; returns (config, out, exit code, stderr)."""
+    config = write_config(tmp_path / "config.yaml", SOLVER__CHECKPOINT_PERIOD=1000000,
+                          TEST__IMS_PER_BATCH=1, **overrides)
     out = tmp_path / "run"
-    # Each test image takes 10 s: the whole evaluation would take 40 s.
     proc = _start(toy_root, config, out, env={SLOW_INFERENCE_ENV: "10"})
-    _wait_for(lambda: (out / "model_final.pth").exists(), proc)
+    wait_until(evaluating(out), proc)
     time.sleep(1.0)
-    code, err, took = _stop(proc, signal.SIGTERM)
-    assert code == EXIT_CODE_SIGTERM, err[-3000:]
+    code, err, took = _stop(proc, sig)
     assert took < STOP_WITHIN_S, took
     assert "Traceback" not in err, err[-3000:]
+    return config, out, code, err
+
+
+def test_sigterm_during_the_final_evaluation_stops_it_and_resume_evaluates(toy_root, tmp_path):
+    config, out, code, err = _stop_while_evaluating(
+        toy_root, tmp_path, signal.SIGTERM, lambda out: (out / "model_final.pth").exists,
+        SOLVER__MAX_ITER=3, DATALOADER__NUM_WORKERS=1)
+    assert code == EXIT_CODE_SIGTERM, err[-3000:]
     assert "during the final evaluation" in err
     assert not (out / "metrics.json").exists()
     stop = _records(out, "event")[-1]
@@ -142,29 +142,21 @@ def test_sigterm_during_the_final_evaluation_stops_it_and_resume_evaluates(toy_r
     assert stop["checkpoint"].endswith("model_final.pth") and stop["iteration"] == 3
 
     # --resume trains no further and runs the evaluation (at full speed now).
-    proc = _start(toy_root, config, out, "--resume")
-    _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, err[-3000:]
+    _resume_to_the_end(toy_root, config, out)
     assert json.loads((out / "metrics.json").read_text())["iteration"] == 3
     assert [r["iteration"] for r in _records(out, "eval")] == [3]
 
 
 def test_ctrl_c_during_a_periodic_evaluation_is_run_again_on_resume(toy_root, tmp_path):
-    config = write_config(tmp_path / "config.yaml", SOLVER__MAX_ITER=4,
-                          SOLVER__CHECKPOINT_PERIOD=1000000, TEST__EVAL_PERIOD=2,
-                          TEST__IMS_PER_BATCH=1)
-    out = tmp_path / "run"
-    proc = _start(toy_root, config, out, env={SLOW_INFERENCE_ENV: "10"})
-    _wait_for(_log_has(out, "Loaded 4 images"), proc)  # the test set: the periodic evaluation
-    time.sleep(1.0)
-    code, err, took = _stop(proc, signal.SIGINT)
-    assert code == EXIT_CODE_SIGINT and took < STOP_WITHIN_S, (took, err[-3000:])
+    # The test set loaded: the periodic evaluation after iteration 2 runs.
+    config, out, code, err = _stop_while_evaluating(
+        toy_root, tmp_path, signal.SIGINT, lambda out: _log_has(out, "Loaded 4 images"),
+        SOLVER__MAX_ITER=4, TEST__EVAL_PERIOD=2)
+    assert code == EXIT_CODE_SIGINT, err[-3000:]
     assert "during the evaluation after iteration 2" in err, err[-3000:]
     assert (out / "last_checkpoint").read_text() == "model_0000001.pth"
     assert _records(out, "eval") == []
 
-    proc = _start(toy_root, config, out, "--resume")
-    _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, err[-3000:]
+    _resume_to_the_end(toy_root, config, out)
     assert [r["iteration"] for r in _records(out, "eval")] == [2, 4]
     assert [r["iteration"] for r in _records(out, "train")][-2:] == [3, 4]

@@ -201,6 +201,9 @@ def run(args: argparse.Namespace) -> int:
             "classes": [{"id": i, "name": n, "seen": s, "colour": colours[i].tolist()}
                         for i, (n, s) in enumerate(zip(names, is_seen))],
             "skipped": skipped})
+        session.log.write({"type": "event", "event": "predict",
+                           "images": len(images) - len(skipped), "classes": len(names),
+                           "skipped": skipped})
         if session.is_main_process:
             print(f"{len(images) - len(skipped)} image(s), {len(names)} classes -> {out}")
             if skipped:
