@@ -138,16 +138,20 @@ def test_quick_look_is_labelled_and_skips_the_paper_scale_speed(tmp_path):
 
 
 def test_progress_lines_name_the_run_its_stage_iteration_and_eta(tmp_path):
-    from zsseg_bench.sweep.progress import ProgressMonitor
+    from zsseg_bench.sweep.progress import ProgressMonitor, run_progress
 
     run = tmp_path / "runs" / "zegclip-synthetic-inductive-s0-abc"
     (run / "train").mkdir(parents=True)
     (run / "status.json").write_text(json.dumps(
         {"state": "running", "stages": {"train": {"state": "running"}, "speed": {}}}))
     log = run / "train" / "log.jsonl"
+    start = {"time": 1.0, "type": "event", "event": "start", "start_iter": 0, "max_iter": 1000,
+             "log_period": 50}
+    log.write_text(json.dumps(start) + "\n")
+    assert run_progress(run).startswith("train: started at 0/1000 ")
+    assert run_progress(run).endswith(" ago (iterations are logged every 50)")
     log.write_text("\n".join(json.dumps(r) for r in (
-        {"time": 1.0, "type": "event", "event": "start", "start_iter": 0, "max_iter": 1000},
-        {"time": 2.0, "type": "train", "iteration": 350, "eta_s": 185.0})) + "\n")
+        start, {"time": 2.0, "type": "train", "iteration": 350, "eta_s": 185.0})) + "\n")
     stream = io.StringIO()
     idle = tmp_path / "runs" / "two_stage-synthetic-inductive-s0-def"
     idle.mkdir()

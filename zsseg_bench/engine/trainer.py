@@ -278,7 +278,7 @@ class Trainer(SimpleTrainer):
             seed_all(int(self.cfg.SEED) + self.rank + self.start_iter * self.world_size)
         self._event("resume" if self._resumed_from else "start", start_iter=self.start_iter,
                     max_iter=self.cfg.SOLVER.MAX_ITER, world_size=self.world_size,
-                    checkpoint=self._resumed_from)
+                    checkpoint=self._resumed_from, log_period=self.cfg.SOLVER.LOG_PERIOD)
         try:
             try:
                 if self._pending_eval and self.start_iter < self.cfg.SOLVER.MAX_ITER:

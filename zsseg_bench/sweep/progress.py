@@ -5,6 +5,8 @@ silent until a run ends, which may be many minutes. :class:`ProgressMonitor` pri
 ``period_s`` seconds, one line per running run, read from the run's files (``status.json``: the
 running stage; ``train/log.jsonl``: the last training record, with its iteration and ETA)::
 
+    [progress 0:40] zegclip-synthetic-inductive-s0-1a2b3c4d5e: train: started at 0/1000 0:35 ago
+    (iterations are logged every 50)
     [progress 2:10] zegclip-synthetic-inductive-s0-1a2b3c4d5e: train 350/1000 (ETA 3:05)
     [progress 2:40] zegclip-synthetic-inductive-s0-1a2b3c4d5e: evaluating (trained 1000/1000)
 
@@ -75,7 +77,10 @@ def run_progress(run_dir: Path) -> str | None:
         return "train: starting"
     total = start.get("max_iter")
     if train is None or train.get("time", 0) < start.get("time", 0):
-        return f"train: started ({start.get('start_iter', 0)}/{total})"
+        since = _clock(time.time() - start.get("time", time.time()))
+        period = start.get("log_period")
+        return (f"train: started at {start.get('start_iter', 0)}/{total} {since} ago"
+                + (f" (iterations are logged every {period})" if period else ""))
     done = train.get("iteration")
     if done is not None and total is not None and done >= total:
         return f"evaluating (trained {done}/{total})"
