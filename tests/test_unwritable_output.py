@@ -7,15 +7,17 @@ directory without write permission."""
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from tests.cli_helpers import REPO, cli_command, cli_env
+from tests.cli_helpers import REPO, cli_env
 from tests.engine.helpers import PREFIX, write_config
 from tests.sweep.helpers import write_spec
 from zsseg_bench.cli import main
@@ -85,21 +87,43 @@ def _commands(t: dict, out: Path) -> dict[str, list[str]]:
     }
 
 
-@pytest.mark.parametrize("command", ["train", "eval", "predict", "speed", "sweep", "report"])
-def test_an_unwritable_output_directory_is_a_one_line_error(trained, toy_root_module, tmp_path,
-                                                              command):
+#: Runs each command line of a JSON file with the CLI's main() in this one process (the test-only
+#: head registered) and prints, per command, its exit code and what it wrote to stderr.
+_DRIVER = """
+import contextlib, io, json, sys
+sys.path.insert(0, sys.argv[2])
+import tests.contract_head
+from zsseg_bench.cli import main
+out = []
+for argv in json.load(open(sys.argv[1])):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(argv)
+    out.append([code, err.getvalue()])
+print(json.dumps(out))
+"""
+COMMANDS = ("train", "eval", "predict", "speed", "sweep", "report")
+
+
+def test_an_unwritable_output_directory_is_a_one_line_error(trained, toy_root_module, tmp_path):
     if os.geteuid() == 0 and shutil.which("unshare") is None:
         pytest.skip("root needs unshare to make a directory unwritable")
     folder = tmp_path / "readonly"
     folder.mkdir()
     out = folder / "out"
-    res = _in_readonly(folder, cli_command(*_commands(trained, out)[command]),
+    commands = _commands(trained, out)
+    argv = tmp_path / "commands.json"
+    argv.write_text(json.dumps([commands[c] for c in COMMANDS]))
+    # One process for all six commands (each would import torch again).
+    res = _in_readonly(folder, [sys.executable, "-c", _DRIVER, str(argv), str(REPO)],
                        cli_env(toy_root_module))
     if os.geteuid() == 0 and "mount" in res.stderr and "permission denied" in res.stderr.lower():
         pytest.skip(f"cannot mount a read-only file system here: {res.stderr.strip()}")
-    assert res.returncode == 2, res.stderr[-3000:]
-    lines = res.stderr.strip().splitlines()
-    assert "Traceback" not in res.stderr, res.stderr[-3000:]
-    assert lines[-1].startswith(f"zsseg-bench {command}: error: cannot write to the output "
-                                f"directory {out} ("), lines[-1]
-    assert "choose a writable --output" in lines[-1]
+    assert res.returncode == 0, res.stderr[-3000:]
+    for command, (code, err) in zip(COMMANDS, json.loads(res.stdout.strip().splitlines()[-1])):
+        lines = err.strip().splitlines()
+        assert code == 2, (command, err[-3000:])
+        assert "Traceback" not in err, (command, err[-3000:])
+        assert lines[-1].startswith(f"zsseg-bench {command}: error: cannot write to the output "
+                                    f"directory {out} ("), lines[-1]
+        assert "choose a writable --output" in lines[-1]
