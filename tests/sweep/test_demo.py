@@ -163,3 +163,8 @@ def test_progress_lines_name_the_run_its_stage_iteration_and_eta(tmp_path):
         f.write(json.dumps({"time": 3.0, "type": "train", "iteration": 1000, "eta_s": 0}) + "\n")
     assert monitor.report()[0].endswith(": evaluating (trained 1000/1000)")
     assert stream.getvalue().count("[progress ") == 2
+    # A long log (its start event far from its end) is followed too.
+    log.write_text("\n".join(json.dumps(r) for r in [start] + [
+        {"time": 2.0 + i, "type": "train", "iteration": i, "eta_s": 1.0, "loss": [0.5] * 20}
+        for i in range(1, 301)]) + "\n")
+    assert log.stat().st_size > 50_000 and run_progress(run) == "train 300/1000 (ETA 0:01)"

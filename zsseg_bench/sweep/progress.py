@@ -38,27 +38,39 @@ def _clock(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
-def _last_records(path: Path) -> list[dict[str, Any]]:
-    """The complete JSON records at the end of a ``log.jsonl`` (none if absent)."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, 2)
-            size = f.tell()
-            f.seek(max(size - _TAIL_BYTES, 0))
-            lines = f.read().decode("utf-8", errors="replace").splitlines()
-    except OSError:
-        return []
-    out = []
-    for line in lines[1:] if size > _TAIL_BYTES else lines:
+class _LogFollower:
+    """Reads a ``log.jsonl`` incrementally (only what was appended since the last call) and
+    keeps its last start / resume event and its last training record."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.offset = 0
+        self.start: dict[str, Any] | None = None
+        self.train: dict[str, Any] | None = None
+
+    def update(self) -> None:
         try:
-            out.append(json.loads(line))
-        except ValueError:
-            continue
-    return out
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+        except OSError:
+            return
+        end = data.rfind(b"\n") + 1  # a line being written is read next time
+        self.offset += end
+        for line in data[:end].decode("utf-8", errors="replace").splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if record.get("type") == "event" and record.get("event") in ("start", "resume"):
+                self.start, self.train = record, None
+            elif record.get("type") == "train":
+                self.train = record
 
 
-def run_progress(run_dir: Path) -> str | None:
-    """What the run in ``run_dir`` is doing now, or None when no stage runs."""
+def run_progress(run_dir: Path, follower: _LogFollower | None = None) -> str | None:
+    """What the run in ``run_dir`` is doing now, or None when no stage runs (``follower``: the
+    reader of its training log kept between calls; a new one reads the whole log)."""
     try:
         status = json.loads((run_dir / STATUS_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -69,14 +81,13 @@ def run_progress(run_dir: Path) -> str | None:
         return None
     if stage != "train":
         return stage
-    records = _last_records(stage_dir(run_dir, stage) / LOG_FILE)
-    start = next((r for r in reversed(records) if r.get("type") == "event"
-                  and r.get("event") in ("start", "resume")), None)
-    train = next((r for r in reversed(records) if r.get("type") == "train"), None)
+    follower = follower or _LogFollower(stage_dir(run_dir, stage) / LOG_FILE)
+    follower.update()
+    start, train = follower.start, follower.train
     if start is None:
         return "train: starting"
     total = start.get("max_iter")
-    if train is None or train.get("time", 0) < start.get("time", 0):
+    if train is None:
         since = _clock(time.time() - start.get("time", time.time()))
         period = start.get("log_period")
         return (f"train: started at {start.get('start_iter', 0)}/{total} {since} ago"
@@ -101,6 +112,8 @@ class ProgressMonitor:
     def __init__(self, run_dirs: Sequence[Path], stream: TextIO,
                  period_s: float = DEFAULT_PERIOD_S):
         self.run_dirs = [Path(d) for d in run_dirs]
+        self._followers = {d: _LogFollower(stage_dir(d, "train") / LOG_FILE)
+                           for d in self.run_dirs}
         self.stream = stream
         self.period_s = float(period_s)
         self._stop = threading.Event()
@@ -111,7 +124,7 @@ class ProgressMonitor:
         """The progress lines of the running runs (also printed)."""
         lines = []
         for run_dir in self.run_dirs:
-            what = run_progress(run_dir)
+            what = run_progress(run_dir, self._followers[run_dir])
             if what is not None:
                 lines.append(f"[progress {_clock(time.monotonic() - self._start)}] "
                              f"{run_dir.name}: {what}")

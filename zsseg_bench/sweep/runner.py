@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -364,6 +364,7 @@ def run_cell(
     guard_for: Callable[[str], AbstractContextManager[Any]] | None = None,
     stop_signal: int = signal.SIGTERM,
     job: Mapping[str, Any] | None = None,
+    only: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Runs the unfinished stages of the cell in ``run_dir`` in order; stops at a failure.
 
@@ -378,6 +379,8 @@ def run_cell(
             SIGUSR2, which training may receive any number of times).
         job: facts about the job running this cell (e.g. its Slurm job id), kept in
             ``status.json``.
+        only: run only these of the cell's stages (None: all), e.g. the training stages of
+            every run first and their timings after.
 
     Returns:
         The final ``status.json`` content.
@@ -392,6 +395,8 @@ def run_cell(
         status.update(job)
         _write_status(run_dir, status)
     for stage in cell.stages:
+        if only is not None and stage not in only:
+            continue
         with guard_for(stage) if guard_for else contextlib.nullcontext():
             state = run_stage(run_dir, cell, stage, registry=registry,
                               env=env_for(stage) if env_for else None)
