@@ -97,3 +97,27 @@ def test_changed_keys_are_what_differs_from_the_base():
     cfg.MODEL.EXTRA = CfgNode({"A": 1})  # a key the base lacks (another method's)
     assert changed_keys(cfg, base) == {"SOLVER.MAX_ITER": 7, "MODEL.EXTRA.A": 1}
     assert changed_keys(base, cfg) == {"SOLVER.MAX_ITER": base.SOLVER.MAX_ITER}
+
+
+def test_get_cfg_merges_any_methods_config_as_in_detectron2():
+    repo = Path(__file__).resolve().parents[1]
+    for method in ("alignzeg", "zegclip", "two_stage"):
+        cfg = get_cfg()
+        cfg.merge_from_file(str(repo / "configs" / "synthetic" / f"{method}.yaml"))
+        assert cfg.MODEL.HEAD.NAME
+    assert "ALIGNZEG" in get_cfg().MODEL and "ALIGNZEG" not in get_cfg(methods=False).MODEL
+
+
+def test_a_missing_config_file_is_reported_before_torch_is_imported(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys; from zsseg_bench.cli import main; "
+            "rc = main(['train', '--config-file', sys.argv[1]]); "
+            "print(rc, 'torch' in sys.modules)")
+    res = subprocess.run([sys.executable, "-c", code, str(tmp_path / "nope.yaml")],
+                         capture_output=True, text=True, timeout=120)
+    assert res.stdout.split() == ["2", "False"], res.stdout + res.stderr
+    assert res.stderr.strip() == (f"zsseg-bench train: error: config file not found: "
+                                  f"{tmp_path / 'nope.yaml'} (pass an existing YAML, e.g. one "
+                                  "under configs/)")

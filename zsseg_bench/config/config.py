@@ -10,7 +10,7 @@ from typing import Any
 from fvcore.common.config import CfgNode as _FvcoreCfgNode
 
 from zsseg_bench.config.allowed import check_allowed_values
-from zsseg_bench.utils.errors import UserError
+from zsseg_bench.utils.errors import UserError, config_file_not_found
 
 
 class CfgNode(_FvcoreCfgNode):
@@ -24,8 +24,7 @@ class CfgNode(_FvcoreCfgNode):
     def merge_from_file(self, cfg_filename: str, allow_unsafe: bool = True) -> None:
         """Merges a YAML file (following its ``_BASE_`` chain) into this config."""
         if not os.path.isfile(cfg_filename):
-            raise UserError(f"config file not found: {cfg_filename} (pass an existing YAML, "
-                            "e.g. one under configs/)")
+            raise config_file_not_found(cfg_filename)
         try:
             loaded = self.load_yaml_with_base(cfg_filename, allow_unsafe=allow_unsafe)
         except Exception as e:  # yaml errors, bad _BASE_ paths
@@ -99,8 +98,24 @@ def validate_cfg(cfg: CfgNode) -> None:
     check_allowed_values(cfg)
 
 
-def get_cfg() -> CfgNode:
-    """Returns a copy of the defaults every method shares (``zsseg_bench/config/defaults.py``)."""
+def get_cfg(methods: bool = True) -> CfgNode:
+    """A fresh copy of the defaults, as detectron2's ``get_cfg()``.
+
+    With ``methods`` (the default), every installed method's keys (``MODEL.ZEGCLIP.*``,
+    ``MODEL.TWO_STAGE.*``, ``MODEL.ALIGNZEG.*``: the ``zsseg_bench.projects`` entry points) are
+    added to the core's (``zsseg_bench/config/defaults.py``), so that the detectron2 idiom
+    works for any method's config::
+
+        cfg = get_cfg()
+        cfg.merge_from_file("configs/synthetic/alignzeg.yaml")
+
+    Loading the methods imports them (and torch); ``methods=False`` gives the core's keys only.
+    """
     from zsseg_bench.config.defaults import _C
 
-    return _C.clone()
+    cfg = _C.clone()
+    if methods:
+        from zsseg_bench.config.projects import add_project_configs
+
+        add_project_configs(cfg)
+    return cfg

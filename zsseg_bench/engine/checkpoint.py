@@ -42,7 +42,7 @@ logger = logging.getLogger(__name__)
 #: Version of the checkpoint layout written by :class:`TrainableCheckpointer`.
 CHECKPOINT_FORMAT = 1
 LAST_CHECKPOINT = "last_checkpoint"
-_PERIODIC_NAME = re.compile(r"^model_(\d{7})\.pth$")
+PERIODIC_NAME = re.compile(r"^model_(\d{7})\.pth$")
 #: Temporary names of :func:`~zsseg_bench.utils.file_io.atomic_save` (``.<name>.<random>.tmp``).
 _TEMP_NAME = re.compile(r"^\.(model_.*\.pth|last_checkpoint)\..*\.tmp$")
 
@@ -117,7 +117,7 @@ class TrainableCheckpointer(Checkpointer):
         """Paths of the ``model_XXXXXXX.pth`` files in ``save_dir``, oldest iteration first."""
         if not os.path.isdir(self.save_dir):
             return []
-        names = sorted(n for n in os.listdir(self.save_dir) if _PERIODIC_NAME.match(n))
+        names = sorted(n for n in os.listdir(self.save_dir) if PERIODIC_NAME.match(n))
         return [os.path.join(self.save_dir, n) for n in names]
 
     def prune(self) -> None:
