@@ -1,5 +1,6 @@
-"""CLIP layer: the text tower runs on the prompts' own length (causal mask, end-of-text
-pooling) with open_clip's outputs, and a class's embedding is encoded once per template set."""
+"""CLIP layer costs: the text tower runs on the prompts' own length (causal mask, end-of-text
+pooling) with open_clip's outputs, a class's embedding is encoded once per template set, and
+the residual blocks run their attention as one fused call with the blocks' outputs."""
 
 from __future__ import annotations
 
@@ -46,6 +47,32 @@ def test_names_encoded_before_are_not_encoded_again(clip, monkeypatch):
     more = clip.embed_texts([names[1], "yellow star"], "vild_14")
     assert encoded == [14]  # the new name's 14 prompts only
     assert torch.equal(more[0], full[1])
-    clip.load_state_dict(clip.state_dict())  # new weights: the caches go
+    holder = torch.nn.Module()
+    holder.clip, holder.head = clip, torch.nn.Linear(2, 2)
+    holder.load_state_dict({"head.weight": torch.zeros(2, 2), "head.bias": torch.zeros(2)},
+                           strict=False)  # a head's checkpoint: CLIP's caches stay
+    clip.embed_texts(names[:1], "vild_14")
+    assert encoded == [14]
+    clip.load_state_dict(clip.state_dict())  # new CLIP weights: the caches go
     clip.embed_texts(names[:1], "vild_14")
     assert encoded == [14, 14]
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_residual_block_computes_what_the_block_computes(clip, train):
+    from zsseg_bench.modeling.clip.model import residual_block
+
+    block = clip.visual.transformer.resblocks[0]
+    torch.manual_seed(0)
+    x = torch.randn(2, 17, clip.width, requires_grad=train)
+    block.train(train)
+    try:
+        with torch.set_grad_enabled(train):
+            expected = block(x)
+            ours = residual_block(block, x)
+        torch.testing.assert_close(ours, expected, atol=1e-5, rtol=1e-5)
+        mask = torch.full((17, 17), float("-inf")).triu(1)
+        torch.testing.assert_close(residual_block(block, x, attn_mask=mask),
+                                   block(x, attn_mask=mask), atol=1e-5, rtol=1e-5)
+    finally:
+        block.eval()

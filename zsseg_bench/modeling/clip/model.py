@@ -8,8 +8,8 @@ own forward loop over the tower's residual blocks, so that
 - deep prompts (ZegCLIP / VPT-deep) can be inserted after ``[CLS]`` and replaced at every layer,
 - intermediate layers can be returned.
 
-Attention runs in open_clip's blocks (``nn.MultiheadAttention``, batch first, called with
-``need_weights=False``), which dispatches to ``scaled_dot_product_attention``.
+The residual blocks are open_clip's; their attention runs as one
+``scaled_dot_product_attention`` call on batch-first projections (:func:`residual_block`).
 
 The model is frozen by default (every parameter ``requires_grad=False``); a method that fine-tunes
 parts of CLIP unfreezes them itself.
@@ -35,6 +35,40 @@ from .templates import get_templates
 
 logger = logging.getLogger(__name__)
 
+
+
+def residual_block(block: nn.Module, x: torch.Tensor,
+                   attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """open_clip's ``ResidualAttentionBlock`` on batch-first ``x`` (B x N x C), computed as the
+    block computes it, with the attention as one ``scaled_dot_product_attention`` call on the
+    batch-first projections.
+
+    Calling the block itself runs ``nn.MultiheadAttention(batch_first=True)``, which in
+    inference takes its fast path (``torch._native_multi_head_attention``: on the CPU, separate
+    matrix-product and softmax kernels instead of the fused attention kernel) and otherwise
+    projects a transposed, non-contiguous view (batched matrix products on the CPU). Measured
+    on ViT-B/16, a 512 x 683 image (two 512 windows), one CPU thread
+    (scripts/speed_vs_official.py): this is what made the suite slower than the official
+    ZegCLIP, whose sequence-first attention reaches the fused kernel. Blocks of another kind
+    (cross-attention, extra key/value biases, separate projection weights) run as they are.
+    """
+    attn = block.attn
+    if (type(block) is not open_clip.transformer.ResidualAttentionBlock
+            or not isinstance(attn, nn.MultiheadAttention) or not attn.batch_first
+            or not attn._qkv_same_embed_dim or attn.bias_k is not None
+            or attn.in_proj_bias is None or hasattr(block, "ln_1_kv")):
+        return block(x, attn_mask=attn_mask)
+    b, n, c = x.shape
+    heads = attn.num_heads
+    qkv = F.linear(block.ln_1(x), attn.in_proj_weight, attn.in_proj_bias)
+    q, k, v = qkv.view(b, n, 3, heads, c // heads).permute(2, 0, 3, 1, 4).unbind(0)
+    mask = attn_mask.to(q.dtype) if attn_mask is not None else None
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
+                                         dropout_p=attn.dropout if attn.training else 0.0)
+    out = F.linear(out.transpose(1, 2).reshape(b, n, c), attn.out_proj.weight,
+                   attn.out_proj.bias)
+    x = x + block.ls_1(out)
+    return x + block.ls_2(block.mlp(block.ln_2(x)))
 
 
 @dataclass
@@ -136,11 +170,15 @@ class CLIPModel(nn.Module):
     def dtype(self) -> torch.dtype:
         return self.visual.conv1.weight.dtype
 
-    def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
-        self._pos_cache.clear()
-        self._text_cache.clear()
-        self._class_text_cache.clear()
-        super()._load_from_state_dict(*args, **kwargs)
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str,
+                              *args: Any, **kwargs: Any) -> None:
+        # New CLIP weights invalidate the caches; a state dict without them (a checkpoint of a
+        # head's trainable weights, loaded into the whole model) keeps them.
+        if any(k.startswith(prefix) for k in state_dict):
+            self._pos_cache.clear()
+            self._text_cache.clear()
+            self._class_text_cache.clear()
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def positional_embedding(self, h: int, w: int) -> torch.Tensor:
         """Positional embedding for an h x w patch grid, (1 + h*w) x width.
@@ -217,7 +255,7 @@ class CLIPModel(nn.Module):
                 pr = prompts[:, i].to(x.dtype)
                 rest = x[:, 1:] if i == 0 else x[:, 1 + n_prompt:]
                 x = torch.cat([x[:, :1], pr, rest], dim=1)
-            x = blk(x)
+            x = residual_block(blk, x)
             if i in wanted:
                 intermediate[i] = self._strip(x, n_prompt)
         x = self._strip(x, n_prompt)
@@ -408,7 +446,12 @@ class CLIPModel(nn.Module):
         cast_dtype = m.transformer.get_cast_dtype()
         x = m.token_embedding(tokens).to(cast_dtype)
         x = x + m.positional_embedding[:length].to(cast_dtype)
-        x = m.transformer(x, attn_mask=m.attn_mask[:length, :length])
+        mask = m.attn_mask[:length, :length]
+        if getattr(m.transformer, "batch_first", True):
+            for block in m.transformer.resblocks:
+                x = residual_block(block, x, attn_mask=mask)
+        else:
+            x = m.transformer(x, attn_mask=mask)
         x = m.ln_final(x)
         x = x[torch.arange(x.shape[0], device=x.device), tokens.argmax(dim=-1)]
         proj = m.text_projection
