@@ -20,7 +20,8 @@ Runs under the oracle's python (``$ZSSEG_ORACLE_ZEGCLIP_PYTHON``, built by
   encoder on ``clip``, for comparison;
 - ``seed``, ``threads``;
 - ``mode``: ``compare`` (write ``checkpoint``, run inference with every stage recorded and one
-  training loss with gradients, save to ``output``) or ``time`` (print timings as JSON).
+  training loss with gradients, save to ``output``) or ``serve`` (time inference and training
+  steps on request, for ``scripts/speed_vs_official.py``; ``device``: cpu or cuda).
 
 The model is built as the official ``train.py`` builds it: ``build_segmentor``, then
 ``backbone.init_weights()`` and ``text_encoder.init_weights()`` (they read ``clip``); the decode
@@ -210,45 +211,53 @@ def compare(spec: dict) -> None:
     torch.save(result, spec["output"])
 
 
-def timed(fn, repeats: int) -> list[float]:
-    out = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - start)
-    return out
+def synchronize(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
 
 
-def speed(spec: dict) -> None:
+def serve(spec: dict) -> None:
+    """Timing server of ``scripts/speed_vs_official.py``: builds the model on ``device``, prints
+    ``ready``, then answers each line of stdin (``infer`` or ``train``) with the seconds one
+    call took (device synchronised around it) and the process's CPU seconds in it; ends at
+    ``quit`` or end of input. The caller
+    alternates these calls with the suite's, so both see the same machine load."""
+    device = spec.get("device", "cpu")
     model, cfg, _ = build(spec)
-    model.eval()
+    model.to(device).eval()
     inputs = torch.load(spec["inputs"])
-    image = normalise(inputs["images"][0], cfg)
-    warmup, repeats = int(spec.get("warmup", 1)), int(spec.get("repeats", 3))
-    timed(lambda: infer(model, image), warmup)
-    record = {"inference_s": timed(lambda: infer(model, image), repeats)}
-    if "train_image" in inputs:
-        train_image = normalise(inputs["train_image"], cfg)
-        label = inputs["train_label"]
-        params = [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=2e-5, weight_decay=0.01)
+    image = normalise(inputs["images"][0], cfg).to(device)
+    train_image = normalise(inputs["train_image"], cfg).to(device)
+    label = inputs["train_label"][None, None].to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=2e-5, weight_decay=0.01)
 
-        def step():
-            model.train()
-            optimizer.zero_grad(set_to_none=True)
-            losses = model.forward_train(train_image, [{}], label[None, None].clone())
-            (losses["decode.loss_mask"] + losses["decode.loss_dice"]).backward()
-            optimizer.step()
+    def train_step():
+        model.train()
+        optimizer.zero_grad(set_to_none=True)
+        losses = model.forward_train(train_image, [{}], label.clone())
+        (losses["decode.loss_mask"] + losses["decode.loss_dice"]).backward()
+        optimizer.step()
+        model.eval()
 
-        timed(step, warmup)
-        record["train_step_s"] = timed(step, repeats)
-    print(json.dumps(record))
+    calls = {"infer": lambda: infer(model, image), "train": train_step}
+    print("ready", flush=True)
+    for line in sys.stdin:
+        command = line.strip()
+        if command == "quit":
+            break
+        synchronize(device)
+        start, cpu = time.perf_counter(), time.process_time()
+        calls[command]()
+        synchronize(device)
+        print(json.dumps({command: time.perf_counter() - start,
+                          "cpu": time.process_time() - cpu}), flush=True)
 
 
 def main(argv: list[str]) -> int:
     spec = json.loads(Path(argv[1]).read_text())
     torch.set_num_threads(int(spec.get("threads", os.environ.get("OMP_NUM_THREADS", 1))))
-    {"compare": compare, "time": speed}[spec.get("mode", "compare")](spec)
+    {"compare": compare, "serve": serve}[spec.get("mode", "compare")](spec)
     return 0
 
 
