@@ -176,10 +176,12 @@ class ZegCLIPHead(nn.Module):
         """Sigmoid class scores at ``size``, ``seen_score_calibration`` subtracted from seen
         classes (the official ``semantic_inference``)."""
         with stage("post_process"):
-            scores = resize_scores(logits.float(), size).sigmoid()
+            scores = resize_scores(logits.float(), size)
+            # In place in the upsampled buffer (a new tensor unless no resize was needed).
+            scores = scores.sigmoid_() if scores is not logits else scores.sigmoid()
             if self.seen_score_calibration:
                 offset = is_seen.to(scores.device, scores.dtype) * self.seen_score_calibration
-                scores = scores - offset.view(1, -1, 1, 1)
+                scores = scores.sub_(offset.view(1, -1, 1, 1))
             return scores
 
     # ------------------------------------------------------------------- seen / unseen logic

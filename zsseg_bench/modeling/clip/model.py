@@ -51,12 +51,14 @@ def residual_block(block: nn.Module, x: torch.Tensor,
     (scripts/speed_vs_official.py): this is what made the suite slower than the official
     ZegCLIP, whose sequence-first attention reaches the fused kernel. Blocks of another kind
     (cross-attention, extra key/value biases, separate projection weights) run as they are.
+    Without autograd the residual additions and QuickGELU run in place in temporaries.
     """
     attn = block.attn
     if (type(block) is not open_clip.transformer.ResidualAttentionBlock
             or not isinstance(attn, nn.MultiheadAttention) or not attn.batch_first
             or not attn._qkv_same_embed_dim or attn.bias_k is not None
-            or attn.in_proj_bias is None or hasattr(block, "ln_1_kv")):
+            or attn.in_proj_bias is None or hasattr(block, "ln_1_kv")
+            or not hasattr(block.mlp, "c_fc")):
         return block(x, attn_mask=attn_mask)
     b, n, c = x.shape
     heads = attn.num_heads
@@ -67,8 +69,19 @@ def residual_block(block: nn.Module, x: torch.Tensor,
                                          dropout_p=attn.dropout if attn.training else 0.0)
     out = F.linear(out.transpose(1, 2).reshape(b, n, c), attn.out_proj.weight,
                    attn.out_proj.bias)
-    x = x + block.ls_1(out)
-    return x + block.ls_2(block.mlp(block.ln_2(x)))
+    if torch.is_grad_enabled():
+        x = x + block.ls_1(out)
+        return x + block.ls_2(block.mlp(block.ln_2(x)))
+    # Without autograd, the same operations in the buffers of temporaries: on the CPU every
+    # new large tensor costs an allocation and page faults (e.g. 25 MB per MLP activation).
+    x = block.ls_1(out).add_(x)
+    mlp = block.mlp
+    hidden = F.linear(block.ln_2(x), mlp.c_fc.weight, mlp.c_fc.bias)
+    if isinstance(mlp.gelu, open_clip.transformer.QuickGELU):  # x * sigmoid(1.702 * x)
+        hidden.mul_(torch.mul(hidden, 1.702).sigmoid_())
+    else:
+        hidden = mlp.gelu(hidden)
+    return block.ls_2(F.linear(hidden, mlp.c_proj.weight, mlp.c_proj.bias)).add_(x)
 
 
 @dataclass
