@@ -11,8 +11,8 @@ saves it, converted with ``zsseg-bench convert --from zegclip`` and loaded by th
 training loss (dropout off on both sides) and every gradient. A last test flips a known option
 of the suite (the doubled [CLS] embedding) and checks that the same comparison then fails.
 
-Runs when ``ZSSEG_ORACLE_ZEGCLIP_PYTHON`` is set (tests/oracle/README.md); about 4 minutes on 2
-CPU cores.
+Runs when ``ZSSEG_ORACLE_ZEGCLIP_PYTHON`` is set (tests/oracle/README.md); 200 s of CPU (7 min
+wall on a shared 2-core machine at load average 7).
 """
 
 from __future__ import annotations
