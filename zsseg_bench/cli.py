@@ -38,6 +38,8 @@ COMMANDS = {
                       "tables and plots from a directory of runs"),
     "demo": Command("zsseg_bench.commands.demo",
                     "the toy-world comparison end to end (sweep + report)"),
+    "convert": Command("zsseg_bench.commands.convert",
+                       "turn a checkpoint of a method's official code into a suite checkpoint"),
     "prepare": Command("zsseg_bench.commands.prepare",
                        "prepare a dataset (the toy world, or real ones from their downloads)"),
 }

@@ -70,6 +70,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="random weights everywhere (every MODEL.**.RANDOM_INIT key True and "
                              "its sibling WEIGHTS empty, MODEL.WEIGHTS empty): no weight file "
                              "needed")
+    parser.add_argument("--weights", default=None, metavar="CKPT",
+                        help="trained weights to time (a checkpoint of `zsseg-bench train` or "
+                             "`zsseg-bench convert`); default: MODEL.WEIGHTS")
     parser.add_argument("--dataset", default=None,
                         help="dataset whose class list is the vocabulary (default: "
                              "DATASETS.TEST[0]); only its metadata is needed")
@@ -119,6 +122,8 @@ def random_init_overrides(cfg: Any) -> list[str]:
 def _check_args(args: argparse.Namespace) -> None:
     if args.preset and (args.config_file or args.scaling):
         raise UserError("give --preset alone (not with --config-file or --scaling)")
+    if getattr(args, "weights", None) and args.random_init:
+        raise UserError("give --weights or --random-init, not both")
     if args.quick and not args.scaling:
         raise UserError("--quick goes with --scaling")
     if not args.preset and not args.config_file and not args.scaling:
@@ -160,6 +165,8 @@ def build_speed_cfg(args: argparse.Namespace) -> Any:
         opts += ["MODEL.DEVICE", args.device]
     if args.dataset is not None:
         opts += ["DATASETS.TEST", f"('{args.dataset}',)"]
+    if getattr(args, "weights", None):
+        opts += ["MODEL.WEIGHTS", args.weights]
     return setup_cfg(args.config_file, opts + list(args.opts), args.output_dir)
 
 
