@@ -24,6 +24,7 @@ classes, unlabelled pixels pseudo-labelled first (:meth:`pseudo_label`) by the f
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -37,7 +38,7 @@ from zsseg_bench.modeling import HEAD_REGISTRY
 from zsseg_bench.modeling.stage_timer import stage
 from zsseg_bench.modeling.training_phase import TrainingPhase
 
-from .backbone import ResNetBackbone
+from .backbone import build_backbone
 from .clip_classifier import CropBatch, CropClassifier, learned_logit_scale
 from .config import check_two_stage_cfg
 from .criterion import SetCriterion, semantic_targets
@@ -47,17 +48,23 @@ from .teacher import frozen_copy
 from .transformer_decoder import QueryDecoder, build_query_decoder
 
 Prediction = tuple[torch.Tensor, torch.Tensor]  # (class embeddings B x Q x D, masks B x Q x h x w)
+Sizes = Sequence[tuple[int, int]] | None  # each image's (h, w) without the batch padding
 
 
 @HEAD_REGISTRY.register()
 class TwoStageHead(nn.Module):
     """Proposal network with its own backbone + CLIP crop classification (see module doc)."""
 
+    #: The meta-architecture passes each image's unpadded size (``image_sizes``): zsseg cuts the
+    #: CLIP crops from the image without its batch padding.
+    takes_image_sizes = True
+
     @configurable
     def __init__(self, *, backbone: nn.Module, pixel_decoder: nn.Module, decoder: QueryDecoder,
                  criterion: SetCriterion, crop_classifier: CropClassifier, embed_dim: int,
                  temperature: float, ensemble: bool, ensemble_weight: float,
                  seen_calibration: float = 0.0, target_stride: int = 1,
+                 match_at_mask_resolution: bool = True,
                  pseudo_label_threshold: float = 0.5, pseudo_label_with_clip: bool = True,
                  self_training_recipe: str = "online"):
         """
@@ -74,6 +81,10 @@ class TwoStageHead(nn.Module):
             ensemble_weight: zsseg's w.
             seen_calibration: subtracted from seen-class per-pixel scores at inference.
             target_stride: mask losses at input size / target_stride.
+            match_at_mask_resolution: the criterion gets the predicted masks at their own
+                resolution (matching there, only matched masks upsampled for the losses:
+                MaskFormer); False: every predicted mask is upsampled to the loss resolution
+                first.
             pseudo_label_threshold: self-training confidence threshold.
             pseudo_label_with_clip: pseudo-labels from the CLIP ensemble (else queries only).
             self_training_recipe: "online" (the current model labels each batch) or "offline"
@@ -93,6 +104,7 @@ class TwoStageHead(nn.Module):
         self.ensemble_weight = ensemble_weight
         self.seen_calibration = seen_calibration
         self.target_stride = target_stride
+        self.match_at_mask_resolution = match_at_mask_resolution
         self.pseudo_label_threshold = pseudo_label_threshold
         self.pseudo_label_with_clip = pseudo_label_with_clip
         self.self_training_recipe = check_value("MODEL.TWO_STAGE.SELF_TRAINING.RECIPE",
@@ -116,7 +128,7 @@ class TwoStageHead(nn.Module):
     def from_config(cls, cfg: Any, clip: Any) -> dict[str, Any]:
         check_two_stage_cfg(cfg)
         ts = cfg.MODEL.TWO_STAGE
-        backbone = ResNetBackbone(cfg)
+        backbone = build_backbone(cfg)
         return {
             "backbone": backbone,
             "pixel_decoder": FPNPixelDecoder(cfg, in_channels=backbone.out_channels),
@@ -131,6 +143,7 @@ class TwoStageHead(nn.Module):
             "ensemble_weight": ts.CLIP_ENSEMBLE.WEIGHT,
             "seen_calibration": ts.CLIP_ENSEMBLE.SEEN_CALIBRATION,
             "target_stride": ts.LOSS.TARGET_STRIDE,
+            "match_at_mask_resolution": ts.MATCHER.RESOLUTION == "masks",
             "pseudo_label_threshold": ts.SELF_TRAINING.SCORE_THRESHOLD,
             "pseudo_label_with_clip": ts.SELF_TRAINING.USE_CLIP,
             # The teacher exists in transductive runs only (inductive checkpoints stay as they are).
@@ -154,10 +167,12 @@ class TwoStageHead(nn.Module):
         classes = torch.cat([text_embeddings.to(embeddings.dtype), void.to(embeddings.dtype)])
         return embeddings @ classes.T / self.temperature
 
-    def prepare_crops(self, mask_logits: torch.Tensor, image_size: tuple[int, int]) -> CropBatch:
-        """Stage ``crop_preparation``: thresholded proposal regions at image size."""
+    def prepare_crops(self, mask_logits: torch.Tensor, image_size: tuple[int, int],
+                      image_sizes: Sizes = None) -> CropBatch:
+        """Stage ``crop_preparation``: thresholded proposal regions at image size (``image_size``
+        the padded batch's, ``image_sizes`` each image's without padding)."""
         with stage("crop_preparation"):
-            return self.crop_classifier.prepare(mask_logits, image_size)
+            return self.crop_classifier.prepare(mask_logits, image_size, image_sizes)
 
     def classify_crops(self, clip: Any, images: torch.Tensor, crops: CropBatch,
                        text_embeddings: torch.Tensor) -> torch.Tensor:
@@ -190,44 +205,51 @@ class TwoStageHead(nn.Module):
     # --------------------------------------------------------------------------- forward
     def forward(self, images: torch.Tensor, vocab: Any, clip: Any,
                 targets: torch.Tensor | None = None,
-                phase: TrainingPhase = TrainingPhase.SUPERVISED) -> Any:
-        """Losses (``targets`` given) or B x K x H x W class scores (inference)."""
+                phase: TrainingPhase = TrainingPhase.SUPERVISED,
+                image_sizes: Sizes = None) -> Any:
+        """Losses (``targets`` given) or B x K x H x W class scores (inference).
+
+        ``image_sizes``: each image's (h, w) without the batch padding (None: no padding).
+        """
         if targets is None:
-            return self.inference(images, vocab, clip)
-        return self.losses(images, vocab, clip, targets, phase)
+            return self.inference(images, vocab, clip, image_sizes=image_sizes)
+        return self.losses(images, vocab, clip, targets, phase, image_sizes=image_sizes)
 
     def inference(self, images: torch.Tensor, vocab: Any, clip: Any,
                   predictions: list[Prediction] | None = None,
-                  ensemble: bool | None = None) -> torch.Tensor:
-        """Per-class scores over ``vocab`` at the images' size (B x K x H x W).
+                  ensemble: bool | None = None, image_sizes: Sizes = None) -> torch.Tensor:
+        """Per-class scores over ``vocab`` at the (padded) images' size (B x K x H x W).
 
         Args:
             predictions: the proposal network's outputs, if already computed.
             ensemble: fuse with CLIP crop classification; None = ``self.ensemble``.
+            image_sizes: each image's (h, w) without the batch padding (None: no padding).
         """
         embeddings, mask_logits = (predictions or self.propose(images))[-1]
         query_logits = self.classify_queries(embeddings, vocab.embeddings)
         clip_probs = valid = None
         use_clip = self.ensemble if ensemble is None else ensemble
         if use_clip:
-            crops = self.prepare_crops(mask_logits, tuple(images.shape[-2:]))
+            crops = self.prepare_crops(mask_logits, tuple(images.shape[-2:]), image_sizes)
             clip_probs = self.classify_crops(clip, images, crops, vocab.embeddings)
             valid = crops.valid
         return self.fuse(query_logits, mask_logits, clip_probs, valid, vocab.is_seen,
                          size=tuple(images.shape[-2:]))
 
     def losses(self, images: torch.Tensor, vocab: Any, clip: Any, targets: torch.Tensor,
-               phase: TrainingPhase = TrainingPhase.SUPERVISED) -> dict[str, torch.Tensor]:
+               phase: TrainingPhase = TrainingPhase.SUPERVISED,
+               image_sizes: Sizes = None) -> dict[str, torch.Tensor]:
         """Matching losses of every decoder layer against per-class target masks.
 
         Supervised phase: over the seen classes of ``vocab`` only (an unseen label is an
         error; unlabelled pixels are ignored). Self-training: over every class, unlabelled pixels
-        pseudo-labelled first.
+        pseudo-labelled first. Padding is labelled 255: no class (zsseg pads the target masks
+        with zeros).
         """
         predictions = self.propose(images)
         text = vocab.embeddings
         if phase is TrainingPhase.SELF_TRAINING:
-            targets = self.pseudo_label(images, vocab, clip, predictions, targets)
+            targets = self.pseudo_label(images, vocab, clip, predictions, targets, image_sizes)
             num_classes = len(vocab)
         else:
             targets, seen = seen_targets(targets, vocab)
@@ -240,30 +262,33 @@ class TwoStageHead(nn.Module):
                               with_valid=self.criterion.mask_ignore_pixels)
         outputs = []
         for embeddings, masks in predictions:
-            if tuple(masks.shape[-2:]) != size:
+            if not self.match_at_mask_resolution and tuple(masks.shape[-2:]) != size:
                 masks = F.interpolate(masks, size=size, mode="bilinear", align_corners=False)
             outputs.append((self.classify_queries(embeddings, text), masks))
         return self.criterion(outputs, gt)
 
     @torch.no_grad()
     def labelling_scores(self, images: torch.Tensor, vocab: Any, clip: Any,
-                         predictions: list[Prediction]) -> torch.Tensor:
+                         predictions: list[Prediction], image_sizes: Sizes = None
+                         ) -> torch.Tensor:
         """Fused scores the pseudo-labels come from: the teacher's (``offline``; frozen at the
         first self-training step) or this step's final prediction (``online``)."""
         use_clip = self.ensemble and self.pseudo_label_with_clip
         if self.teacher is None:
             return self.inference(images, vocab, clip, predictions=predictions[-1:],
-                                  ensemble=use_clip)
+                                  ensemble=use_clip, image_sizes=image_sizes)
         if not bool(self.teacher_ready):
             student = {k: v for k, v in self.state_dict().items()
                        if not k.startswith("teacher.") and k != "teacher_ready"}
             self.teacher.load_state_dict(student)
             self.teacher_ready.fill_(True)
-        return self.teacher.inference(images, vocab, clip, ensemble=use_clip)
+        return self.teacher.inference(images, vocab, clip, ensemble=use_clip,
+                                      image_sizes=image_sizes)
 
     @torch.no_grad()
     def pseudo_label(self, images: torch.Tensor, vocab: Any, clip: Any,
-                     predictions: list[Prediction], targets: torch.Tensor) -> torch.Tensor:
+                     predictions: list[Prediction], targets: torch.Tensor,
+                     image_sizes: Sizes = None) -> torch.Tensor:
         """Self-training (transductive): labels for the unlabelled pixels (254).
 
         The fused scores of :meth:`labelling_scores` (with the CLIP crop ensemble unless
@@ -277,7 +302,7 @@ class TwoStageHead(nn.Module):
         out[unlabelled] = IGNORE_LABEL
         if len(unseen) == 0 or not bool(unlabelled.any()):
             return out
-        scores = self.labelling_scores(images, vocab, clip, predictions)
+        scores = self.labelling_scores(images, vocab, clip, predictions, image_sizes)
         scores = F.interpolate(scores, size=targets.shape[-2:], mode="bilinear",
                                align_corners=False).clamp(min=0)
         probs = scores / scores.sum(1, keepdim=True).clamp(min=1e-6)
