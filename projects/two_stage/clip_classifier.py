@@ -49,10 +49,13 @@ class CropBatch:
         masks: per image, bool Q x H x W regions (every proposal, valid or not): at the padded
             batch size (``grid``) or at the image's own size (``zsseg``).
         valid: B x Q bool, True for non-empty regions (those that go through CLIP).
+        probs: B x Q x H x W, the sigmoid of the mask logits upsampled to the padded batch size
+            (the regions' source; the fusion uses them too).
     """
 
     masks: list[torch.Tensor]
     valid: torch.Tensor
+    probs: torch.Tensor | None = None
 
     @property
     def num_crops(self) -> int:
@@ -130,15 +133,15 @@ class CropClassifier:
             image_sizes: each image's (h, w) without padding (``zsseg`` cut; None: the whole
                 batch size).
         """
-        up = F.interpolate(mask_logits.float(), size=image_size, mode="bilinear",
-                           align_corners=False)
+        probs = F.interpolate(mask_logits.float(), size=image_size, mode="bilinear",
+                              align_corners=False).sigmoid()
         if self.cut == "grid":
-            masks = up.sigmoid() > self.mask_threshold
-            return CropBatch(masks=list(masks), valid=masks.flatten(2).any(-1))
-        sizes = image_sizes or [tuple(image_size)] * up.shape[0]
-        masks = [m[:, :h, :w].sigmoid() > self.mask_threshold for m, (h, w) in zip(up, sizes)]
+            masks = probs > self.mask_threshold
+            return CropBatch(masks=list(masks), valid=masks.flatten(2).any(-1), probs=probs)
+        sizes = image_sizes or [tuple(image_size)] * probs.shape[0]
+        masks = [m[:, :h, :w] > self.mask_threshold for m, (h, w) in zip(probs, sizes)]
         valid = torch.stack([m.flatten(1).any(-1) for m in masks])
-        return CropBatch(masks=masks, valid=valid)
+        return CropBatch(masks=masks, valid=valid, probs=probs)
 
     def classify(self, clip: Any, images: torch.Tensor, crops: CropBatch,
                  text_embeddings: torch.Tensor) -> torch.Tensor:

@@ -40,7 +40,12 @@ NORMS = ("BN", "FrozenBN")
 
 
 class ConvNorm(nn.Conv2d):
-    """A bias-free conv followed by its norm (``.norm``), detectron2's ``Conv2d(norm=...)``."""
+    """A bias-free conv followed by its norm (``.norm``), detectron2's ``Conv2d(norm=...)``.
+
+    A frozen norm is folded into the conv (its scale into the weights, its shift into the bias):
+    the same affine map, computed without two passes over the feature map (faster, forward and
+    backward; equal to conv-then-norm up to float rounding).
+    """
 
     def __init__(self, cin: int, cout: int, kernel: int, *, norm: str, stride: int = 1,
                  dilation: int = 1):
@@ -51,7 +56,13 @@ class ConvNorm(nn.Conv2d):
         nn.init.kaiming_normal_(self.weight, mode="fan_out", nonlinearity="relu")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(super().forward(x))
+        norm = self.norm
+        if not isinstance(norm, FrozenBatchNorm2d):
+            return norm(super().forward(x))
+        scale = norm.weight * (norm.running_var + norm.eps).rsqrt()
+        shift = norm.bias - norm.running_mean * scale
+        return F.conv2d(x, self.weight * scale.view(-1, 1, 1, 1), shift, self.stride,
+                        self.padding, self.dilation)
 
 
 class Stem(nn.Module):

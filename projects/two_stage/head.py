@@ -182,21 +182,26 @@ class TwoStageHead(nn.Module):
 
     def fuse(self, query_logits: torch.Tensor, mask_logits: torch.Tensor,
              clip_probs: torch.Tensor | None, valid: torch.Tensor | None,
-             is_seen: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
+             is_seen: torch.Tensor, size: tuple[int, int] | None = None,
+             mask_probs: torch.Tensor | None = None) -> torch.Tensor:
         """Stage ``fusion``: per-class scores B x K x h x w (``size``, or the masks' size).
 
         ``p`` = softmax over vocabulary + void with void dropped; fused with ``clip_probs`` by
         :func:`ensemble_probs` (if given); then summed over queries weighted by the sigmoid
         masks, the mask logits upsampled to ``size`` first (zsseg: sigmoid at image
-        resolution); ``seen_calibration`` subtracted from seen classes.
+        resolution; ``mask_probs``: those sigmoid masks, if the crops already computed them);
+        ``seen_calibration`` subtracted from seen classes.
         """
         with stage("fusion"):
             p = query_logits.float().softmax(-1)[..., :-1]
             scores = ensemble_probs(p, clip_probs, is_seen, self.ensemble_weight, valid)
-            masks = mask_logits.float()
-            if size is not None and tuple(masks.shape[-2:]) != tuple(size):
-                masks = F.interpolate(masks, size=size, mode="bilinear", align_corners=False)
-            semseg = semantic_inference(scores, masks.sigmoid())
+            if mask_probs is None:
+                masks = mask_logits.float()
+                if size is not None and tuple(masks.shape[-2:]) != tuple(size):
+                    masks = F.interpolate(masks, size=size, mode="bilinear",
+                                          align_corners=False)
+                mask_probs = masks.sigmoid()
+            semseg = semantic_inference(scores, mask_probs)
             if self.seen_calibration:
                 seen = is_seen.to(semseg.device).view(1, -1, 1, 1).to(semseg.dtype)
                 semseg = semseg - self.seen_calibration * seen
@@ -227,14 +232,14 @@ class TwoStageHead(nn.Module):
         """
         embeddings, mask_logits = (predictions or self.propose(images))[-1]
         query_logits = self.classify_queries(embeddings, vocab.embeddings)
-        clip_probs = valid = None
+        clip_probs = valid = probs = None
         use_clip = self.ensemble if ensemble is None else ensemble
         if use_clip:
             crops = self.prepare_crops(mask_logits, tuple(images.shape[-2:]), image_sizes)
             clip_probs = self.classify_crops(clip, images, crops, vocab.embeddings)
-            valid = crops.valid
+            valid, probs = crops.valid, crops.probs
         return self.fuse(query_logits, mask_logits, clip_probs, valid, vocab.is_seen,
-                         size=tuple(images.shape[-2:]))
+                         size=tuple(images.shape[-2:]), mask_probs=probs)
 
     def losses(self, images: torch.Tensor, vocab: Any, clip: Any, targets: torch.Tensor,
                phase: TrainingPhase = TrainingPhase.SUPERVISED,
