@@ -20,6 +20,7 @@ CHOICES = {
     "MODEL.TWO_STAGE.BACKBONE.STEM_TYPE": ("basic", "deeplab"),
     "MODEL.TWO_STAGE.CLIP_ENSEMBLE.CUT": ("zsseg", "grid"),
     "MODEL.TWO_STAGE.MATCHER.RESOLUTION": ("masks", "targets"),
+    "MODEL.TWO_STAGE.PROMPT_LEARNER.FOR": ("both", "crops"),
     "MODEL.TWO_STAGE.CLIP_ENSEMBLE.CROP": ("bbox", "masked"),
     "MODEL.TWO_STAGE.CLIP_ENSEMBLE.MODE": ("batched", "loop"),
     "MODEL.TWO_STAGE.SELF_TRAINING.RECIPE": ("offline", "online"),
@@ -180,6 +181,25 @@ def add_two_stage_config(cfg: Any) -> None:
     ts.CLIP_ENSEMBLE.TEMPERATURE = 0.01
     # Subtracted from seen-class probabilities after fusion (ZegFormer calibration 0.1; zsseg 0).
     ts.CLIP_ENSEMBLE.SEEN_CALIBRATION = 0.0
+
+    # ------------------------------------------------------------------ learned prompts (zsseg)
+    ts.PROMPT_LEARNER = CN()
+    # zsseg PROMPT_LEARNER "learnable" (mask_former/modeling/clip_adapter/text_prompt.py,
+    # LearnablePromptExtractor; prompt_learner.py): class texts from learned vectors instead of
+    # MODEL.CLIP.TEMPLATES. False: the templates (zsseg "predefined" / "vild").
+    ts.PROMPT_LEARNER.ENABLED = False
+    # zsseg PROMPT_SHAPE (16, 0): learned vectors before / after the class name (their width is
+    # CLIP's text width, zsseg PROMPT_DIM 512).
+    ts.PROMPT_LEARNER.PREFIX_LENGTH = 16
+    ts.PROMPT_LEARNER.SUFFIX_LENGTH = 0
+    # zsseg PROMPT_CHECKPOINT: a checkpoint of its prompt-learning stage; its learned prompts are
+    # loaded and frozen. Empty: they are trained with the model (zsseg without a checkpoint) or
+    # come from MODEL.WEIGHTS (a converted checkpoint).
+    ts.PROMPT_LEARNER.WEIGHTS = ""
+    # Which texts are learned: "both" (zsseg SEPERATE_ADAPTER False: the query classifier's and
+    # the CLIP crops') or "crops" (SEPERATE_ADAPTER True with REGION_CLIP_ADAPTER.PROMPT_LEARNER
+    # "learnable": the query classifier keeps MODEL.CLIP.TEMPLATES).
+    ts.PROMPT_LEARNER.FOR = "both"
 
     # ------------------------------------------------------------------ self-training (zsseg+ST)
     ts.SELF_TRAINING = CN()

@@ -27,10 +27,15 @@ The official code (MendelXu/zsseg.baseline @ d77c3af, detectron2) saves the whol
 - constants, dropped: ``clip_adapter.pixel_mean`` / ``pixel_std`` (CLIP's normalisation),
   ``criterion.empty_weight`` (the no-object weight, ``LOSS.NO_OBJECT_WEIGHT``).
 
-A checkpoint of a config with a separate CLIP-crop adapter (``SEPERATE_ADAPTER``) or learned
-prompts (``PROMPT_LEARNER learnable``) holds ``_region_clip_adapter.*`` / ``*.prompt_learner.*``
-tensors too; the two-stage head cannot express them (README.md, "Published checkpoints"), so they
-are unknown keys here.
+Learned prompts (``PROMPT_LEARNER "learnable"``, zsseg's released zero-shot model): the
+``prompt_learner.prefix_prompt`` / ``suffix_prompt`` of ``clip_adapter`` (the query classifier and
+the CLIP crops share them: ``MODEL.TWO_STAGE.PROMPT_LEARNER.FOR both``) or of
+``_region_clip_adapter`` (``SEPERATE_ADAPTER True``, learned for the crops only: ``FOR crops``)
+-> ``prompt_learner.*``; their ``start/dot/end/pad_signal`` buffers (token embeddings of CLIP's)
+are compared with the model's CLIP; the separate adapter's ``non_object_embedding`` is dropped
+(zsseg drops the crops' non-object score before their softmax), its CLIP compared, its constants
+dropped. A separate adapter whose crop texts come from templates cannot be expressed (the suite
+has one template list): an error.
 
 :func:`convert_zsseg` is the mapping (``(weights, model) -> ZssegConversion``, the signature of
 the suite's checkpoint-format registry); :func:`converted_state` adds the strict checks.
@@ -70,6 +75,8 @@ _RULES: tuple[tuple[str, str], ...] = (
     (r"^sem_seg_head\.predictor\.transformer\.decoder\.norm\.", "decoder.decoder_norm."),
     (r"^sem_seg_head\.predictor\.(class_embed|mask_embed)\.", r"decoder.\1."),
     (r"^clip_adapter\.non_object_embedding$", "void_embedding.weight"),
+    (r"^(?:clip_adapter|_region_clip_adapter)\.prompt_learner\.(prefix_prompt|suffix_prompt)$",
+     r"prompt_learner.\1"),
 )
 #: ``BasePixelDecoder``'s convs and their GroupNorms: (adapter|layer, level, norm., rest).
 _PIXEL_DECODER = re.compile(r"^sem_seg_head\.pixel_decoder\.(adapter|layer)_(\d)\.(norm\.)?(.+)$")
@@ -77,10 +84,18 @@ _PIXEL_DECODER = re.compile(r"^sem_seg_head\.pixel_decoder\.(adapter|layer)_(\d)
 _CONSTANTS = {
     "clip_adapter.pixel_mean": "CLIP's pixel mean (a constant of the crops)",
     "clip_adapter.pixel_std": "CLIP's pixel std (a constant of the crops)",
+    "_region_clip_adapter.pixel_mean": "CLIP's pixel mean (a constant of the crops)",
+    "_region_clip_adapter.pixel_std": "CLIP's pixel std (a constant of the crops)",
+    "_region_clip_adapter.non_object_embedding": "unused: zsseg drops the crops' non-object "
+                                                 "score before their softmax",
     "criterion.empty_weight": "the no-object weight of the loss (MODEL.TWO_STAGE.LOSS."
                               "NO_OBJECT_WEIGHT)",
 }
-_CLIP_PREFIX = "clip_adapter.clip_model."
+_CLIP = re.compile(r"^(?:clip_adapter|_region_clip_adapter)\.clip_model\.(.+)$")
+#: zsseg's prompt-learner buffers: positions of CLIP's tokenisation of "X." (text_prompt.py).
+_SIGNALS = re.compile(r"^(?:clip_adapter|_region_clip_adapter)\.prompt_learner\."
+                      r"(start|dot|end|pad)_signal$")
+_SIGNAL_POSITION = {"start": 0, "dot": 2, "end": 3, "pad": 4}
 
 
 @dataclass
@@ -115,22 +130,27 @@ def convert_zsseg(weights: dict[str, torch.Tensor], model: nn.Module) -> ZssegCo
     Raises:
         UserError: frozen CLIP tensors that differ from the model's CLIP layer.
     """
+    _check_adapters(weights, model.head)
     out = ZssegConversion(state={})
-    clip_state = model.clip.model.state_dict()
+    clip = model.clip
+    clip_state = clip.model.state_dict()
+    with torch.no_grad():
+        special = clip.model.token_embedding(clip.tokenize(["X."]))[0]
     bad = []
     for key, value in weights.items():
         new = rename(key)
+        clip_key, signal = _CLIP.match(key), _SIGNALS.match(key)
         if new is not None:
             out.state[new] = value
             out.used.add(key)
         elif key in _CONSTANTS:
             out.dropped[key] = _CONSTANTS[key]
-        elif key.startswith(_CLIP_PREFIX):
-            name = key[len(_CLIP_PREFIX):]
-            if name in ("input_resolution", "context_length", "vocab_size"):
-                out.dropped[key] = "metadata of OpenAI's CLIP archive"
-                continue
-            mine = clip_state.get(name)
+        elif clip_key and clip_key.group(1) in ("input_resolution", "context_length",
+                                                 "vocab_size"):
+            out.dropped[key] = "metadata of OpenAI's CLIP archive"
+        elif clip_key or signal:
+            mine = (clip_state.get(clip_key.group(1)) if clip_key
+                    else special[_SIGNAL_POSITION[signal.group(1)]][None])
             if mine is None or mine.shape != value.shape or not torch.allclose(
                     mine.float(), value.float(), rtol=1e-3, atol=1e-5):
                 bad.append(key)
@@ -141,6 +161,32 @@ def convert_zsseg(weights: dict[str, torch.Tensor], model: nn.Module) -> ZssegCo
                         f"{', ...' if len(bad) > 5 else ''}): pass the CLIP weights it was "
                         "trained with (zsseg: OpenAI's ViT-B/16)")
     return out
+
+
+def _check_adapters(weights: dict[str, torch.Tensor], head: nn.Module) -> None:
+    """The official checkpoint's CLIP adapters must be the head's text configuration."""
+    learner = getattr(head, "prompt_learner", None)
+    learned_for = getattr(head, "learned_prompts_for", "both")
+    separate = any(k.startswith("_region_clip_adapter.") for k in weights)
+    learned = {k.split(".")[0] for k in weights if ".prompt_learner." in k}
+    setting = "MODEL.TWO_STAGE.PROMPT_LEARNER"
+    if separate and "_region_clip_adapter" not in learned:
+        raise UserError("the zsseg checkpoint has a separate CLIP-crop adapter with templates "
+                        "(SEPERATE_ADAPTER True, REGION_CLIP_ADAPTER.PROMPT_LEARNER not "
+                        "learnable): the two-stage head has one template list for both "
+                        "classifiers and cannot express it")
+    if learned and learner is None:
+        raise UserError(f"the zsseg checkpoint holds learned prompts ({', '.join(sorted(learned))}"
+                        f".prompt_learner): set {setting}.ENABLED True (and FOR "
+                        f"{'crops' if separate else 'both'})")
+    if learner is not None and not learned:
+        raise UserError(f"the zsseg checkpoint holds no learned prompts: set {setting}.ENABLED "
+                        "False (templates: MODEL.CLIP.TEMPLATES)")
+    expected = "crops" if separate else "both"
+    if learned and learned_for != expected:
+        where = "the CLIP crops only (SEPERATE_ADAPTER True)" if separate else "both classifiers"
+        raise UserError(f"the zsseg checkpoint learned prompts for {where}: set {setting}.FOR "
+                        f"{expected}")
 
 
 def converted_state(checkpoint: dict, model: nn.Module) -> dict[str, torch.Tensor]:
@@ -159,8 +205,8 @@ def converted_state(checkpoint: dict, model: nn.Module) -> dict[str, torch.Tenso
         raise UserError(f"unknown keys in the zsseg checkpoint: {len(unknown)} "
                         f"({', '.join(unknown[:5])}{', ...' if len(unknown) > 5 else ''}): not "
                         "a checkpoint of the architecture the config describes")
-    target = trainable_state_dict(model)
-    problems = state_dict_mismatch(result.state, target)
+    target = model.state_dict()  # frozen learned prompts (PROMPT_LEARNER.WEIGHTS) may come too
+    problems = state_dict_mismatch(result.state, target, required=trainable_state_dict(model))
     if problems:
         raise UserError(f"the zsseg checkpoint does not fit the model built from the config "
                         f"({problems}): check that the config is the one it was trained with")

@@ -44,6 +44,7 @@ from .config import check_two_stage_cfg
 from .criterion import SetCriterion, semantic_targets
 from .ensemble import ensemble_probs, semantic_inference
 from .pixel_decoder import FPNPixelDecoder
+from .prompt_learner import LearnedPrompts
 from .teacher import frozen_copy
 from .transformer_decoder import QueryDecoder, build_query_decoder
 
@@ -66,7 +67,9 @@ class TwoStageHead(nn.Module):
                  seen_calibration: float = 0.0, target_stride: int = 1,
                  match_at_mask_resolution: bool = True,
                  pseudo_label_threshold: float = 0.5, pseudo_label_with_clip: bool = True,
-                 self_training_recipe: str = "online"):
+                 self_training_recipe: str = "online",
+                 prompt_learner: LearnedPrompts | None = None,
+                 learned_prompts_for: str = "both"):
         """
         Args:
             backbone: ``images -> {"res2".."res5"}`` with ``out_channels``.
@@ -90,6 +93,8 @@ class TwoStageHead(nn.Module):
             self_training_recipe: "online" (the current model labels each batch) or "offline"
                 (a frozen copy of the head taken at the first self-training step labels every
                 batch: zsseg's recipe inside one run; the copy is kept in ``teacher``).
+            prompt_learner: zsseg's learned prompts, replacing the vocabulary's template texts
+                for ``learned_prompts_for``: "both" classifiers or the CLIP "crops" only.
         """
         super().__init__()
         self.backbone = backbone
@@ -109,6 +114,9 @@ class TwoStageHead(nn.Module):
         self.pseudo_label_with_clip = pseudo_label_with_clip
         self.self_training_recipe = check_value("MODEL.TWO_STAGE.SELF_TRAINING.RECIPE",
                                                 self_training_recipe)
+        self.prompt_learner = prompt_learner
+        self.learned_prompts_for = check_value("MODEL.TWO_STAGE.PROMPT_LEARNER.FOR",
+                                               learned_prompts_for)
         self.teacher: TwoStageHead | None = None
         if self_training_recipe == "offline":
             teacher = frozen_copy(self)
@@ -149,6 +157,12 @@ class TwoStageHead(nn.Module):
             # The teacher exists in transductive runs only (inductive checkpoints stay as they are).
             "self_training_recipe": (ts.SELF_TRAINING.RECIPE
                                      if cfg.ZERO_SHOT.SETTING == "transductive" else "online"),
+            "prompt_learner": (LearnedPrompts(
+                prefix_length=ts.PROMPT_LEARNER.PREFIX_LENGTH,
+                suffix_length=ts.PROMPT_LEARNER.SUFFIX_LENGTH,
+                dim=clip.model.token_embedding.embedding_dim, weights=ts.PROMPT_LEARNER.WEIGHTS)
+                if ts.PROMPT_LEARNER.ENABLED else None),
+            "learned_prompts_for": ts.PROMPT_LEARNER.FOR,
         }
 
     # --------------------------------------------------------------------------- stages
@@ -158,6 +172,14 @@ class TwoStageHead(nn.Module):
             features = self.backbone(images)
             mask_features, multi_scale = self.pixel_decoder(features)
             return self.decoder(features["res5"], multi_scale, mask_features)
+
+    def texts(self, clip: Any, vocab: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """(query-classifier texts, CLIP-crop texts), K x D each: the vocabulary's template
+        texts, or the learned prompts' for the classifiers ``learned_prompts_for`` names."""
+        if self.prompt_learner is None:
+            return vocab.embeddings, vocab.embeddings
+        learned = self.prompt_learner(clip, vocab.names)
+        return (learned if self.learned_prompts_for == "both" else vocab.embeddings), learned
 
     def classify_queries(self, embeddings: torch.Tensor,
                          text_embeddings: torch.Tensor) -> torch.Tensor:
@@ -231,12 +253,13 @@ class TwoStageHead(nn.Module):
             image_sizes: each image's (h, w) without the batch padding (None: no padding).
         """
         embeddings, mask_logits = (predictions or self.propose(images))[-1]
-        query_logits = self.classify_queries(embeddings, vocab.embeddings)
+        query_text, crop_text = self.texts(clip, vocab)
+        query_logits = self.classify_queries(embeddings, query_text)
         clip_probs = valid = probs = None
         use_clip = self.ensemble if ensemble is None else ensemble
         if use_clip:
             crops = self.prepare_crops(mask_logits, tuple(images.shape[-2:]), image_sizes)
-            clip_probs = self.classify_crops(clip, images, crops, vocab.embeddings)
+            clip_probs = self.classify_crops(clip, images, crops, crop_text)
             valid, probs = crops.valid, crops.probs
         return self.fuse(query_logits, mask_logits, clip_probs, valid, vocab.is_seen,
                          size=tuple(images.shape[-2:]), mask_probs=probs)
@@ -252,7 +275,7 @@ class TwoStageHead(nn.Module):
         with zeros).
         """
         predictions = self.propose(images)
-        text = vocab.embeddings
+        text = self.texts(clip, vocab)[0]
         if phase is TrainingPhase.SELF_TRAINING:
             targets = self.pseudo_label(images, vocab, clip, predictions, targets, image_sizes)
             num_classes = len(vocab)

@@ -75,12 +75,14 @@ class Comparison:
     dataset: str
 
 
-def compare_config(tmp: Path, clip: Path, config: str, dataset: str, classes: list[int],
-                   label_ids: list[int], train: bool) -> Comparison:
+def compare_config(tmp: Path, clip: Path, config: str, official: str, dataset: str,
+                   classes: list[int], label_ids: list[int], train: bool) -> Comparison:
+    """Runs ``configs/<config>`` against the official config ``official`` (zsseg_official.py's
+    CONFIGS) on the same inputs; the official side in a subprocess on the other core."""
     python = oracle_python()
     inputs_file = tmp / "inputs.pt"
     inputs = write_inputs(inputs_file, classes, label_ids)
-    proc = start_official(python, "voc" if config == "voc" else "coco", clip, inputs_file, tmp,
+    proc = start_official(python, official, clip, inputs_file, tmp,
                           [] if train else ["--no-train"])
     try:
         wait_for(proc, tmp / "official_model.pth")
@@ -113,12 +115,13 @@ def clip_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def voc(tmp_path_factory: pytest.TempPathFactory, clip_file: Path) -> Comparison:
     # classes: zsseg's 20 VOC classes; labels: aeroplane, bottle, person and sheep (unseen)
-    return compare_config(tmp_path_factory.mktemp("voc"), clip_file, "voc", "voc_zs_val",
-                          list(range(20)), [0, 4, 14, 16], train=True)
+    return compare_config(tmp_path_factory.mktemp("voc"), clip_file, "voc/two_stage.yaml", "voc",
+                          "voc_zs_val", list(range(20)), [0, 4, 14, 16], train=True)
 
 
-@pytest.fixture(scope="module")
-def coco(tmp_path_factory: pytest.TempPathFactory, clip_file: Path) -> Comparison:
+def coco_subset() -> str:
+    """A metadata-only dataset of the COCO-Stuff classes :data:`COCO_CLASSES` (the suite's
+    names and split of them)."""
     names, seen, _ = class_split("coco_stuff_zs_val")
     sub = [names[i] for i in COCO_CLASSES]
     name = "zsseg_oracle_coco_subset"
@@ -128,8 +131,27 @@ def coco(tmp_path_factory: pytest.TempPathFactory, clip_file: Path) -> Compariso
             stuff_classes=sub, ignore_label=255,
             seen_classes=[j for j, i in enumerate(COCO_CLASSES) if i in seen],
             unseen_classes=[j for j, i in enumerate(COCO_CLASSES) if i not in seen])
-    return compare_config(tmp_path_factory.mktemp("coco"), clip_file, "coco_stuff", name,
-                          COCO_CLASSES, [0, 2], train=False)
+    return name
+
+
+@pytest.fixture(scope="module")
+def coco(tmp_path_factory: pytest.TempPathFactory, clip_file: Path) -> Comparison:
+    return compare_config(tmp_path_factory.mktemp("coco"), clip_file, "coco_stuff/two_stage.yaml",
+                          "coco", coco_subset(), COCO_CLASSES, [0, 2], train=False)
+
+
+@pytest.fixture(scope="module", params=["coco", "voc"])
+def learned(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+            clip_file: Path) -> Comparison:
+    """Learned prompts (random): COCO-Stuff's for both classifiers (the released zero-shot
+    model's config), VOC's for the CLIP crops only (a separate adapter)."""
+    family = request.param
+    dataset, classes = (coco_subset(), COCO_CLASSES) if family == "coco" else (
+        "voc_zs_val", list(range(20)))
+    config = "coco_stuff" if family == "coco" else "voc"
+    return compare_config(tmp_path_factory.mktemp(f"{family}_learned"), clip_file,
+                          f"{config}/two_stage_learned_prompts.yaml", f"{family}_learned",
+                          dataset, classes, [0, 2], train=False)
 
 
 # ------------------------------------------------------------------------------ tests
@@ -173,6 +195,16 @@ def test_coco_final_scores_equal(coco: Comparison):
     assert rel(coco.ours.text, coco.official["text"][:-1]) < FINAL_RTOL
     rows = stage_table(coco.official, coco.ours)
     print_table("two-stage vs zsseg.baseline, COCO-Stuff config (relative difference)", rows)
+    assert not failures(rows), failures(rows)
+
+
+def test_learned_prompts_equal(learned: Comparison):
+    query_text, crop_text = learned.ours.texts
+    assert learned.official["cfg"]["prompt_learner"] in ("learnable", "predefined")
+    assert rel(query_text, learned.official["text"][:-1]) < FINAL_RTOL
+    assert rel(crop_text, learned.official["crop_text"][:-1]) < FINAL_RTOL
+    rows = stage_table(learned.official, learned.ours)
+    print_table("two-stage vs zsseg.baseline, learned prompts (relative difference)", rows)
     assert not failures(rows), failures(rows)
 
 

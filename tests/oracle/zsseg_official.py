@@ -12,14 +12,14 @@ stub module.
 Usage::
 
     python zsseg_official.py --src SRC --config voc --clip CLIP.pth --inputs IN.pt --out OUT.pt \\
-        --checkpoint CKPT.pth [--threads 1] [--seed 0] [--time]
+        --checkpoint CKPT.pth [--threads 1] [--seed 0] [--time N]
 
 ``IN.pt`` (written by the test): ``images`` (uint8 3 x H x W tensors), ``sizes`` (the output
 height / width of each), ``classes`` (indices into the official class list of the config's
 dataset: the vocabulary) and ``labels`` (int64 H x W, indices into that vocabulary, 255
 ignore). ``OUT.pt``: the class names and flags, the stages of inference per image, the training
-losses, and (``--time``) the seconds of one more inference and one more training step (forward
-and backward), both warm.
+losses, and (``--time N``) the (wall, CPU) seconds of N more inferences and N more training
+steps (forward and backward), all warm.
 """
 
 from __future__ import annotations
@@ -40,6 +40,10 @@ CONFIGS = {
             "configs/voc-11k-15/zero_shot_maskformer_R101c_single_prompt_bs16_20k.yaml"),
     "coco": (None,
              "configs/coco-stuff-164k-156/zero_shot_maskformer_R101c_vild_prompt_bs32_60k.yaml"),
+    # learned prompts (random here): the released zero-shot COCO-Stuff model's config, and VOC's
+    # (a separate, learned adapter for the CLIP crops)
+    "coco_learned": (None, "configs/coco-stuff-164k-156/zero_shot_maskformer_R101c_bs32_60k.yaml"),
+    "voc_learned": (None, "configs/voc-11k-15/zero_shot_maskformer_R101c_bs16_20k.yaml"),
 }
 
 
@@ -53,7 +57,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--checkpoint", required=True, help="where to save the official checkpoint")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--time", action="store_true", help="also time inference and a training step")
+    p.add_argument("--time", type=int, default=0, metavar="N",
+                   help="also time N more inferences and N more training steps")
     p.add_argument("--no-train", action="store_true", help="skip the training step")
     p.add_argument("--proposals", type=int, default=8,
                    help="about this many non-empty proposals (CLIP crops) per image")
@@ -62,7 +67,7 @@ def parse_args() -> argparse.Namespace:
 
 def class_lists(config: str) -> tuple[list[str], list[str]]:
     """(all class names, seen class names) of the official registration."""
-    if config == "voc":
+    if config.startswith("voc"):
         from mask_former.data.datasets.register_voc_seg import BASE_CLASS_NAMES, CLASS_NAMES
 
         return list(CLASS_NAMES), list(BASE_CLASS_NAMES)
@@ -272,34 +277,45 @@ def main() -> None:
     batch = batched_inputs(inputs, train=False, seen_index={})
     with torch.no_grad():
         results = model(batch)
-        if args.time:  # a second, warm call (the class texts are cached by then)
-            start = time.perf_counter()
-            model(batch)
-            out_time = {"inference": time.perf_counter() - start,
-                        "threads": torch.get_num_threads()}
-    text = model.clip_adapter.get_text_features(names)
+        # warm calls (the class texts are cached by then): (wall, CPU) seconds each
+        out_time: dict[str, Any] = {"threads": torch.get_num_threads(),
+                                    "inference": [timed(model, batch) for _ in range(args.time)]}
+    with torch.no_grad():
+        text = model.clip_adapter.get_text_features(names)
+        crop_text = model.region_clip_adapter.get_text_features(names)
     out: dict[str, Any] = {
         "names": names, "seen": [n in seen for n in names],
         "cfg": {"pixel_mean": list(cfg.MODEL.PIXEL_MEAN), "pixel_std": list(cfg.MODEL.PIXEL_STD),
                 "templates": list(cfg.MODEL.CLIP_ADAPTER.PREDEFINED_PROMPT_TEMPLATES),
                 "prompt_learner": cfg.MODEL.CLIP_ADAPTER.PROMPT_LEARNER,
                 "ensemble_weight": cfg.MODEL.CLIP_ADAPTER.CLIP_ENSEMBLE_WEIGHT},
-        "text": text.detach(),
+        "text": text.detach(), "crop_text": crop_text.detach(),
         "stages": rec.calls,
         "sem_seg": [r["sem_seg"] for r in results],
     }
 
     if not args.no_train:
         seen_index = train_step(model, inputs, names, seen, rec, out)
-        if args.time:  # a second, warm step: forward and backward
-            train_batch = batched_inputs(inputs, train=True, seen_index=seen_index)
-            model.zero_grad()
-            start = time.perf_counter()
-            sum(model(train_batch).values()).backward()
-            out_time["train_step"] = time.perf_counter() - start
+        train_batch = batched_inputs(inputs, train=True, seen_index=seen_index)
+        out_time["train_step"] = [timed(model, train_batch, backward=True)
+                                  for _ in range(args.time)]
     if args.time:
         out["time_s"] = out_time
     torch.save(out, args.out)
+
+
+def timed(model: torch.nn.Module, batch: list[dict], backward: bool = False
+          ) -> tuple[float, float]:
+    """(wall, CPU) seconds of one call (with ``backward``: forward and backward of the summed
+    losses, no optimizer step)."""
+    model.zero_grad()
+    wall, cpu = time.perf_counter(), time.process_time()
+    if backward:
+        sum(model(batch).values()).backward()
+    else:
+        with torch.no_grad():
+            model(batch)
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def train_step(model: torch.nn.Module, inputs: dict[str, Any], names: list[str],

@@ -82,11 +82,13 @@ class SuiteRun:
     names: list[str] = field(default_factory=list)
     seen: list[bool] = field(default_factory=list)
     text: torch.Tensor | None = None
-    time_s: dict[str, float] = field(default_factory=dict)
+    texts: tuple[torch.Tensor, torch.Tensor] | None = None
+    time_s: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
 
 
 def build_suite_model(config: str, clip: Path, checkpoint: Path, overrides: list[str]) -> Any:
-    cfg = setup_cfg(str(REPO / "configs" / config / "two_stage.yaml"),
+    """The suite's model of ``configs/<config>`` with the official checkpoint's weights."""
+    cfg = setup_cfg(str(REPO / "configs" / config),
                     OPTS + ["MODEL.CLIP.WEIGHTS", str(clip)] + overrides)
     model = build_model(cfg)
     official = torch.load(checkpoint, map_location="cpu", weights_only=True)
@@ -100,10 +102,10 @@ def build_suite_model(config: str, clip: Path, checkpoint: Path, overrides: list
 
 
 def run_suite(model: Any, inputs: dict[str, Any], dataset: str, train: bool,
-              timed: bool = False) -> SuiteRun:
+              timed: int = 0) -> SuiteRun:
     """Inference on the inputs (every stage recorded) and, with ``train``, the training losses
-    on their labels (unseen classes ignored, as the mapper makes them). ``timed``: one more,
-    warm inference and training step, timed (``time_s``)."""
+    on their labels (unseen classes ignored, as the mapper makes them). ``timed``: that many
+    more, warm inferences and training steps, timed (``time_s``: (wall, CPU) seconds each)."""
     run = SuiteRun()
     head, clip = model.head, model.clip
     hooks = [
@@ -134,6 +136,8 @@ def run_suite(model: Any, inputs: dict[str, Any], dataset: str, train: bool,
     clip.encode_image, head.prepare_crops, head.classify_crops = encode, prep, cls
     vocab = model.vocabulary(dataset, trainable_only=False)
     run.names, run.seen, run.text = vocab.names, vocab.is_seen.tolist(), vocab.embeddings
+    with torch.no_grad():
+        run.texts = head.texts(clip, vocab)
     batch = [{"image": img, "height": s[0], "width": s[1]}
              for img, s in zip(inputs["images"], inputs["sizes"])]
     try:
@@ -143,21 +147,17 @@ def run_suite(model: Any, inputs: dict[str, Any], dataset: str, train: bool,
         for h in hooks:
             h.remove()
         del clip.encode_image, head.prepare_crops, head.classify_crops
-    if timed:
-        with torch.no_grad():
-            start = time.perf_counter()
-            model(batch)
-            run.time_s["inference"] = time.perf_counter() - start
+    run.time_s["inference"] = [_timed(model, batch) for _ in range(timed)]
     run.stages.update(record)
     embeddings, _ = run.stages["decoder"][-1]
-    run.stages["query_logits"] = head.classify_queries(embeddings, vocab.embeddings).detach()
+    run.stages["query_logits"] = head.classify_queries(embeddings, run.texts[0]).detach()
     if train:
         _train_step(model, inputs, dataset, run, timed)
     return run
 
 
 def _train_step(model: Any, inputs: dict[str, Any], dataset: str, run: SuiteRun,
-                timed: bool) -> None:
+                timed: int) -> None:
     seen = model.vocabulary(dataset, trainable_only=True).class_ids
     batch = []
     for img, lab in zip(inputs["images"], inputs["labels"]):
@@ -181,13 +181,22 @@ def _train_step(model: Any, inputs: dict[str, Any], dataset: str, run: SuiteRun,
         del matcher.forward
     run.losses = {k: float(v.detach()) for k, v in losses.items()}
     run.grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
-    if timed:
-        model.zero_grad()
-        start = time.perf_counter()
-        sum(model(batch).values()).backward()
-        run.time_s["train_step"] = time.perf_counter() - start
+    run.time_s["train_step"] = [_timed(model, batch, backward=True) for _ in range(timed)]
     model.zero_grad()
     model.eval()
+
+
+def _timed(model: Any, batch: list[dict], backward: bool = False) -> tuple[float, float]:
+    """(wall, CPU) seconds of one call (``backward``: forward and backward of the summed losses,
+    no optimizer step), as the official script times it."""
+    model.zero_grad()
+    wall, cpu = time.perf_counter(), time.process_time()
+    if backward:
+        sum(model(batch).values()).backward()
+    else:
+        with torch.no_grad():
+            model(batch)
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 # ------------------------------------------------------------------------------ the official side

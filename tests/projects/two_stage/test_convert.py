@@ -85,10 +85,18 @@ def test_every_official_tensor_lands_in_the_head(clip):
 def test_unknown_missing_and_misshapen_keys_are_one_line_errors(clip):
     model = _model(clip)
     official = _official(model)
-    extra = {"model": {**official["model"], "_region_clip_adapter.non_object_embedding":
+    extra = {"model": {**official["model"], "sem_seg_head.predictor.aux_embed.weight":
                        torch.zeros(1, 32)}}
-    with pytest.raises(UserError, match=r"unknown keys .* 1 \(_region_clip_adapter"):
+    with pytest.raises(UserError, match=r"unknown keys .* 1 \(sem_seg_head\.predictor\.aux"):
         converted_state(extra, model)
+    separate = {"model": {**official["model"], "_region_clip_adapter.non_object_embedding":
+                          torch.zeros(1, 32)}}
+    with pytest.raises(UserError, match="separate CLIP-crop adapter with templates"):
+        converted_state(separate, model)
+    learned = {"model": {**official["model"], "clip_adapter.prompt_learner.prefix_prompt":
+                         torch.zeros(16, 32)}}
+    with pytest.raises(UserError, match="PROMPT_LEARNER.ENABLED True"):
+        converted_state(learned, model)
     missing = {"model": {k: v for k, v in official["model"].items()
                          if k != "sem_seg_head.pixel_decoder.layer_4.norm.bias"}}
     with pytest.raises(UserError, match=r"missing keys 1 \(head\.pixel_decoder\.output\.res5\.1"):
