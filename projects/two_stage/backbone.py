@@ -54,7 +54,7 @@ class ResNetBackbone(nn.Module):
             width: channels of the stem and of the first stage (64 = torchvision).
             norm: "BN" or "FrozenBN".
             weights: local torchvision state dict; empty only with ``random_init``.
-            random_init: keep the random initialisation.
+            random_init: keep the random initialisation (``weights`` is then not read).
             renormalize: map inputs normalised with ``input_mean/std`` to ``pixel_mean/std``
                 (all 0-255 scale) before the stem (ImageNet weights expect their own statistics).
         """
@@ -77,7 +77,7 @@ class ResNetBackbone(nn.Module):
         self.layer4 = self._make_layer(block, width * 8, layers[3], 2)
         self.out_channels = {f"res{i + 2}": width * 2 ** i * block.expansion for i in range(4)}
         self._init_weights()
-        if weights:
+        if weights and not random_init:
             self.load_weights(weights)
         elif not random_init:
             raise UserError("MODEL.TWO_STAGE.BACKBONE.WEIGHTS is empty: give a local torchvision "
@@ -175,7 +175,7 @@ def build_backbone(cfg: Any) -> nn.Module:
         depth=b.DEPTH, stem_type=b.STEM_TYPE, stem_out_channels=b.STEM_OUT_CHANNELS,
         stride_in_1x1=b.STRIDE_IN_1X1, res5_dilation=b.RES5_DILATION,
         res5_multi_grid=list(b.RES5_MULTI_GRID), norm=b.NORM, renormalize=renormalize)
-    if b.WEIGHTS:
+    if b.WEIGHTS and not b.RANDOM_INIT:
         backbone.load_weights(b.WEIGHTS)
     elif not b.RANDOM_INIT:
         raise UserError("MODEL.TWO_STAGE.BACKBONE.WEIGHTS is empty: give a local detectron2 "

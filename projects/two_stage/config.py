@@ -62,8 +62,8 @@ def add_two_stage_config(cfg: Any) -> None:
     # "detectron2://DeepLab/R-103.pkl") or any detectron2-layout state dict; torchvision: a
     # torchvision ResNet state dict.
     ts.BACKBONE.WEIGHTS = ""
-    # Random init (speed runs, or the toy world where no ImageNet weights exist). An empty
-    # WEIGHTS is an error unless this is True.
+    # Random init (speed runs, or the toy world where no ImageNet weights exist): WEIGHTS is then
+    # not read. An empty WEIGHTS is an error unless this is True.
     ts.BACKBONE.RANDOM_INIT = False
     # "FrozenBN" (detectron2's default MODEL.RESNETS.NORM, which zsseg keeps: its "SyncBN" line is
     # commented out) or "BN" (trainable BatchNorm).

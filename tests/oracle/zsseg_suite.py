@@ -20,6 +20,8 @@ from zsseg_bench.config.command_line import setup_cfg
 from zsseg_bench.modeling import build_model
 from zsseg_bench.projects.two_stage.convert import converted_state
 
+from .zsseg_official import timed as _timed  # the same timing on both sides (torch only)
+
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 #: Final scores: the issue's target. Intermediate stages: the same bound. Losses: tighter.
@@ -186,17 +188,6 @@ def _train_step(model: Any, inputs: dict[str, Any], dataset: str, run: SuiteRun,
     model.eval()
 
 
-def _timed(model: Any, batch: list[dict], backward: bool = False) -> tuple[float, float]:
-    """(wall, CPU) seconds of one call (``backward``: forward and backward of the summed losses,
-    no optimizer step), as the official script times it."""
-    model.zero_grad()
-    wall, cpu = time.perf_counter(), time.process_time()
-    if backward:
-        sum(model(batch).values()).backward()
-    else:
-        with torch.no_grad():
-            model(batch)
-    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 # ------------------------------------------------------------------------------ the official side
