@@ -6,6 +6,7 @@ import pytest
 
 from zsseg_bench.config import get_cfg, validate_cfg
 from zsseg_bench.config.command_line import setup_cfg
+from zsseg_bench.modeling.clip.templates import get_templates
 from zsseg_bench.utils.errors import UserError
 
 
@@ -121,3 +122,23 @@ def test_a_missing_config_file_is_reported_before_torch_is_imported(tmp_path):
     assert res.stderr.strip() == (f"zsseg-bench train: error: config file not found: "
                                   f"{tmp_path / 'nope.yaml'} (pass an existing YAML, e.g. one "
                                   "under configs/)")
+
+
+def test_templates_take_a_set_name_or_a_list(tmp_path):
+    # MODEL.CLIP.TEMPLATES: a registered set or a list of one's own (zsseg's VOC config:
+    # "a sculpture of a {}."), from a YAML file or the command line, both ways round
+    f = tmp_path / "c.yaml"
+    f.write_text('MODEL:\n  CLIP:\n    TEMPLATES: ["a sculpture of a {}.", "a {} here"]\n')
+    cfg = setup_cfg(str(f), [])
+    assert cfg.MODEL.CLIP.TEMPLATES == ["a sculpture of a {}.", "a {} here"]
+    cfg = setup_cfg(str(f), ["MODEL.CLIP.TEMPLATES", "vild_14"])
+    assert cfg.MODEL.CLIP.TEMPLATES == "vild_14"
+    cfg = get_cfg()
+    cfg.merge_from_list(["MODEL.CLIP.TEMPLATES", "['a photo of the {}.']"])
+    assert cfg.MODEL.CLIP.TEMPLATES == ["a photo of the {}."]
+    for bad in ("3", "[]", "[1, 2]"):
+        with pytest.raises(UserError, match="MODEL.CLIP.TEMPLATES"):
+            cfg.merge_from_list(["MODEL.CLIP.TEMPLATES", bad])
+    assert cfg.MODEL.CLIP.TEMPLATES == ["a photo of the {}."]  # a refused value changes nothing
+    with pytest.raises(UserError, match="MODEL.CLIP.TEMPLATES"):
+        get_templates(["a photo without a placeholder"])

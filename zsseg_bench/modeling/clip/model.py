@@ -481,6 +481,21 @@ class CLIPModel(nn.Module):
                 and isinstance(mask, torch.Tensor) and mask.dim() == 2
                 and isinstance(getattr(m, "positional_embedding", None), torch.Tensor))
 
+    def encode_token_embeddings(self, embeddings: torch.Tensor,
+                                eot_indices: torch.Tensor) -> torch.Tensor:
+        """Normalised text embeddings N x D of input token *embeddings* N x L x width (L the
+        context length), read at the end-of-text positions ``eot_indices`` (N): the text tower
+        of :meth:`encode_text` after the token lookup, for learned prompts (CoOp; zsseg's
+        ``LearnablePromptExtractor``), which build the input embeddings themselves."""
+        m = self.model
+        cast = m.transformer.get_cast_dtype()
+        x = embeddings.to(cast) + m.positional_embedding.to(cast)
+        x = m.ln_final(m.transformer(x, attn_mask=m.attn_mask))
+        x = x[torch.arange(x.shape[0], device=x.device), eot_indices.to(x.device)]
+        proj = m.text_projection
+        x = proj(x) if isinstance(proj, nn.Linear) else x @ proj
+        return F.normalize(x.float(), dim=-1)
+
     def embed_texts(self, class_names: Sequence[str],
                     templates: str | Sequence[str] = "single") -> torch.Tensor:
         """Prompt-ensembled, normalised text embeddings K x D of class names.
