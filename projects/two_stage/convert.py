@@ -37,20 +37,26 @@ are compared with the model's CLIP; the separate adapter's ``non_object_embeddin
 dropped. A separate adapter whose crop texts come from templates cannot be expressed (the suite
 has one template list): an error.
 
-:func:`convert_zsseg` is the mapping (``(weights, model) -> ZssegConversion``, the signature of
-the suite's checkpoint-format registry); :func:`converted_state` adds the strict checks.
+:func:`convert_zsseg` is the mapping, registered as the checkpoint format ``zsseg``
+(``zsseg-bench convert --from zsseg``: :mod:`zsseg_bench.engine.convert` adds the strict checks);
+:func:`converted_state` runs both on a checkpoint already loaded.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
 
+from zsseg_bench.engine.convert import (
+    Converted,
+    convert_state,
+    extract_weights,
+    register_checkpoint_format,
+)
 from zsseg_bench.utils.errors import UserError
-from zsseg_bench.utils.state_dict import state_dict_mismatch
 
 #: Official names -> the head's (regular expressions, applied in order; ``head.`` is prepended).
 _RULES: tuple[tuple[str, str], ...] = (
@@ -98,16 +104,6 @@ _SIGNALS = re.compile(r"^(?:clip_adapter|_region_clip_adapter)\.prompt_learner\.
 _SIGNAL_POSITION = {"start": 0, "dot": 2, "end": 3, "pad": 4}
 
 
-@dataclass
-class ZssegConversion:
-    """The model's trainable state (its key names) and what became of each official key."""
-
-    state: dict[str, torch.Tensor]
-    used: set[str] = field(default_factory=set)
-    checked: set[str] = field(default_factory=set)
-    dropped: dict[str, str] = field(default_factory=dict)
-
-
 def rename(key: str) -> str | None:
     """The head's name (``head.`` included) of an official learned tensor, or None."""
     m = _PIXEL_DECODER.match(key)
@@ -122,7 +118,7 @@ def rename(key: str) -> str | None:
     return None
 
 
-def convert_zsseg(weights: dict[str, torch.Tensor], model: nn.Module) -> ZssegConversion:
+def convert_zsseg(weights: dict[str, torch.Tensor], model: nn.Module) -> Converted:
     """Maps an official checkpoint's ``model`` tensors onto ``model`` (a ``ZeroShotSegmentor``
     with a ``TwoStageHead``; module docstring). Keys no rule knows are left out of every set:
     the caller reports them as unknown.
@@ -131,7 +127,7 @@ def convert_zsseg(weights: dict[str, torch.Tensor], model: nn.Module) -> ZssegCo
         UserError: frozen CLIP tensors that differ from the model's CLIP layer.
     """
     _check_adapters(weights, model.head)
-    out = ZssegConversion(state={})
+    out = Converted(state={})
     clip = model.clip
     clip_state = clip.model.state_dict()
     with torch.no_grad():
@@ -189,25 +185,16 @@ def _check_adapters(weights: dict[str, torch.Tensor], head: nn.Module) -> None:
                         f"{expected}")
 
 
-def converted_state(checkpoint: dict, model: nn.Module) -> dict[str, torch.Tensor]:
-    """The trainable state of ``model`` from an official checkpoint (``{"model": ...}``), strict:
-    an unknown or a missing key, or a shape mismatch, is a one-line :class:`UserError`."""
-    from zsseg_bench.engine.checkpoint import trainable_state_dict
+ZSSEG_FORMAT = register_checkpoint_format(
+    "zsseg", head="TwoStageHead", container="model", convert=convert_zsseg,
+    source="MendelXu/zsseg.baseline @ d77c3af",
+    description="the official zsseg.baseline code's detectron2 checkpoints (model_final.pth, "
+                "the released models)")
 
-    weights = checkpoint.get("model") if isinstance(checkpoint, dict) else None
-    if not isinstance(weights, dict):
-        raise UserError("not a zsseg (detectron2) checkpoint: no 'model' state dict at the top "
-                        f"level (keys: {', '.join(sorted(map(str, checkpoint))[:5]) or 'none'})"
-                        if isinstance(checkpoint, dict) else "not a checkpoint dict")
-    result = convert_zsseg(weights, model)
-    unknown = sorted(set(weights) - result.used - result.checked - set(result.dropped))
-    if unknown:
-        raise UserError(f"unknown keys in the zsseg checkpoint: {len(unknown)} "
-                        f"({', '.join(unknown[:5])}{', ...' if len(unknown) > 5 else ''}): not "
-                        "a checkpoint of the architecture the config describes")
-    target = model.state_dict()  # frozen learned prompts (PROMPT_LEARNER.WEIGHTS) may come too
-    problems = state_dict_mismatch(result.state, target, required=trainable_state_dict(model))
-    if problems:
-        raise UserError(f"the zsseg checkpoint does not fit the model built from the config "
-                        f"({problems}): check that the config is the one it was trained with")
-    return {k: v.detach().to(target[k].dtype).contiguous() for k, v in result.state.items()}
+
+def converted_state(checkpoint: Any, model: nn.Module) -> dict[str, torch.Tensor]:
+    """The trainable state of ``model`` from a loaded official checkpoint (``{"model": ...}``),
+    with the checks of ``zsseg-bench convert``: a file of another layout, an unknown or a missing
+    key, or a shape mismatch, is a one-line :class:`UserError`."""
+    return convert_state(ZSSEG_FORMAT, extract_weights(checkpoint, ZSSEG_FORMAT, "the checkpoint"),
+                         model)

@@ -92,12 +92,12 @@ def test_files_of_another_layout_are_named(tmp_path):
     with pytest.raises(UserError, match=r"is not a test-mmseg checkpoint: .*'state_dict', the "
                                         r"file's top-level keys are iteration, model; its "
                                         r"layout is that of --from test-d2"):
-        conv._extract({"model": {"a": torch.zeros(1)}, "iteration": 3}, fmt, "d2.pth")
+        conv.extract_weights({"model": {"a": torch.zeros(1)}, "iteration": 3}, fmt, "d2.pth")
     suite = {"model": {"a": torch.zeros(1)}, "meta": {"format": 1, "head": "TestHead"}}
     with pytest.raises(UserError, match="a zsseg-bench checkpoint already"):
-        conv._extract(suite, fmt, "model_final.pth")
+        conv.extract_weights(suite, fmt, "model_final.pth")
     with pytest.raises(UserError, match="holds a list"):
-        conv._extract([1, 2], fmt, "x.pth")
+        conv.extract_weights([1, 2], fmt, "x.pth")
 
 
 def test_unreadable_and_unsafe_files_are_one_line_errors(tmp_path):

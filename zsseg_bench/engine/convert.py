@@ -180,7 +180,7 @@ def _read(path: str, trust: bool) -> Any:
                         "checkpoint file?)") from e
 
 
-def _extract(checkpoint: Any, fmt: CheckpointFormat, path: str) -> dict[str, torch.Tensor]:
+def extract_weights(checkpoint: Any, fmt: CheckpointFormat, path: str) -> dict[str, torch.Tensor]:
     """``checkpoint[fmt.container]`` as a name -> tensor dict, or a one-line error."""
     if not isinstance(checkpoint, Mapping):
         raise UserError(f"{path} holds a {type(checkpoint).__name__}, not a checkpoint dict "
@@ -230,8 +230,10 @@ def convert_state(fmt: CheckpointFormat, weights: dict[str, torch.Tensor],
         raise UserError(f"unknown keys in the {fmt.name} checkpoint: {len(unknown)} "
                         f"({_names(unknown)}): not a checkpoint of the architecture the config "
                         f"describes (MODEL.HEAD.NAME {fmt.head}), or another method's file")
-    target = trainable_state_dict(model)
-    problems = state_dict_mismatch(result.state, target)
+    # Trainable tensors are required; frozen learned ones may come too (e.g. zsseg's prompts
+    # when the config freezes them), as a suite checkpoint may hold them.
+    target = model.state_dict()
+    problems = state_dict_mismatch(result.state, target, required=trainable_state_dict(model))
     if problems:
         raise UserError(f"the {fmt.name} checkpoint does not fit the model built from the config "
                         f"({problems}): check that the config matches the official config the "
@@ -264,7 +266,7 @@ def convert_checkpoint(cfg: Any, format_name: str, source: str, output: str,
     if os.path.abspath(source) == os.path.abspath(output):
         raise UserError("--output must not be the official checkpoint itself")
     checkpoint = _read(source, trust_source)
-    weights = _extract(checkpoint, fmt, source)
+    weights = extract_weights(checkpoint, fmt, source)
     if cfg.MODEL.DEVICE != "cpu":
         cfg = cfg.clone()
         cfg.defrost()

@@ -8,6 +8,7 @@ import re
 import pytest
 import torch
 
+from tests.engine.conftest import toy_root  # noqa: F401  (the shared session fixture)
 from zsseg_bench.modeling.meta_arch import ZeroShotSegmentor
 from zsseg_bench.projects.two_stage.convert import converted_state
 from zsseg_bench.projects.two_stage.head import TwoStageHead
@@ -109,7 +110,36 @@ def test_unknown_missing_and_misshapen_keys_are_one_line_errors(clip):
                             torch.tensor(1.0)}}
     with pytest.raises(UserError, match="MODEL.CLIP.WEIGHTS .*logit_scale"):
         converted_state(other_clip, model)
-    with pytest.raises(UserError, match="no 'model' state dict"):
+    with pytest.raises(UserError, match="not a zsseg checkpoint: --from zsseg reads .* 'model'"):
         converted_state({"state_dict": {}}, model)
-    with pytest.raises(UserError, match="not a checkpoint dict"):
+    with pytest.raises(UserError, match="holds a list, not a checkpoint dict"):
         converted_state(["not", "a", "dict"], model)
+
+
+def test_the_cli_converts_a_zsseg_file_that_eval_then_loads(toy_root, tmp_path):  # noqa: F811
+    """``zsseg-bench convert --from zsseg`` (the registry) on a detectron2-layout file of the
+    toy model (zsseg's R-50c layout), then ``eval --weights`` on the result."""
+    from tests.cli_helpers import REPO
+    from tests.engine.helpers import PREFIX
+    from zsseg_bench.cli import main
+    from zsseg_bench.config.command_line import setup_cfg
+    from zsseg_bench.modeling import build_model
+
+    config = str(REPO / "configs" / "synthetic" / "two_stage.yaml")
+    opts = ["DATASETS.TRAIN", f"('{PREFIX}_train',)", "DATASETS.TEST", f"('{PREFIX}_val',)",
+            "MODEL.DEVICE", "cpu", "DATALOADER.NUM_WORKERS", "0",
+            "MODEL.TWO_STAGE.BACKBONE.NAME", "detectron2", "MODEL.TWO_STAGE.BACKBONE.NORM",
+            "FrozenBN", "MODEL.TWO_STAGE.BACKBONE.DEPTH", "50"]
+    torch.manual_seed(0)
+    model = build_model(setup_cfg(config, opts))
+    official = _official(model)
+    torch.save(official, tmp_path / "model_final.pth")
+    out = tmp_path / "suite.pth"
+    assert main(["convert", "--from", "zsseg", str(tmp_path / "model_final.pth"), "--output",
+                 str(out), "--config-file", config, *opts]) == 0
+    saved = torch.load(out, weights_only=True)
+    assert saved["meta"]["converted_from"]["format"] == "zsseg"
+    for key, value in saved["model"].items():
+        assert torch.equal(value, official["model"][_official_name(key)]), key
+    assert main(["eval", "--config-file", config, "--weights", str(out),
+                 "--output-dir", str(tmp_path / "eval"), *opts]) == 0
