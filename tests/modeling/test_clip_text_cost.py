@@ -35,6 +35,16 @@ def test_a_tower_without_causal_mask_runs_as_open_clip_runs_it(clip, monkeypatch
         torch.testing.assert_close(clip.encode_text(tokens), expected)
 
 
+def test_a_class_embedding_does_not_depend_on_the_other_names():
+    # Each class is encoded in a batch of its own, so its row is bit-equal whatever else is in
+    # the list or was embedded before (a batch padded to a longer name, or of another size, is
+    # another computation: not bit-equal on every CPU). Fresh models: no cache in between.
+    names = ["x", "a photo of a very big blue square in the scene", "red circle"]
+    together = tiny_clip().embed_texts(names, "single")
+    for i, name in enumerate(names):
+        assert torch.equal(tiny_clip().embed_texts([name], "single")[0], together[i]), name
+
+
 def test_names_encoded_before_are_not_encoded_again(clip, monkeypatch):
     names = ["red circle", "blue ring", "background", "green cross"]
     full = clip.embed_texts(names, "vild_14")

@@ -500,11 +500,15 @@ class CLIPModel(nn.Module):
                     templates: str | Sequence[str] = "single") -> torch.Tensor:
         """Prompt-ensembled, normalised text embeddings K x D of class names.
 
-        Each class's prompts (one per template) are encoded and normalised, averaged, and the
-        mean normalised again. Results are cached per (class names, templates) for this model,
-        and each class's embedding per (class name, templates), so a list that shares names
-        with an earlier one (a dataset's seen classes, then all of them) encodes only the new
-        names; the caches are dropped when weights are loaded. Computed without gradient.
+        Each class's prompts (one per template) are encoded as one batch of their own and
+        normalised, averaged, and the mean normalised again: a class's embedding does not depend
+        on which other names are embedded with it or before it (matrix kernels need not give
+        bit-equal rows for batches of other sizes), so a vocabulary's seen rows are bit-equal to
+        the full vocabulary's, and a checkpoint evaluated afresh scores as in its run. Results
+        are cached per (class names, templates) for this model, and each class's embedding per
+        (class name, templates), so a list that shares names with an earlier one (a dataset's
+        seen classes, then all of them) encodes only the new names; the caches are dropped when
+        weights are loaded. Computed without gradient.
 
         Args:
             class_names: K class names.
@@ -518,13 +522,9 @@ class CLIPModel(nn.Module):
             per_class = self._class_text_cache
             todo = list(dict.fromkeys(n for n in names if (n, tmpl, key[2]) not in per_class))
             with torch.no_grad():
-                prompts = [t.format(n) for n in todo for t in tmpl]
-                feats = [self.encode_text(self.tokenize(prompts[s:s + 1024]))
-                         for s in range(0, len(prompts), 1024)]
-            if todo:
-                emb = torch.cat(feats).view(len(todo), len(tmpl), -1).mean(1)
-                for name, row in zip(todo, F.normalize(emb, dim=-1)):
-                    per_class[(name, tmpl, key[2])] = row
+                for name in todo:
+                    feats = self.encode_text(self.tokenize([t.format(name) for t in tmpl]))
+                    per_class[(name, tmpl, key[2])] = F.normalize(feats.mean(0), dim=-1)
             self._text_cache[key] = torch.stack([per_class[(n, tmpl, key[2])] for n in names])
         return self._text_cache[key]
 
