@@ -9,8 +9,11 @@ CONFIG = REPO / "configs" / "synthetic" / "zegclip.yaml"
 NUM_TRAIN, NUM_VAL = 64, 40
 #: Guessing uniformly among the 21 toy classes gives a class of pixel fraction f an IoU of
 #: f / (1 + 20 f), i.e. about 1% for an unseen class (each covers ~0.5-1.5% of the pixels).
-#: This run reaches ~49 (72 s on a shared 2-core CPU); the bar is 20x chance.
-UNSEEN_FLOOR = 20.0
+#: This short run (500 steps at 10x the toy learning rate, ~60 s on a shared 2-core CPU) is far
+#: noisier than the toy recipe: seeds 0-4 gave unseen mIoU 50.2 / 48.2 / 39.3 / 29.9 / 47.8, and
+#: seed 0 gave 18.8 with text embeddings that differed by 6e-8 (float noise). The bar is 10x
+#: chance, below every run seen; a broken zero-shot transfer stays near chance.
+UNSEEN_FLOOR = 10.0
 
 
 @pytest.mark.slow
