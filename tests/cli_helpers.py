@@ -8,6 +8,8 @@ import json
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,3 +47,19 @@ def train_toy(config_file: str | Path, output_dir: str | Path, datasets_root: st
                    nproc=nproc, timeout=timeout)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads((Path(output_dir) / "metrics.json").read_text())
+
+
+def wait_until(predicate: Callable[[], bool], proc: subprocess.Popen, timeout: float = 120.0,
+               what: str = "the run") -> None:
+    """Waits until ``predicate()`` holds while ``proc`` runs; fails (with the process's stderr)
+    when it ends first, and kills it on a timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        if proc.poll() is not None:
+            err = proc.stderr.read() if proc.stderr else ""
+            raise AssertionError(f"process ended early ({proc.returncode}): {err[-3000:]}")
+        time.sleep(0.05)
+    proc.kill()
+    raise AssertionError(f"timed out waiting for {what}")

@@ -4,6 +4,8 @@ without any method. Importing this module registers ``PixelContractHead`` (not s
 from __future__ import annotations
 
 import hashlib
+import os
+import time
 
 import torch
 import torch.nn.functional as F
@@ -11,6 +13,9 @@ from torch import nn
 
 from zsseg_bench.config import configurable
 from zsseg_bench.modeling import HEAD_REGISTRY
+
+#: Seconds per image the test head sleeps in inference (default 0): a long evaluation.
+SLOW_INFERENCE_ENV = "ZSSEG_TEST_INFERENCE_SLEEP_S"
 
 
 class FakeTextCLIP(nn.Module):
@@ -50,6 +55,9 @@ if "PixelContractHead" not in HEAD_REGISTRY:
             return {"embed_dim": clip.embed_dim}
 
         def forward(self, images, vocab, clip, targets=None, phase=None):  # noqa: ANN001, ANN201
+            if targets is None and not self.training:
+                # A stand-in for an expensive model in inference (signal tests).
+                time.sleep(float(os.environ.get(SLOW_INFERENCE_ENV, "0")) * images.shape[0])
             feats = F.avg_pool2d(images, self.stride)
             feats = F.normalize(self.proj(feats), dim=1)
             logits = torch.einsum("bdhw,kd->bkhw", feats, vocab.embeddings.to(feats.dtype))

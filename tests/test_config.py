@@ -6,6 +6,7 @@ import pytest
 
 from zsseg_bench.config import get_cfg, validate_cfg
 from zsseg_bench.config.command_line import setup_cfg
+from zsseg_bench.modeling.clip.templates import get_templates
 from zsseg_bench.utils.errors import UserError
 
 
@@ -97,3 +98,47 @@ def test_changed_keys_are_what_differs_from_the_base():
     cfg.MODEL.EXTRA = CfgNode({"A": 1})  # a key the base lacks (another method's)
     assert changed_keys(cfg, base) == {"SOLVER.MAX_ITER": 7, "MODEL.EXTRA.A": 1}
     assert changed_keys(base, cfg) == {"SOLVER.MAX_ITER": base.SOLVER.MAX_ITER}
+
+
+def test_get_cfg_merges_any_methods_config_as_in_detectron2():
+    repo = Path(__file__).resolve().parents[1]
+    for method in ("alignzeg", "zegclip", "two_stage"):
+        cfg = get_cfg()
+        cfg.merge_from_file(str(repo / "configs" / "synthetic" / f"{method}.yaml"))
+        assert cfg.MODEL.HEAD.NAME
+    assert "ALIGNZEG" in get_cfg().MODEL and "ALIGNZEG" not in get_cfg(methods=False).MODEL
+
+
+def test_a_missing_config_file_is_reported_before_torch_is_imported(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys; from zsseg_bench.cli import main; "
+            "rc = main(['train', '--config-file', sys.argv[1]]); "
+            "print(rc, 'torch' in sys.modules)")
+    res = subprocess.run([sys.executable, "-c", code, str(tmp_path / "nope.yaml")],
+                         capture_output=True, text=True, timeout=120)
+    assert res.stdout.split() == ["2", "False"], res.stdout + res.stderr
+    assert res.stderr.strip() == (f"zsseg-bench train: error: config file not found: "
+                                  f"{tmp_path / 'nope.yaml'} (pass an existing YAML, e.g. one "
+                                  "under configs/)")
+
+
+def test_templates_take_a_set_name_or_a_list(tmp_path):
+    # MODEL.CLIP.TEMPLATES: a registered set or a list of one's own (zsseg's VOC config:
+    # "a sculpture of a {}."), from a YAML file or the command line, both ways round
+    f = tmp_path / "c.yaml"
+    f.write_text('MODEL:\n  CLIP:\n    TEMPLATES: ["a sculpture of a {}.", "a {} here"]\n')
+    cfg = setup_cfg(str(f), [])
+    assert cfg.MODEL.CLIP.TEMPLATES == ["a sculpture of a {}.", "a {} here"]
+    cfg = setup_cfg(str(f), ["MODEL.CLIP.TEMPLATES", "vild_14"])
+    assert cfg.MODEL.CLIP.TEMPLATES == "vild_14"
+    cfg = get_cfg()
+    cfg.merge_from_list(["MODEL.CLIP.TEMPLATES", "['a photo of the {}.']"])
+    assert cfg.MODEL.CLIP.TEMPLATES == ["a photo of the {}."]
+    for bad in ("3", "[]", "[1, 2]"):
+        with pytest.raises(UserError, match="MODEL.CLIP.TEMPLATES"):
+            cfg.merge_from_list(["MODEL.CLIP.TEMPLATES", bad])
+    assert cfg.MODEL.CLIP.TEMPLATES == ["a photo of the {}."]  # a refused value changes nothing
+    with pytest.raises(UserError, match="MODEL.CLIP.TEMPLATES"):
+        get_templates(["a photo without a placeholder"])

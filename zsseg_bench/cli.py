@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import NamedTuple
 
-from zsseg_bench.utils.errors import UserError
+from zsseg_bench.utils.errors import UserError, config_file_not_found
 
 
 class Command(NamedTuple):
@@ -38,6 +38,8 @@ COMMANDS = {
                       "tables and plots from a directory of runs"),
     "demo": Command("zsseg_bench.commands.demo",
                     "the toy-world comparison end to end (sweep + report)"),
+    "convert": Command("zsseg_bench.commands.convert",
+                       "turn a checkpoint of a method's official code into a suite checkpoint"),
     "prepare": Command("zsseg_bench.commands.prepare",
                        "prepare a dataset (the toy world, or real ones from their downloads)"),
 }
@@ -67,8 +69,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     name = next((a for a in argv if not a.startswith("-")), None)
     args = build_parser(only=name if name in COMMANDS else None).parse_args(argv)
-    module = _load(COMMANDS[args.command])
     try:
+        config_file = getattr(args, "config_file", None)
+        if config_file and not os.path.isfile(config_file):
+            raise config_file_not_found(config_file)  # at once, before torch is imported
+        module = _load(COMMANDS[args.command])
         return int(module.run(args) or 0)
     except UserError as e:
         print(f"zsseg-bench {args.command}: error: {e}", file=sys.stderr)

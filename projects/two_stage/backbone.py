@@ -1,9 +1,12 @@
-"""The proposal network's own backbone: a torchvision ResNet returning ``res2..res5``.
+"""The proposal network's own backbone (``res2..res5``): :func:`build_backbone` picks
+detectron2's ResNet layout (zsseg's R-101c, :mod:`.detectron2_resnet`) or torchvision's
+(:class:`ResNetBackbone`, the toy world's width-reduced ResNet-18) by
+``MODEL.TWO_STAGE.BACKBONE.NAME``.
 
-Built from torchvision's ``BasicBlock`` / ``Bottleneck`` with the parameter names of
-``torchvision.models.ResNet`` (``conv1, bn1, layer1..layer4``), so a torchvision ImageNet state
-dict loads as is. ``width`` scales every stage (64 = torchvision's ResNet); a reduced width is
-for the toy world, where no pretrained weights exist anyway.
+:class:`ResNetBackbone` is built from torchvision's ``BasicBlock`` / ``Bottleneck`` with the
+parameter names of ``torchvision.models.ResNet`` (``conv1, bn1, layer1..layer4``), so a
+torchvision ImageNet state dict loads as is. ``width`` scales every stage (64 = torchvision's
+ResNet); a reduced width is for the toy world, where no pretrained weights exist anyway.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from torchvision.ops.misc import FrozenBatchNorm2d
 from zsseg_bench.config import configurable
 from zsseg_bench.utils.errors import UserError
 from zsseg_bench.utils.state_dict import state_dict_mismatch
+
+from .detectron2_resnet import Detectron2ResNet, renormalization
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +54,7 @@ class ResNetBackbone(nn.Module):
             width: channels of the stem and of the first stage (64 = torchvision).
             norm: "BN" or "FrozenBN".
             weights: local torchvision state dict; empty only with ``random_init``.
-            random_init: keep the random initialisation.
+            random_init: keep the random initialisation (``weights`` is then not read).
             renormalize: map inputs normalised with ``input_mean/std`` to ``pixel_mean/std``
                 (all 0-255 scale) before the stem (ImageNet weights expect their own statistics).
         """
@@ -72,7 +77,7 @@ class ResNetBackbone(nn.Module):
         self.layer4 = self._make_layer(block, width * 8, layers[3], 2)
         self.out_channels = {f"res{i + 2}": width * 2 ** i * block.expansion for i in range(4)}
         self._init_weights()
-        if weights:
+        if weights and not random_init:
             self.load_weights(weights)
         elif not random_init:
             raise UserError("MODEL.TWO_STAGE.BACKBONE.WEIGHTS is empty: give a local torchvision "
@@ -80,11 +85,9 @@ class ResNetBackbone(nn.Module):
                             "(speed runs, toy world)")
         self.renormalize = renormalize
         if renormalize:
-            in_mean, in_std = torch.tensor(input_mean), torch.tensor(input_std)
-            out_mean, out_std = torch.tensor(pixel_mean), torch.tensor(pixel_std)
-            scale, shift = in_std / out_std, (in_mean - out_mean) / out_std
-            self.register_buffer("in_scale", scale.view(1, -1, 1, 1), persistent=False)
-            self.register_buffer("in_shift", shift.view(1, -1, 1, 1), persistent=False)
+            scale, shift = renormalization(input_mean, input_std, pixel_mean, pixel_std)
+            self.register_buffer("in_scale", scale, persistent=False)
+            self.register_buffer("in_shift", shift, persistent=False)
 
     @classmethod
     def from_config(cls, cfg: Any) -> dict[str, Any]:
@@ -158,3 +161,24 @@ class ResNetBackbone(nn.Module):
             x = layer(x)
             out[name] = x
         return out
+
+
+def build_backbone(cfg: Any) -> nn.Module:
+    """The backbone of ``MODEL.TWO_STAGE.BACKBONE`` (``NAME``: ``detectron2`` or
+    ``torchvision``), its weights loaded from ``WEIGHTS`` (an empty one needs ``RANDOM_INIT``)."""
+    b = cfg.MODEL.TWO_STAGE.BACKBONE
+    if b.NAME == "torchvision":
+        return ResNetBackbone(cfg)
+    renormalize = ((list(cfg.MODEL.PIXEL_MEAN), list(cfg.MODEL.PIXEL_STD), list(b.PIXEL_MEAN),
+                    list(b.PIXEL_STD)) if b.RENORMALIZE else None)
+    backbone = Detectron2ResNet(
+        depth=b.DEPTH, stem_type=b.STEM_TYPE, stem_out_channels=b.STEM_OUT_CHANNELS,
+        stride_in_1x1=b.STRIDE_IN_1X1, res5_dilation=b.RES5_DILATION,
+        res5_multi_grid=list(b.RES5_MULTI_GRID), norm=b.NORM, renormalize=renormalize)
+    if b.WEIGHTS and not b.RANDOM_INIT:
+        backbone.load_weights(b.WEIGHTS)
+    elif not b.RANDOM_INIT:
+        raise UserError("MODEL.TWO_STAGE.BACKBONE.WEIGHTS is empty: give a local detectron2 "
+                        "ResNet file (zsseg: detectron2's DeepLab/R-103.pkl), or set "
+                        "MODEL.TWO_STAGE.BACKBONE.RANDOM_INIT True (speed runs)")
+    return backbone

@@ -15,7 +15,12 @@ from zsseg_bench.config.config import CfgNode as CN
 
 #: Fixed choices of the two-stage keys (declared in the table of allowed values).
 CHOICES = {
+    "MODEL.TWO_STAGE.BACKBONE.NAME": ("detectron2", "torchvision"),
     "MODEL.TWO_STAGE.BACKBONE.NORM": ("BN", "FrozenBN"),
+    "MODEL.TWO_STAGE.BACKBONE.STEM_TYPE": ("basic", "deeplab"),
+    "MODEL.TWO_STAGE.CLIP_ENSEMBLE.CUT": ("zsseg", "grid"),
+    "MODEL.TWO_STAGE.MATCHER.RESOLUTION": ("masks", "targets"),
+    "MODEL.TWO_STAGE.PROMPT_LEARNER.FOR": ("both", "crops"),
     "MODEL.TWO_STAGE.CLIP_ENSEMBLE.CROP": ("bbox", "masked"),
     "MODEL.TWO_STAGE.CLIP_ENSEMBLE.MODE": ("batched", "loop"),
     "MODEL.TWO_STAGE.SELF_TRAINING.RECIPE": ("offline", "online"),
@@ -33,23 +38,41 @@ def add_two_stage_config(cfg: Any) -> None:
 
     # ------------------------------------------------------------------ proposal backbone
     ts.BACKBONE = CN()
-    # torchvision ResNet depth: 18, 34, 50 or 101. zsseg uses R-101c (DeepLab stem, detectron2
-    # "build_resnet_deeplab_backbone"); we use torchvision's standard-stem R-101 (README.md).
+    # "detectron2": detectron2's ResNet layout and names (zsseg / MaskFormer; its ImageNet files
+    # and zsseg checkpoints load as they are; detectron2_resnet.py). "torchvision": torchvision's
+    # ResNet-18/34/50/101 (optionally width-reduced; the toy world).
+    ts.BACKBONE.NAME = "detectron2"
+    # zsseg's R-101c (MendelXu/zsseg.baseline @ d77c3af, configs/voc-11k-15/zero_shot_maskformer_
+    # R101c_bs16_20k.yaml: MODEL.RESNETS.DEPTH 101). detectron2: 50, 101, 152; torchvision: 18,
+    # 34, 50, 101.
     ts.BACKBONE.DEPTH = 101
-    # Channels of the stem and of the first stage's blocks; 64 = torchvision's ResNet. A smaller
-    # value gives a width-reduced ResNet (toy world only; no pretrained weights exist for it).
+    # detectron2 only (same source: MODEL.BACKBONE.NAME "build_resnet_deeplab_backbone",
+    # RESNETS.STEM_TYPE "deeplab", STEM_OUT_CHANNELS 128, STRIDE_IN_1X1 False, RES5_MULTI_GRID
+    # [1, 2, 4]; RES5_DILATION is detectron2's default 1, so res5 keeps stride 32).
+    ts.BACKBONE.STEM_TYPE = "deeplab"
+    ts.BACKBONE.STEM_OUT_CHANNELS = 128
+    ts.BACKBONE.STRIDE_IN_1X1 = False
+    ts.BACKBONE.RES5_MULTI_GRID = [1, 2, 4]
+    ts.BACKBONE.RES5_DILATION = 1
+    # torchvision only: channels of the stem and of the first stage's blocks; 64 = torchvision's
+    # ResNet. A smaller value gives a width-reduced ResNet (toy world only; no pretrained weights
+    # exist for it).
     ts.BACKBONE.WIDTH = 64
-    # Local torchvision state dict (e.g. resnet101 ImageNet weights). Never downloaded.
+    # Local weights, never downloaded. detectron2: its ImageNet file (zsseg's MODEL.WEIGHTS
+    # "detectron2://DeepLab/R-103.pkl") or any detectron2-layout state dict; torchvision: a
+    # torchvision ResNet state dict.
     ts.BACKBONE.WEIGHTS = ""
-    # Random init (speed runs, or the toy world where no ImageNet weights exist). An empty
-    # WEIGHTS is an error unless this is True.
+    # Random init (speed runs, or the toy world where no ImageNet weights exist): WEIGHTS is then
+    # not read. An empty WEIGHTS is an error unless this is True.
     ts.BACKBONE.RANDOM_INIT = False
-    # "BN" (trainable BatchNorm) or "FrozenBN" (detectron2's default for pretrained backbones).
-    ts.BACKBONE.NORM = "BN"
-    # Images reach the head CLIP-normalised (MODEL.PIXEL_MEAN/STD). With RENORMALIZE the backbone
-    # re-normalises them with its own mean/std below (ImageNet weights expect torchvision's).
+    # "FrozenBN" (detectron2's default MODEL.RESNETS.NORM, which zsseg keeps: its "SyncBN" line is
+    # commented out) or "BN" (trainable BatchNorm).
+    ts.BACKBONE.NORM = "FrozenBN"
+    # Images reach the head normalised with MODEL.PIXEL_MEAN/STD (the paper configs: ImageNet's,
+    # zsseg's MODEL.PIXEL_MEAN). With RENORMALIZE the backbone maps them to its own mean/std
+    # below first (a config whose MODEL.PIXEL_MEAN is another method's).
     ts.BACKBONE.RENORMALIZE = False
-    # torchvision ImageNet normalisation (torchvision.models ResNet weights transforms), 0-255.
+    # torchvision / detectron2 ImageNet normalisation (0-255 scale).
     ts.BACKBONE.PIXEL_MEAN = [123.675, 116.28, 103.53]
     ts.BACKBONE.PIXEL_STD = [58.395, 57.12, 57.375]
     # The backbone's learning-rate multiplier (MaskFormer SOLVER.BACKBONE_MULTIPLIER = 0.1, used
@@ -84,8 +107,9 @@ def add_two_stage_config(cfg: Any) -> None:
     # ZeroShotTransformerPredictor: EMBED_LAYERS = 2, EMBED_HIDDEN_DIM = 1024).
     ts.DECODER.EMBED_LAYERS = 2
     ts.DECODER.EMBED_HIDDEN_DIM = 1024
-    # Cosine logits divided by this temperature (zsseg: 100 x cosine, i.e. 0.01, OpenAI CLIP's
-    # learned logit scale). 0 = 1 / the CLIP model's own learned logit scale.
+    # Cosine logits divided by this temperature (zsseg: a fixed 100 x cosine, i.e. 0.01,
+    # ClipAdapter.get_sim_logits; equal to OpenAI CLIP's learned logit scale). 0 = 1 / the CLIP
+    # model's own learned logit scale.
     ts.DECODER.TEMPERATURE = 0.01
 
     # ------------------------------------------------------------------ Hungarian matcher
@@ -94,6 +118,12 @@ def add_two_stage_config(cfg: Any) -> None:
     ts.MATCHER.COST_CLASS = 1.0
     ts.MATCHER.COST_MASK = 20.0
     ts.MATCHER.COST_DICE = 1.0
+    # Where the matching costs are computed. "masks": at the predicted masks' resolution (1/4 of
+    # the padded input), the target masks nearest-downsampled to it (MaskFormer
+    # HungarianMatcher.memory_efficient_forward, zsseg mask_former/modeling/matcher.py @ d77c3af).
+    # "targets": every predicted mask upsampled to the mask-loss resolution first (the suite's
+    # earlier way; the toy config keeps it).
+    ts.MATCHER.RESOLUTION = "masks"
 
     # ------------------------------------------------------------------ losses
     ts.LOSS = CN()
@@ -105,8 +135,9 @@ def add_two_stage_config(cfg: Any) -> None:
     ts.LOSS.NO_OBJECT_WEIGHT = 0.1
     ts.LOSS.FOCAL_ALPHA = 0.25
     ts.LOSS.FOCAL_GAMMA = 2.0
-    # Mask losses compare masks at input resolution / TARGET_STRIDE (MaskFormer: 1, predictions
-    # upsampled to the target size). A larger stride saves time on CPU.
+    # Mask losses compare masks at input resolution / TARGET_STRIDE (MaskFormer: 1, the matched
+    # predictions upsampled to the target size, SetCriterion.loss_masks). A larger stride saves
+    # time on CPU.
     ts.LOSS.TARGET_STRIDE = 1
     # MaskFormer counts ignore pixels as negatives of every target mask (False). True leaves
     # them out of the mask losses and the mask costs.
@@ -116,13 +147,23 @@ def add_two_stage_config(cfg: Any) -> None:
     ts.CLIP_ENSEMBLE = CN()
     # zsseg MODEL.CLIP_ADAPTER.CLIP_ENSEMBLE = True. False: query classifier only.
     ts.CLIP_ENSEMBLE.ENABLED = True
-    # zsseg CLIP_ENSEMBLE_WEIGHT w: seen p^w c^(1-w), unseen p^(1-w) c^w (0.7 VOC, 0.8 COCO).
+    # zsseg CLIP_ENSEMBLE_WEIGHT w: seen p^w c^(1-w), unseen p^(1-w) c^w (0.7 VOC, 0.8 COCO);
+    # w = 0: CLIP alone, proposals without a crop left out (zsseg semantic_inference).
     ts.CLIP_ENSEMBLE.WEIGHT = 0.8
     # zsseg MASK_THR = 0.5: a proposal's region is sigmoid(mask) > threshold.
     ts.CLIP_ENSEMBLE.MASK_THRESHOLD = 0.5
     # "masked": bbox crop, pixels outside the mask filled with CLIP's mean (zsseg MASK_FILL "mean",
     # ZegFormer); "bbox": the plain bounding-box crop.
     ts.CLIP_ENSEMBLE.CROP = "masked"
+    # How crops are cut. "zsseg": from each image without its batch padding, the mask applied at
+    # image resolution, normalised with CLIP's mean/std, each crop resized bicubically
+    # (MaskFormerClipAdapter._preprocess_image and crop_with_mask, zsseg mask_former/modeling/
+    # clip_adapter/{adapter,utils}.py @ d77c3af). "grid": the suite's earlier crops (the toy
+    # config keeps them): cut from the padded batch by bilinear sampling of the image and of the
+    # mask, which is re-thresholded (the CLIP layer's encode_crops).
+    ts.CLIP_ENSEMBLE.CUT = "zsseg"
+    # zsseg MASK_EXPAND_RATIO: the crop box grows by this factor about its centre ("zsseg" cut).
+    ts.CLIP_ENSEMBLE.MASK_EXPAND_RATIO = 1.0
     # "batched": all crops of a batch through CLIP at once; "loop": one crop at a time.
     ts.CLIP_ENSEMBLE.MODE = "batched"
     # Crop side fed to CLIP (zsseg REGION_RESIZED, ViT-B/16 input 224). 0 = the CLIP model's own
@@ -130,14 +171,35 @@ def add_two_stage_config(cfg: Any) -> None:
     ts.CLIP_ENSEMBLE.SIZE = 224
     # False: the crop box is stretched to the square CLIP input (zsseg's F.interpolate of the
     # box to 224 x 224, mask_former/modeling/clip_adapter/adapter.py @ d77c3af; ZegFormer's
-    # roi_align). True: the box first grows to a square about its centre, keeping the region's
-    # aspect ratio (the toy world, whose bars differ from squares by aspect ratio alone).
+    # roi_align). True ("grid" cut only): the box first grows to a square about its centre,
+    # keeping the region's aspect ratio (the toy world, whose bars differ from squares by aspect
+    # ratio alone).
     ts.CLIP_ENSEMBLE.SQUARE_BOX = False
-    # CLIP crop logits = cosine / TEMPERATURE; 0 = the CLIP model's learned logit scale
-    # (OpenAI CLIP: 100, what zsseg's normalize=True path uses).
-    ts.CLIP_ENSEMBLE.TEMPERATURE = 0.0
+    # CLIP crop logits = cosine / TEMPERATURE: zsseg multiplies by a fixed 100
+    # (ClipAdapter.get_sim_logits, temperature=100, adapter.py @ d77c3af), whatever the CLIP
+    # model's learned logit scale (100 for OpenAI's CLIPs). 0 = the CLIP model's learned scale.
+    ts.CLIP_ENSEMBLE.TEMPERATURE = 0.01
     # Subtracted from seen-class probabilities after fusion (ZegFormer calibration 0.1; zsseg 0).
     ts.CLIP_ENSEMBLE.SEEN_CALIBRATION = 0.0
+
+    # ------------------------------------------------------------------ learned prompts (zsseg)
+    ts.PROMPT_LEARNER = CN()
+    # zsseg PROMPT_LEARNER "learnable" (mask_former/modeling/clip_adapter/text_prompt.py,
+    # LearnablePromptExtractor; prompt_learner.py): class texts from learned vectors instead of
+    # MODEL.CLIP.TEMPLATES. False: the templates (zsseg "predefined" / "vild").
+    ts.PROMPT_LEARNER.ENABLED = False
+    # zsseg PROMPT_SHAPE (16, 0): learned vectors before / after the class name (their width is
+    # CLIP's text width, zsseg PROMPT_DIM 512).
+    ts.PROMPT_LEARNER.PREFIX_LENGTH = 16
+    ts.PROMPT_LEARNER.SUFFIX_LENGTH = 0
+    # zsseg PROMPT_CHECKPOINT: a checkpoint of its prompt-learning stage; its learned prompts are
+    # loaded and frozen. Empty: they are trained with the model (zsseg without a checkpoint) or
+    # come from MODEL.WEIGHTS (a converted checkpoint).
+    ts.PROMPT_LEARNER.WEIGHTS = ""
+    # Which texts are learned: "both" (zsseg SEPERATE_ADAPTER False: the query classifier's and
+    # the CLIP crops') or "crops" (SEPERATE_ADAPTER True with REGION_CLIP_ADAPTER.PROMPT_LEARNER
+    # "learnable": the query classifier keeps MODEL.CLIP.TEMPLATES).
+    ts.PROMPT_LEARNER.FOR = "both"
 
     # ------------------------------------------------------------------ self-training (zsseg+ST)
     ts.SELF_TRAINING = CN()
@@ -162,8 +224,8 @@ def check_two_stage_cfg(cfg: Any) -> None:
     """Raises :class:`~zsseg_bench.utils.errors.UserError` for a two-stage key outside its choices
     (``CHOICES``, checked by the config validation) or its range.
 
-    ``BACKBONE.DEPTH`` is checked by :class:`~.backbone.ResNetBackbone` itself (the first module
-    the head builds after this check, with the same message).
+    ``BACKBONE.DEPTH`` is checked by the backbone itself (the first module the head builds after
+    this check).
     """
     from zsseg_bench.config import validate_cfg
     from zsseg_bench.utils.errors import UserError
@@ -178,3 +240,10 @@ def check_two_stage_cfg(cfg: Any) -> None:
         if ts[section][name] < 0:
             raise UserError(f"MODEL.TWO_STAGE.{key} = {ts[section][name]} must be > 0 (or 0: "
                             f"the CLIP model's learned logit scale)")
+    e = ts.CLIP_ENSEMBLE
+    if e.CUT == "zsseg" and e.SQUARE_BOX:
+        raise UserError("MODEL.TWO_STAGE.CLIP_ENSEMBLE.SQUARE_BOX True needs CLIP_ENSEMBLE.CUT "
+                        "grid (zsseg's crops stretch the box)")
+    if e.MASK_EXPAND_RATIO <= 0 or (e.CUT == "grid" and e.MASK_EXPAND_RATIO != 1.0):
+        raise UserError(f"MODEL.TWO_STAGE.CLIP_ENSEMBLE.MASK_EXPAND_RATIO = "
+                        f"{e.MASK_EXPAND_RATIO} must be > 0, and 1.0 with CLIP_ENSEMBLE.CUT grid")

@@ -10,6 +10,12 @@ Semantic-segmentation labels become one target "instance" per class present in t
 - ``loss_dice``: dice loss of matched masks, same normalisation;
 - deep supervision: the same losses on every intermediate prediction (suffix ``_<layer>``).
 
+Predicted and target masks may differ in resolution (MaskFormer's ``SetCriterion`` and
+``HungarianMatcher.memory_efficient_forward``, zsseg ``mask_former/modeling/{criterion,matcher}.py``
+@ d77c3af): the matcher compares the predictions with the targets nearest-downsampled to the
+predictions' size, and the losses upsample (bilinear) only the matched predictions to the
+targets' size.
+
 Losses come back already multiplied by their weights (their sum is the training objective).
 """
 
@@ -113,13 +119,19 @@ class SetCriterion(nn.Module):
                 "mask_ignore_pixels": loss.MASK_IGNORE_PIXELS}
 
     def single(self, logits: torch.Tensor, masks: torch.Tensor,
-               targets: list[dict[str, torch.Tensor]], num_masks: float
+               targets: list[dict[str, torch.Tensor]], num_masks: float,
+               match_targets: list[dict[str, torch.Tensor]] | None = None
                ) -> dict[str, torch.Tensor]:
-        """Losses of one prediction (logits B x Q x (K+1), masks B x Q x h x w logits; targets
-        with masks at h x w)."""
+        """Losses of one prediction (logits B x Q x (K+1), masks B x Q x h x w logits).
+
+        Args:
+            targets: per image, target masks at the losses' resolution.
+            num_masks: the normalisation of the mask losses.
+            match_targets: the targets at the predictions' resolution (None: ``targets``).
+        """
         if not self.mask_ignore_pixels:
             targets = [{k: v for k, v in t.items() if k != "valid"} for t in targets]
-        indices = self.matcher(logits, masks, targets)
+        indices = self.matcher(logits, masks, match_targets or targets)
         b, q, k1 = logits.shape
         # classification: unmatched -> no-object (index K)
         target_classes = torch.full((b, q), k1 - 1, dtype=torch.long, device=logits.device)
@@ -128,14 +140,20 @@ class SetCriterion(nn.Module):
         weight = torch.ones(k1, device=logits.device, dtype=logits.dtype)
         weight[-1] = self.no_object_weight
         loss_ce = F.cross_entropy(logits.transpose(1, 2), target_classes, weight)
-        # masks: matched pairs only
+        # masks: matched pairs only, upsampled to the targets' size
         pred, gt, valid = [], [], []
+        size = tuple(targets[0]["masks"].shape[-2:]) if targets else tuple(masks.shape[-2:])
+        resize = size != tuple(masks.shape[-2:])
         for i, ((src, tgt), t) in enumerate(zip(indices, targets)):
-            pred.append(masks[i, src.to(masks.device)].flatten(1))
+            matched = masks[i, src.to(masks.device)]
+            pred.append(matched if resize else matched.flatten(1))
             gt.append(t["masks"][tgt.to(masks.device)].flatten(1))
             if "valid" in t:
                 valid.append(t["valid"].flatten()[None].expand(len(src), -1))
         pred_t, gt_t = torch.cat(pred), torch.cat(gt).to(masks.dtype)
+        if resize and len(pred_t):
+            pred_t = F.interpolate(pred_t[:, None], size=size, mode="bilinear",
+                                   align_corners=False).flatten(1)
         valid_t = torch.cat(valid) if valid else None
         if len(pred_t):
             loss_mask = sigmoid_focal_loss(pred_t, gt_t, self.focal_alpha, self.focal_gamma,
@@ -152,12 +170,34 @@ class SetCriterion(nn.Module):
 
         Args:
             predictions: per decoder output (class logits B x Q x (K+1), mask logits), the last
-                one final. Target masks must have the masks' spatial size.
+                one final; the masks of every output have one size.
+            targets: per image, target masks at the losses' resolution (module docstring).
         """
         num_masks = float(max(sum(len(t["labels"]) for t in targets), 1))
-        losses = self.single(*predictions[-1], targets, num_masks)
+        match_targets = downsample_targets(targets, tuple(predictions[-1][1].shape[-2:]))
+        losses = self.single(*predictions[-1], targets, num_masks, match_targets)
         if self.deep_supervision:
             for i, (logits, masks) in enumerate(predictions[:-1]):
-                for name, value in self.single(logits, masks, targets, num_masks).items():
+                for name, value in self.single(logits, masks, targets, num_masks,
+                                               match_targets).items():
                     losses[f"{name}_{i}"] = value
         return losses
+
+
+def downsample_targets(targets: list[dict[str, torch.Tensor]], size: tuple[int, int]
+                       ) -> list[dict[str, torch.Tensor]] | None:
+    """The targets nearest-downsampled to ``size`` for the matcher (MaskFormer's matcher:
+    ``F.interpolate(tgt_mask[:, None], size, mode="nearest")``); None when they have that size."""
+    if not targets or tuple(targets[0]["masks"].shape[-2:]) == tuple(size):
+        return None
+    out = []
+    for t in targets:
+        item = dict(t)
+        for key in ("masks", "valid"):
+            if key in t:
+                m = t[key].float()
+                m = m[:, None] if key == "masks" else m[None, None]
+                m = F.interpolate(m, size=size, mode="nearest")
+                item[key] = m[:, 0] if key == "masks" else m[0, 0] > 0.5
+        out.append(item)
+    return out

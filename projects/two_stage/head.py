@@ -24,6 +24,7 @@ classes, unlabelled pixels pseudo-labelled first (:meth:`pseudo_label`) by the f
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -37,29 +38,38 @@ from zsseg_bench.modeling import HEAD_REGISTRY
 from zsseg_bench.modeling.stage_timer import stage
 from zsseg_bench.modeling.training_phase import TrainingPhase
 
-from .backbone import ResNetBackbone
+from .backbone import build_backbone
 from .clip_classifier import CropBatch, CropClassifier, learned_logit_scale
 from .config import check_two_stage_cfg
 from .criterion import SetCriterion, semantic_targets
 from .ensemble import ensemble_probs, semantic_inference
 from .pixel_decoder import FPNPixelDecoder
+from .prompt_learner import LearnedPrompts
 from .teacher import frozen_copy
 from .transformer_decoder import QueryDecoder, build_query_decoder
 
 Prediction = tuple[torch.Tensor, torch.Tensor]  # (class embeddings B x Q x D, masks B x Q x h x w)
+Sizes = Sequence[tuple[int, int]] | None  # each image's (h, w) without the batch padding
 
 
 @HEAD_REGISTRY.register()
 class TwoStageHead(nn.Module):
     """Proposal network with its own backbone + CLIP crop classification (see module doc)."""
 
+    #: The meta-architecture passes each image's unpadded size (``image_sizes``): zsseg cuts the
+    #: CLIP crops from the image without its batch padding.
+    takes_image_sizes = True
+
     @configurable
     def __init__(self, *, backbone: nn.Module, pixel_decoder: nn.Module, decoder: QueryDecoder,
                  criterion: SetCriterion, crop_classifier: CropClassifier, embed_dim: int,
                  temperature: float, ensemble: bool, ensemble_weight: float,
                  seen_calibration: float = 0.0, target_stride: int = 1,
+                 match_at_mask_resolution: bool = True,
                  pseudo_label_threshold: float = 0.5, pseudo_label_with_clip: bool = True,
-                 self_training_recipe: str = "online"):
+                 self_training_recipe: str = "online",
+                 prompt_learner: LearnedPrompts | None = None,
+                 learned_prompts_for: str = "both"):
         """
         Args:
             backbone: ``images -> {"res2".."res5"}`` with ``out_channels``.
@@ -74,11 +84,17 @@ class TwoStageHead(nn.Module):
             ensemble_weight: zsseg's w.
             seen_calibration: subtracted from seen-class per-pixel scores at inference.
             target_stride: mask losses at input size / target_stride.
+            match_at_mask_resolution: the criterion gets the predicted masks at their own
+                resolution (matching there, only matched masks upsampled for the losses:
+                MaskFormer); False: every predicted mask is upsampled to the loss resolution
+                first.
             pseudo_label_threshold: self-training confidence threshold.
             pseudo_label_with_clip: pseudo-labels from the CLIP ensemble (else queries only).
             self_training_recipe: "online" (the current model labels each batch) or "offline"
                 (a frozen copy of the head taken at the first self-training step labels every
                 batch: zsseg's recipe inside one run; the copy is kept in ``teacher``).
+            prompt_learner: zsseg's learned prompts, replacing the vocabulary's template texts
+                for ``learned_prompts_for``: "both" classifiers or the CLIP "crops" only.
         """
         super().__init__()
         self.backbone = backbone
@@ -93,10 +109,14 @@ class TwoStageHead(nn.Module):
         self.ensemble_weight = ensemble_weight
         self.seen_calibration = seen_calibration
         self.target_stride = target_stride
+        self.match_at_mask_resolution = match_at_mask_resolution
         self.pseudo_label_threshold = pseudo_label_threshold
         self.pseudo_label_with_clip = pseudo_label_with_clip
         self.self_training_recipe = check_value("MODEL.TWO_STAGE.SELF_TRAINING.RECIPE",
                                                 self_training_recipe)
+        self.prompt_learner = prompt_learner
+        self.learned_prompts_for = check_value("MODEL.TWO_STAGE.PROMPT_LEARNER.FOR",
+                                               learned_prompts_for)
         self.teacher: TwoStageHead | None = None
         if self_training_recipe == "offline":
             teacher = frozen_copy(self)
@@ -116,7 +136,7 @@ class TwoStageHead(nn.Module):
     def from_config(cls, cfg: Any, clip: Any) -> dict[str, Any]:
         check_two_stage_cfg(cfg)
         ts = cfg.MODEL.TWO_STAGE
-        backbone = ResNetBackbone(cfg)
+        backbone = build_backbone(cfg)
         return {
             "backbone": backbone,
             "pixel_decoder": FPNPixelDecoder(cfg, in_channels=backbone.out_channels),
@@ -131,11 +151,18 @@ class TwoStageHead(nn.Module):
             "ensemble_weight": ts.CLIP_ENSEMBLE.WEIGHT,
             "seen_calibration": ts.CLIP_ENSEMBLE.SEEN_CALIBRATION,
             "target_stride": ts.LOSS.TARGET_STRIDE,
+            "match_at_mask_resolution": ts.MATCHER.RESOLUTION == "masks",
             "pseudo_label_threshold": ts.SELF_TRAINING.SCORE_THRESHOLD,
             "pseudo_label_with_clip": ts.SELF_TRAINING.USE_CLIP,
             # The teacher exists in transductive runs only (inductive checkpoints stay as they are).
             "self_training_recipe": (ts.SELF_TRAINING.RECIPE
                                      if cfg.ZERO_SHOT.SETTING == "transductive" else "online"),
+            "prompt_learner": (LearnedPrompts(
+                prefix_length=ts.PROMPT_LEARNER.PREFIX_LENGTH,
+                suffix_length=ts.PROMPT_LEARNER.SUFFIX_LENGTH,
+                dim=clip.model.token_embedding.embedding_dim, weights=ts.PROMPT_LEARNER.WEIGHTS)
+                if ts.PROMPT_LEARNER.ENABLED else None),
+            "learned_prompts_for": ts.PROMPT_LEARNER.FOR,
         }
 
     # --------------------------------------------------------------------------- stages
@@ -146,6 +173,14 @@ class TwoStageHead(nn.Module):
             mask_features, multi_scale = self.pixel_decoder(features)
             return self.decoder(features["res5"], multi_scale, mask_features)
 
+    def texts(self, clip: Any, vocab: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """(query-classifier texts, CLIP-crop texts), K x D each: the vocabulary's template
+        texts, or the learned prompts' for the classifiers ``learned_prompts_for`` names."""
+        if self.prompt_learner is None:
+            return vocab.embeddings, vocab.embeddings
+        learned = self.prompt_learner(clip, vocab.names)
+        return (learned if self.learned_prompts_for == "both" else vocab.embeddings), learned
+
     def classify_queries(self, embeddings: torch.Tensor,
                          text_embeddings: torch.Tensor) -> torch.Tensor:
         """Query-classifier logits B x Q x (K+1): cosine with the K class texts and the learned
@@ -154,10 +189,12 @@ class TwoStageHead(nn.Module):
         classes = torch.cat([text_embeddings.to(embeddings.dtype), void.to(embeddings.dtype)])
         return embeddings @ classes.T / self.temperature
 
-    def prepare_crops(self, mask_logits: torch.Tensor, image_size: tuple[int, int]) -> CropBatch:
-        """Stage ``crop_preparation``: thresholded proposal regions at image size."""
+    def prepare_crops(self, mask_logits: torch.Tensor, image_size: tuple[int, int],
+                      image_sizes: Sizes = None) -> CropBatch:
+        """Stage ``crop_preparation``: thresholded proposal regions at image size (``image_size``
+        the padded batch's, ``image_sizes`` each image's without padding)."""
         with stage("crop_preparation"):
-            return self.crop_classifier.prepare(mask_logits, image_size)
+            return self.crop_classifier.prepare(mask_logits, image_size, image_sizes)
 
     def classify_crops(self, clip: Any, images: torch.Tensor, crops: CropBatch,
                        text_embeddings: torch.Tensor) -> torch.Tensor:
@@ -167,21 +204,26 @@ class TwoStageHead(nn.Module):
 
     def fuse(self, query_logits: torch.Tensor, mask_logits: torch.Tensor,
              clip_probs: torch.Tensor | None, valid: torch.Tensor | None,
-             is_seen: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
+             is_seen: torch.Tensor, size: tuple[int, int] | None = None,
+             mask_probs: torch.Tensor | None = None) -> torch.Tensor:
         """Stage ``fusion``: per-class scores B x K x h x w (``size``, or the masks' size).
 
         ``p`` = softmax over vocabulary + void with void dropped; fused with ``clip_probs`` by
         :func:`ensemble_probs` (if given); then summed over queries weighted by the sigmoid
         masks, the mask logits upsampled to ``size`` first (zsseg: sigmoid at image
-        resolution); ``seen_calibration`` subtracted from seen classes.
+        resolution; ``mask_probs``: those sigmoid masks, if the crops already computed them);
+        ``seen_calibration`` subtracted from seen classes.
         """
         with stage("fusion"):
             p = query_logits.float().softmax(-1)[..., :-1]
             scores = ensemble_probs(p, clip_probs, is_seen, self.ensemble_weight, valid)
-            masks = mask_logits.float()
-            if size is not None and tuple(masks.shape[-2:]) != tuple(size):
-                masks = F.interpolate(masks, size=size, mode="bilinear", align_corners=False)
-            semseg = semantic_inference(scores, masks.sigmoid())
+            if mask_probs is None:
+                masks = mask_logits.float()
+                if size is not None and tuple(masks.shape[-2:]) != tuple(size):
+                    masks = F.interpolate(masks, size=size, mode="bilinear",
+                                          align_corners=False)
+                mask_probs = masks.sigmoid()
+            semseg = semantic_inference(scores, mask_probs)
             if self.seen_calibration:
                 seen = is_seen.to(semseg.device).view(1, -1, 1, 1).to(semseg.dtype)
                 semseg = semseg - self.seen_calibration * seen
@@ -190,44 +232,52 @@ class TwoStageHead(nn.Module):
     # --------------------------------------------------------------------------- forward
     def forward(self, images: torch.Tensor, vocab: Any, clip: Any,
                 targets: torch.Tensor | None = None,
-                phase: TrainingPhase = TrainingPhase.SUPERVISED) -> Any:
-        """Losses (``targets`` given) or B x K x H x W class scores (inference)."""
+                phase: TrainingPhase = TrainingPhase.SUPERVISED,
+                image_sizes: Sizes = None) -> Any:
+        """Losses (``targets`` given) or B x K x H x W class scores (inference).
+
+        ``image_sizes``: each image's (h, w) without the batch padding (None: no padding).
+        """
         if targets is None:
-            return self.inference(images, vocab, clip)
-        return self.losses(images, vocab, clip, targets, phase)
+            return self.inference(images, vocab, clip, image_sizes=image_sizes)
+        return self.losses(images, vocab, clip, targets, phase, image_sizes=image_sizes)
 
     def inference(self, images: torch.Tensor, vocab: Any, clip: Any,
                   predictions: list[Prediction] | None = None,
-                  ensemble: bool | None = None) -> torch.Tensor:
-        """Per-class scores over ``vocab`` at the images' size (B x K x H x W).
+                  ensemble: bool | None = None, image_sizes: Sizes = None) -> torch.Tensor:
+        """Per-class scores over ``vocab`` at the (padded) images' size (B x K x H x W).
 
         Args:
             predictions: the proposal network's outputs, if already computed.
             ensemble: fuse with CLIP crop classification; None = ``self.ensemble``.
+            image_sizes: each image's (h, w) without the batch padding (None: no padding).
         """
         embeddings, mask_logits = (predictions or self.propose(images))[-1]
-        query_logits = self.classify_queries(embeddings, vocab.embeddings)
-        clip_probs = valid = None
+        query_text, crop_text = self.texts(clip, vocab)
+        query_logits = self.classify_queries(embeddings, query_text)
+        clip_probs = valid = probs = None
         use_clip = self.ensemble if ensemble is None else ensemble
         if use_clip:
-            crops = self.prepare_crops(mask_logits, tuple(images.shape[-2:]))
-            clip_probs = self.classify_crops(clip, images, crops, vocab.embeddings)
-            valid = crops.valid
+            crops = self.prepare_crops(mask_logits, tuple(images.shape[-2:]), image_sizes)
+            clip_probs = self.classify_crops(clip, images, crops, crop_text)
+            valid, probs = crops.valid, crops.probs
         return self.fuse(query_logits, mask_logits, clip_probs, valid, vocab.is_seen,
-                         size=tuple(images.shape[-2:]))
+                         size=tuple(images.shape[-2:]), mask_probs=probs)
 
     def losses(self, images: torch.Tensor, vocab: Any, clip: Any, targets: torch.Tensor,
-               phase: TrainingPhase = TrainingPhase.SUPERVISED) -> dict[str, torch.Tensor]:
+               phase: TrainingPhase = TrainingPhase.SUPERVISED,
+               image_sizes: Sizes = None) -> dict[str, torch.Tensor]:
         """Matching losses of every decoder layer against per-class target masks.
 
         Supervised phase: over the seen classes of ``vocab`` only (an unseen label is an
         error; unlabelled pixels are ignored). Self-training: over every class, unlabelled pixels
-        pseudo-labelled first.
+        pseudo-labelled first. Padding is labelled 255: no class (zsseg pads the target masks
+        with zeros).
         """
         predictions = self.propose(images)
-        text = vocab.embeddings
+        text = self.texts(clip, vocab)[0]
         if phase is TrainingPhase.SELF_TRAINING:
-            targets = self.pseudo_label(images, vocab, clip, predictions, targets)
+            targets = self.pseudo_label(images, vocab, clip, predictions, targets, image_sizes)
             num_classes = len(vocab)
         else:
             targets, seen = seen_targets(targets, vocab)
@@ -240,30 +290,33 @@ class TwoStageHead(nn.Module):
                               with_valid=self.criterion.mask_ignore_pixels)
         outputs = []
         for embeddings, masks in predictions:
-            if tuple(masks.shape[-2:]) != size:
+            if not self.match_at_mask_resolution and tuple(masks.shape[-2:]) != size:
                 masks = F.interpolate(masks, size=size, mode="bilinear", align_corners=False)
             outputs.append((self.classify_queries(embeddings, text), masks))
         return self.criterion(outputs, gt)
 
     @torch.no_grad()
     def labelling_scores(self, images: torch.Tensor, vocab: Any, clip: Any,
-                         predictions: list[Prediction]) -> torch.Tensor:
+                         predictions: list[Prediction], image_sizes: Sizes = None
+                         ) -> torch.Tensor:
         """Fused scores the pseudo-labels come from: the teacher's (``offline``; frozen at the
         first self-training step) or this step's final prediction (``online``)."""
         use_clip = self.ensemble and self.pseudo_label_with_clip
         if self.teacher is None:
             return self.inference(images, vocab, clip, predictions=predictions[-1:],
-                                  ensemble=use_clip)
+                                  ensemble=use_clip, image_sizes=image_sizes)
         if not bool(self.teacher_ready):
             student = {k: v for k, v in self.state_dict().items()
                        if not k.startswith("teacher.") and k != "teacher_ready"}
             self.teacher.load_state_dict(student)
             self.teacher_ready.fill_(True)
-        return self.teacher.inference(images, vocab, clip, ensemble=use_clip)
+        return self.teacher.inference(images, vocab, clip, ensemble=use_clip,
+                                      image_sizes=image_sizes)
 
     @torch.no_grad()
     def pseudo_label(self, images: torch.Tensor, vocab: Any, clip: Any,
-                     predictions: list[Prediction], targets: torch.Tensor) -> torch.Tensor:
+                     predictions: list[Prediction], targets: torch.Tensor,
+                     image_sizes: Sizes = None) -> torch.Tensor:
         """Self-training (transductive): labels for the unlabelled pixels (254).
 
         The fused scores of :meth:`labelling_scores` (with the CLIP crop ensemble unless
@@ -277,7 +330,7 @@ class TwoStageHead(nn.Module):
         out[unlabelled] = IGNORE_LABEL
         if len(unseen) == 0 or not bool(unlabelled.any()):
             return out
-        scores = self.labelling_scores(images, vocab, clip, predictions)
+        scores = self.labelling_scores(images, vocab, clip, predictions, image_sizes)
         scores = F.interpolate(scores, size=targets.shape[-2:], mode="bilinear",
                                align_corners=False).clamp(min=0)
         probs = scores / scores.sum(1, keepdim=True).clamp(min=1e-6)

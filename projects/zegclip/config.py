@@ -13,10 +13,14 @@ from __future__ import annotations
 from typing import Any
 
 from zsseg_bench.config import CfgNode as CN
+from zsseg_bench.config.allowed import allow
+
+from .decoder import DECODER_INITS
 
 
 def add_zegclip_config(cfg: Any) -> None:
     """Adds the ``MODEL.ZEGCLIP.*`` keys to ``cfg`` (in place; a second call is a no-op)."""
+    allow("MODEL.ZEGCLIP.DECODER.INIT", DECODER_INITS)
     if "ZEGCLIP" in cfg.MODEL:
         return
     cfg.MODEL.ZEGCLIP = CN()
@@ -61,6 +65,14 @@ def add_zegclip_config(cfg: Any) -> None:
     # Loss on the masks of every decoder layer. The official head computes all layers' masks
     # but supervises only the last one (_set_aux_loss is never called), so False is faithful.
     z.DECODER.DEEP_SUPERVISION = False
+    # How the input projection, relationship descriptor and decoder start. "pytorch": PyTorch's
+    # default initialisation of every layer (Linear: Kaiming-uniform weights, uniform biases),
+    # as official training leaves them -- ZegCLIP's train.py calls backbone.init_weights() and
+    # text_encoder.init_weights() but never the decode head's init_weights. "trunc_normal": that
+    # never-called ATMSingleHeadSeg.init_weights (decode_seg.py: truncated-normal std 0.02
+    # Linear weights, zero biases). Either way the official use_proj input projection's weight
+    # is truncated-normal (decode_seg.py draws it in the constructor).
+    z.DECODER.INIT = "pytorch"
 
     # --- Loss (criterion.py: SegPlusCriterion; VOC config: SegLossPlus) ------------------------
     z.LOSS = CN()

@@ -126,9 +126,24 @@ class LightDecoder(nn.Module):
         return masks
 
 
-def init_decoder_weights(module: nn.Module) -> None:
-    """Truncated-normal(std 0.02) Linear weights, zero biases, unit LayerNorms
-    (decode_seg.py: ``ATMSingleHeadSeg.init_weights``)."""
+#: ``MODEL.ZEGCLIP.DECODER.INIT`` choices (see projects/zegclip/config.py).
+DECODER_INITS = ("pytorch", "trunc_normal")
+
+
+def init_decoder_weights(module: nn.Module, mode: str = "trunc_normal") -> None:
+    """Initialises the decoder side of the head (``module``: the input projection, the
+    relationship descriptor or the decoder).
+
+    ``"trunc_normal"``: truncated-normal (std 0.02) Linear weights, zero biases, unit
+    LayerNorms (decode_seg.py: ``ATMSingleHeadSeg.init_weights``). ``"pytorch"``: every layer
+    keeps PyTorch's default initialisation, as in official training (train.py initialises the
+    backbone and the text encoder but never calls the decode head's ``init_weights``); only the
+    input projection's weight is truncated-normal, as decode_seg.py's constructor draws it.
+    """
+    if mode not in DECODER_INITS:
+        raise ValueError(f"unknown decoder initialisation {mode!r}; choices: {DECODER_INITS}")
+    if mode == "pytorch":
+        return
     for m in module.modules():
         if isinstance(m, nn.Linear):
             nn.init.trunc_normal_(m.weight, std=0.02)

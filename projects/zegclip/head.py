@@ -58,7 +58,8 @@ class ZegCLIPHead(nn.Module):
                  prompt_dropout: float = 0.1, prompt_norm: bool = True, hidden_dim: int = 0,
                  num_decoder_layers: int = 3, num_heads: int = 8, mlp_ratio: int = 4,
                  dropout: float = 0.1, attn_dropout: float = 0.1, query_self_attn: bool = False,
-                 deep_supervision: bool = False, focal_weight: float = 100.0,
+                 deep_supervision: bool = False, decoder_init: str = "pytorch",
+                 focal_weight: float = 100.0,
                  dice_weight: float = 1.0, focal_alpha: float = 0.25, focal_gamma: float = 2.0,
                  self_train_focal_weight: float = -1.0, ignore_as_negative: bool = True,
                  seen_score_calibration: float = 0.1):
@@ -69,13 +70,16 @@ class ZegCLIPHead(nn.Module):
                                     prompt_projection, prompt_dropout, prompt_norm)
                         if num_prompt_tokens > 0 else None)
         # Official use_proj=True path; identity when the decoder works in the CLIP space.
-        self.input_proj: nn.Module = (nn.Sequential(nn.Linear(embed_dim, dim), nn.LayerNorm(dim))
-                                      if dim != embed_dim else nn.Identity())
+        self.input_proj: nn.Module = nn.Identity()
+        if dim != embed_dim:
+            self.input_proj = nn.Sequential(nn.Linear(embed_dim, dim), nn.LayerNorm(dim))
+            if decoder_init == "pytorch":  # decode_seg.py draws it so in its constructor
+                nn.init.trunc_normal_(self.input_proj[0].weight, std=0.02)
         self.descriptor = RelationshipDescriptor(embed_dim, dim)
         self.decoder = LightDecoder(dim, num_decoder_layers, num_heads, mlp_ratio, dropout,
                                     attn_dropout, query_self_attn)
         for module in (self.input_proj, self.descriptor, self.decoder):
-            init_decoder_weights(module)
+            init_decoder_weights(module, decoder_init)
         self.deep_supervision = deep_supervision
         self.loss_args = {"dice_weight": dice_weight, "alpha": focal_alpha, "gamma": focal_gamma,
                           "ignore_as_negative": ignore_as_negative}
@@ -104,6 +108,7 @@ class ZegCLIPHead(nn.Module):
             "attn_dropout": z.DECODER.ATTN_DROPOUT,
             "query_self_attn": z.DECODER.QUERY_SELF_ATTN,
             "deep_supervision": z.DECODER.DEEP_SUPERVISION,
+            "decoder_init": z.DECODER.INIT,
             "focal_weight": z.LOSS.FOCAL_WEIGHT,
             "dice_weight": z.LOSS.DICE_WEIGHT,
             "focal_alpha": z.LOSS.FOCAL_ALPHA,
@@ -171,10 +176,12 @@ class ZegCLIPHead(nn.Module):
         """Sigmoid class scores at ``size``, ``seen_score_calibration`` subtracted from seen
         classes (the official ``semantic_inference``)."""
         with stage("post_process"):
-            scores = resize_scores(logits.float(), size).sigmoid()
+            scores = resize_scores(logits.float(), size)
+            # In place in the upsampled buffer (a new tensor unless no resize was needed).
+            scores = scores.sigmoid_() if scores is not logits else scores.sigmoid()
             if self.seen_score_calibration:
                 offset = is_seen.to(scores.device, scores.dtype) * self.seen_score_calibration
-                scores = scores - offset.view(1, -1, 1, 1)
+                scores = scores.sub_(offset.view(1, -1, 1, 1))
             return scores
 
     # ------------------------------------------------------------------- seen / unseen logic

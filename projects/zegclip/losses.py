@@ -30,19 +30,23 @@ def binary_targets(labels: torch.Tensor, num_classes: int) -> tuple[torch.Tensor
     if (labels[valid] >= num_classes).any() or (labels[valid] < 0).any():
         raise ValueError(f"labels outside 0..{num_classes - 1} (and 255): "
                          f"{sorted(set(labels[valid].unique().tolist()))}")
-    safe = torch.where(valid, labels, torch.zeros_like(labels))
-    targets = F.one_hot(safe.long(), num_classes).permute(0, 3, 1, 2).to(torch.float32)
-    valid = valid.unsqueeze(1)
-    return targets * valid, valid
+    b, h, w = labels.shape
+    safe = torch.where(valid, labels, torch.zeros_like(labels)).long().view(b, 1, h * w)
+    # A 1 at (class, pixel) of every valid pixel, written into zeros (one pass over B x K x HW).
+    targets = torch.zeros(b, num_classes, h * w, device=labels.device)
+    targets.scatter_(1, safe, valid.view(b, 1, h * w).to(targets.dtype))
+    return targets.view(b, num_classes, h, w), valid.unsqueeze(1)
 
 
-def sigmoid_focal_loss(logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor,
-                       alpha: float = 0.25, gamma: float = 2.0) -> torch.Tensor:
-    """RetinaNet focal loss per (image, class), averaged over the weighted pixels.
+def sigmoid_focal_loss(logits: torch.Tensor, targets: torch.Tensor,
+                       weights: torch.Tensor | None = None, alpha: float = 0.25,
+                       gamma: float = 2.0) -> torch.Tensor:
+    """RetinaNet focal loss per (image, class), averaged over the (weighted) pixels.
 
     Args:
-        logits, targets: ``B x K x H x W``.
-        weights: ``B x 1 x H x W`` pixel weights (1 where the pixel counts).
+        logits, targets: ``B x K x H x W`` (targets 0 or 1).
+        weights: ``B x 1 x H x W`` pixel weights (1 where the pixel counts); None: every pixel
+            counts (the plain mean, as the official criterion).
         alpha: weight of positives (``1 - alpha`` for negatives); < 0 disables it.
         gamma: focusing exponent.
 
@@ -51,22 +55,34 @@ def sigmoid_focal_loss(logits: torch.Tensor, targets: torch.Tensor, weights: tor
     """
     ce = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
     prob = logits.sigmoid()
-    p_t = prob * targets + (1 - prob) * (1 - targets)
+    positive = targets > 0
+    # For 0/1 targets, exactly the official p * t + (1 - p) * (1 - t) and
+    # alpha * t + (1 - alpha) * (1 - t), in one pass each.
+    p_t = torch.where(positive, prob, 1 - prob)
     loss = ce * (1 - p_t) ** gamma
     if alpha >= 0:
-        loss = (alpha * targets + (1 - alpha) * (1 - targets)) * loss
+        loss = torch.where(positive, alpha, 1 - alpha) * loss
+    if weights is None:
+        return loss.flatten(2).mean(-1)
     denom = weights.flatten(2).sum(-1).clamp(min=1)
     return (loss * weights).flatten(2).sum(-1) / denom
 
 
-def dice_loss(logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """``1 - (2|p·t| + 1) / (|p| + |t| + 1)`` per (image, class), over the weighted pixels.
+def dice_loss(logits: torch.Tensor, targets: torch.Tensor,
+              weights: torch.Tensor | None = None) -> torch.Tensor:
+    """``1 - (2|p·t| + 1) / (|p| + |t| + 1)`` per mask, over the (weighted) pixels.
+
+    Args:
+        logits, targets: ``N x ... x H x W`` masks (the last two dimensions are pixels).
+        weights: pixel weights broadcastable to them; None: every pixel counts.
 
     Returns:
-        ``B x K`` losses.
+        The losses, ``N x ...``.
     """
-    prob = (logits.sigmoid() * weights).flatten(2)
-    targets = (targets * weights).flatten(2)
+    prob = logits.sigmoid()
+    if weights is not None:
+        prob, targets = prob * weights, targets * weights
+    prob, targets = prob.flatten(-2), targets.flatten(-2)
     numerator = 2 * (prob * targets).sum(-1)
     denominator = prob.sum(-1) + targets.sum(-1)
     return 1 - (numerator + 1) / (denominator + 1)
@@ -76,6 +92,10 @@ def mask_losses(logits: torch.Tensor, labels: torch.Tensor, *, focal_weight: flo
                 dice_weight: float, alpha: float = 0.25, gamma: float = 2.0,
                 ignore_as_negative: bool = True) -> dict[str, torch.Tensor]:
     """Weighted focal + dice losses of one layer's class masks.
+
+    The focal loss covers every (image, class) pair, the dice loss only the pairs present in
+    the labels (the official criterion computes it on those alone); both are divided by the
+    number of present pairs.
 
     Args:
         logits: ``B x K x h x w`` mask logits (upsampled here to the label size, unless
@@ -90,11 +110,14 @@ def mask_losses(logits: torch.Tensor, labels: torch.Tensor, *, focal_weight: flo
         ``{"loss_focal": ..., "loss_dice": ...}`` (scalars, already weighted).
     """
     logits = resize_scores(logits.float(), labels.shape[-2:])
-    targets, valid = binary_targets(labels, logits.shape[1])
-    weights = torch.ones_like(valid, dtype=logits.dtype) if ignore_as_negative else valid.to(
-        logits.dtype)
-    present = targets.flatten(2).amax(-1) > 0  # B x K: (image, class) pairs in the labels
+    num_classes = logits.shape[1]
+    targets, valid = binary_targets(labels, num_classes)
+    weights = None if ignore_as_negative else valid.to(logits.dtype)
+    present = torch.stack([torch.bincount(lab[lab != IGNORE_LABEL].long(),
+                                          minlength=num_classes) > 0 for lab in labels])
     num_masks = present.sum().clamp(min=1).to(logits.dtype)
     focal = sigmoid_focal_loss(logits, targets, weights, alpha, gamma).sum() / num_masks
-    dice = (dice_loss(logits, targets, weights) * present).sum() / num_masks
+    image, cls = present.nonzero(as_tuple=True)
+    dice = dice_loss(logits[image, cls], targets[image, cls],
+                     None if weights is None else weights[image, 0]).sum() / num_masks
     return {"loss_focal": focal_weight * focal, "loss_dice": dice_weight * dice}

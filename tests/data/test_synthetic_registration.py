@@ -38,7 +38,7 @@ def test_builtin_names_and_metadata():
 
 def test_prepared_on_first_use_with_one_log_line(tmp_path):
     prefix = f"tsyn_{uuid.uuid4().hex[:6]}"
-    register_all_synthetic(str(tmp_path), prefix=prefix, num_train=6, num_val=4, num_workers=1)
+    register_all_synthetic(str(tmp_path), prefix=prefix, num_train=6, num_val=18, num_workers=1)
     records = _Records()
     synthetic_module.logger.addHandler(records)
     old_level = synthetic_module.logger.level
@@ -50,13 +50,16 @@ def test_prepared_on_first_use_with_one_log_line(tmp_path):
     finally:
         synthetic_module.logger.removeHandler(records)
         synthetic_module.logger.setLevel(old_level)
-    assert len(train) == 6 and len(val) == 4
+    assert len(train) == 6 and len(val) == 18
+    quick = DatasetCatalog.get(f"{prefix}_val_16")  # the quick look's split: the first 16
+    assert [d["file_name"] for d in quick] == [d["file_name"] for d in val[:16]]
+    assert MetadataCatalog.get(f"{prefix}_val_16").stuff_classes == list(CLASS_NAMES)
     assert sum("rendering it now" in m for m in first) == 1
     assert records.messages == first  # the second split found it prepared
     d = train[0]
     assert os.path.isfile(d["file_name"]) and os.path.isfile(d["sem_seg_file_name"])
     assert d["height"] > 0 and d["width"] > 0 and d["image_id"] == "000000"
-    for name in (f"{prefix}_train", f"{prefix}_val"):
+    for name in (f"{prefix}_train", f"{prefix}_val", f"{prefix}_val_16"):
         DatasetCatalog.remove(name)
 
 
@@ -76,10 +79,15 @@ def test_prepare_command(tmp_path):
         assert len(os.listdir(tmp_path / "synthetic" / "labels" / split)) == n
 
 
-@pytest.mark.parametrize("dataset,script", [("voc", "prepare_voc_sem_seg.py"),
-                                            ("coco_stuff", "prepare_coco_stuff_sem_seg.py")])
-def test_prepare_real_dataset_points_to_its_script(tmp_path, dataset, script):
-    proc = _cli(dataset, "--root", str(tmp_path))
-    assert proc.returncode == 2
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and script in lines[0] and str(tmp_path) in lines[0]
+@pytest.mark.parametrize("dataset,split,missing", [
+    ("voc", "val", "VOCdevkit/VOC2012/JPEGImages"), ("coco_stuff", "val2017", "coco/val2017"),
+    ("pcontext", "val", "VOCdevkit/VOC2010"), ("pcontext_459", "val", "VOCdevkit/VOC2010"),
+    ("ade20k_150", "validation", "ADEChallengeData2016"),
+    ("ade20k_847", "validation", "ADE20K_2021_17_01")])
+def test_prepare_real_dataset_runs_its_script(tmp_path, dataset, split, missing):
+    # Without the downloads, the script (run by the command) names what is missing, one line.
+    proc = _cli(dataset, "--root", str(tmp_path), "--splits", split)
+    assert proc.returncode == 2, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and str(tmp_path / missing) in last, last
+    assert "Traceback" not in proc.stderr

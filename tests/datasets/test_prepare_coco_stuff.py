@@ -116,3 +116,30 @@ def test_label_of_another_size_than_its_image_is_an_error(tmp_path):
     with pytest.raises(UserError, match="label of size .* but its image"):
         load_script(SCRIPT).main(["--root", str(tmp_path), "--workers", "1", "--splits",
                                   "train2017"])
+
+
+def test_the_zsseg_and_maskformer_layout_coco_stuffthingmaps_is_read_too(tmp_path):
+    raws = make_coco(tmp_path)
+    coco = tmp_path / "coco"
+    (coco / "stuffthingmaps_trainval2017").rename(coco / "stuffthingmaps")
+    proc = run_script(SCRIPT, "--root", str(tmp_path), "--workers", "1", "--splits", "val2017")
+    assert proc.returncode == 0, proc.stderr
+    for stem in COCO_SPLITS["val2017"]:
+        np.testing.assert_array_equal(read_png(tmp_path / OUT / "val2017" / f"{stem}.png"),
+                                      expected_coco(raws[stem]))
+
+
+def test_zsseg_bench_prepare_runs_the_script(tmp_path):
+    import subprocess
+    import sys
+
+    raws = make_coco(tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "zsseg_bench", "prepare", "coco_stuff",
+                           "--root", str(tmp_path), "--splits", "val2017", "--workers", "1"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "coco_stuff_zs_val (val2017): 2 images, 2 labels" in proc.stdout
+    stem = COCO_SPLITS["val2017"][0]
+    np.testing.assert_array_equal(read_png(tmp_path / OUT / "val2017" / f"{stem}.png"),
+                                  expected_coco(raws[stem]))
+    assert not (tmp_path / OUT / "train2017").exists()  # --splits reached the script

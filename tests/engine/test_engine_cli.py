@@ -13,7 +13,7 @@ import time
 import pytest
 import torch
 
-from tests.cli_helpers import REPO, cli_command, cli_env, run_cli
+from tests.cli_helpers import REPO, cli_command, cli_env, run_cli, wait_until
 from tests.engine.helpers import PREFIX, trainable_weights, write_config
 from zsseg_bench.cli import main
 from zsseg_bench.engine.signals import EXIT_CODE_SIGTERM
@@ -21,19 +21,6 @@ from zsseg_bench.engine.signals import EXIT_CODE_SIGTERM
 #: The in-process registration of the same files as the subprocesses' ``synthetic_*``.
 IN_PROCESS_DATASETS = ["DATASETS.TRAIN", f"('{PREFIX}_train',)",
                        "DATASETS.TEST", f"('{PREFIX}_val',)"]
-
-
-def _wait_for(path, predicate, proc, timeout=90.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and predicate(path.read_text()):
-            return
-        if proc.poll() is not None:
-            raise AssertionError(f"process ended early ({proc.returncode}): "
-                                 f"{proc.stderr.read()}")
-        time.sleep(0.05)
-    proc.kill()
-    raise AssertionError(f"timed out waiting for {path}")
 
 
 def _records(path, kind):
@@ -75,8 +62,10 @@ def test_sigterm_saves_a_checkpoint_exits_143_and_resume_continues(toy_root, tmp
     assert not (out / "metrics.json").exists()
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files
 
-    # --resume continues at the next iteration (here with a shorter schedule, to finish fast).
-    assert main([*args[:1], "--resume", *args[1:], "SOLVER.MAX_ITER", str(stopped_at + 3)]) == 0
+    # --resume continues at the next iteration (here with a shorter schedule, to finish fast:
+    # a change of the config that --allow-config-change accepts).
+    assert main([*args[:1], "--resume", "--allow-config-change", *args[1:], "SOLVER.MAX_ITER",
+                 str(stopped_at + 3)]) == 0
     resume = _records(out / "log.jsonl", "event")[-1]
     assert resume["event"] == "resume" and resume["start_iter"] == stopped_at + 1
     assert json.loads((out / "metrics.json").read_text())["iteration"] == stopped_at + 3
@@ -90,7 +79,9 @@ def test_sigkill_never_leaves_a_truncated_checkpoint(toy_root, tmp_path):
                                         str(out)), cwd=REPO, env=cli_env(toy_root),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     # Killed while it writes a checkpoint every iteration.
-    _wait_for(out / "log.jsonl", lambda text: text.count('"type": "train"') >= 4, proc)
+    log = out / "log.jsonl"
+    wait_until(lambda: log.exists() and log.read_text().count('"type": "train"') >= 4, proc,
+               timeout=90, what=str(log))
     proc.kill()
     proc.communicate(timeout=60)
     logged = max(r["iteration"] for r in _records(out / "log.jsonl", "train"))
@@ -102,7 +93,10 @@ def test_sigkill_never_leaves_a_truncated_checkpoint(toy_root, tmp_path):
 
 
 @pytest.mark.slow
-def test_ddp_gloo_two_processes_evaluation_equals_single_process_eval(toy_root, tmp_path):
+def test_ddp_gloo_two_processes_evaluation_equals_single_process_eval(toy_root, tmp_path,
+                                                                     one_thread):
+    # Equal confusion matrices need equal computations: one image per batch (TEST.IMS_PER_BATCH
+    # 1) and one thread here as in the ranks (another thread count may flip an argmax).
     config = write_config(tmp_path / "config.yaml", SOLVER__MAX_ITER=4,
                           SOLVER__CHECKPOINT_PERIOD=2, TEST__EVAL_PERIOD=2)
     out = tmp_path / "ddp"

@@ -101,3 +101,68 @@ def test_registry_errors_name_the_choices():
         build_head(cfg, FakeTextCLIP())
     assert "NoSuchHead" in str(e.value) and "PixelContractHead" in str(e.value)
     assert "MODEL.HEAD.NAME" in str(e.value)
+
+
+class _SizeRecordingHead(torch.nn.Module):
+    """Takes ``image_sizes`` (``takes_image_sizes``): records what each call gets, and returns
+    scores that reveal padding (1 inside every image's unpadded size, 0 outside)."""
+
+    takes_image_sizes = True
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(()))
+        self.calls = []
+
+    def forward(self, images, vocab, clip, targets=None, phase=None, image_sizes=None):  # noqa: ANN001, ANN201
+        self.calls.append((tuple(images.shape[-2:]), image_sizes, targets is not None))
+        if targets is not None:
+            return {"loss": self.weight * 0 + images.mean()}
+        out = images.new_zeros((images.shape[0], len(vocab), *images.shape[-2:]))
+        for o, (h, w) in zip(out, image_sizes):
+            o[:, :h, :w] = 1.0
+        return out + self.weight
+
+
+@pytest.mark.parametrize("mode", ["whole", "slide"])
+def test_heads_that_take_image_sizes_get_the_unpadded_sizes(mode):
+    # detectron2's ImageList.image_sizes: the size of each image (or window) without the batch
+    # padding; heads without takes_image_sizes are called as before (the tests above)
+    head = _SizeRecordingHead()
+    model = ZeroShotSegmentor(head=head, clip=FakeTextCLIP(), train_dataset=DATASET,
+                              test_dataset=DATASET, setting="inductive", templates="single",
+                              pixel_mean=[128.0] * 3, pixel_std=[64.0] * 3, size_divisibility=32,
+                              test_mode=mode, slide_crop=(48, 48), slide_stride=(32, 32))
+    assert model.head_takes_image_sizes
+    sizes = [(40, 56), (30, 20)]
+    model.eval()
+    with torch.no_grad():
+        out = model(_inputs(sizes, with_labels=False))
+    for o in out:  # never a score from the padding: every pixel of every image is 1
+        torch.testing.assert_close(o["sem_seg"], torch.ones_like(o["sem_seg"]))
+    if mode == "whole":
+        assert head.calls == [((64, 64), [(40, 56), (30, 20)], False)]
+    else:  # windows of 48 (or the whole image when smaller) every 32, each batch padded to 32
+        assert head.calls[0] == ((64, 64), [(40, 48), (40, 48)], False)
+        assert head.calls[-1] == ((32, 32), [(30, 20)], False)
+    head.calls.clear()
+    model.train()
+    model(_inputs(sizes, with_labels=True))
+    assert head.calls == [((64, 64), [(40, 56), (30, 20)], True)]
+
+
+def test_templates_may_be_a_list_of_their_own():
+    # MODEL.CLIP.TEMPLATES names a set or gives templates (zsseg VOC: "a sculpture of a {}.");
+    # the vocabulary cache is keyed by them
+    class RecordingCLIP(FakeTextCLIP):
+        def embed_texts(self, names, templates):  # noqa: ANN001, ANN201
+            self.templates = templates
+            return super().embed_texts(names, templates)
+
+    clip = RecordingCLIP()
+    model = ZeroShotSegmentor(head=HEAD_REGISTRY.get("PixelContractHead")(embed_dim=16),
+                              clip=clip, train_dataset=DATASET, test_dataset=DATASET,
+                              setting="inductive", templates=["a sculpture of a {}."],
+                              pixel_mean=[128.0] * 3, pixel_std=[64.0] * 3, size_divisibility=32)
+    model.vocabulary(DATASET, trainable_only=False)
+    assert clip.templates == ("a sculpture of a {}.",)

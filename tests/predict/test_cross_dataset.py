@@ -56,7 +56,7 @@ def test_transfer_split(open_vocab):
     assert len(seen_fully) == len(OV_CLASS_NAMES) and unseen_fully == []
 
 
-def test_cli_cross_dataset_eval(trained, open_vocab, tmp_path):
+def test_cli_cross_dataset_eval(trained, open_vocab, tmp_path, capsys):
     config, weights = trained
     out = tmp_path / "eval"
     assert main(["eval", "--config-file", str(config), "--weights", str(weights),
@@ -81,6 +81,8 @@ def test_cli_cross_dataset_eval(trained, open_vocab, tmp_path):
     assert main(["eval", "--config-file", str(config), "--weights", str(weights),
                  "--output-dir", str(both), "DATASETS.TRAIN", f"('{TRAIN}',)",
                  "DATASETS.TEST", f"('{PREFIX}_val', '{open_vocab}')"]) == 0
+    summary = capsys.readouterr().out.strip().splitlines()[-1]  # every dataset, in order
+    assert summary.startswith(f"{PREFIX}_val: mIoU ") and f"; {open_vocab}: mIoU " in summary
     record = json.loads((both / "metrics.json").read_text())
     assert "cross_dataset" not in record and len(record["unseen_classes"]) == 5
     other = record["other_splits"][open_vocab]

@@ -39,8 +39,8 @@ def test_cli_writes_labels_overlays_and_areas(trained, toy_root, tmp_path, capsy
         assert im.mode == "L" and im.size == (width, height)
         labels = np.array(im)
     assert labels.max() < len(NAMES)  # labels inside the given vocabulary
-    with Image.open(out / f"{stem}_overlay.png") as im:
-        assert im.mode == "RGB" and im.width >= width and im.height > height  # + legend
+    with Image.open(out / f"{stem}_overlay.png") as im:  # image | prediction, + legend
+        assert im.mode == "RGB" and im.width >= 2 * width and im.height > height
     areas = json.loads((out / f"{stem}.json").read_text())
     assert (areas["height"], areas["width"]) == (height, width)
     counts = np.bincount(labels.ravel(), minlength=len(NAMES))
@@ -98,7 +98,62 @@ def test_bad_inputs_are_one_line_errors(trained, toy_root, tmp_path, capsys):
     assert "'Cat' is given twice" in _error(capsys)
     assert _predict(config, weights, "--input", image, "--vocabulary", "no_such_dataset",
                     "--output", out) == 2
-    assert "is it registered" in _error(capsys)
+    assert "dataset 'no_such_dataset' is not registered" in _error(capsys)
+    assert _predict(config, weights, "--input", image, "--vocabulary", "voc_val",
+                    "--output", out) == 2
+    assert "not registered; did you mean voc_zs_val?" in _error(capsys)
+    assert _predict(config, weights, "--input", image, "--classes", "a", "--output", out,
+                    "--output-dir", str(tmp_path / "other")) == 2
+    assert "name two folders: give one of them" in _error(capsys)
+    for text, match in (("cat;dog", "holds ';': separate class names with commas"),
+                        ('"cat","dog"', "is quoted: separate class names with commas"),
+                        ("[cat, dog", "is not one: separate class names with commas"),
+                        ("[1, 2]", "expected a list of class names (strings)")):
+        assert _predict(config, weights, "--input", image, "--classes", text, "--output",
+                        out) == 2
+        assert match in _error(capsys)
+
+
+def test_class_lists_and_files_are_read_as_written(trained, toy_root, tmp_path):
+    config, weights = trained
+    image = str(_toy_images(toy_root)[0])
+    names = ["background", "red circle", "wall, brick wall"]  # a name with a comma (ADE-847)
+    text = tmp_path / "classes.txt"
+    text.write_text("# my classes\nbackground\n\nred circle\nwall, brick wall\n")
+    listing = tmp_path / "list.json"
+    listing.write_text(json.dumps(names))
+    for i, option in enumerate((["--classes", json.dumps(names)],
+                                ["--classes", repr(names)],
+                                ["--classes-file", str(text)],
+                                ["--classes-file", str(listing)],
+                                ["--classes-file", str(tmp_path / "out0" / "classes.json")])):
+        out = tmp_path / f"out{i + 1 if i < 4 else 'x'}"
+        assert _predict(config, weights, "--input", image, *option, "--output", str(out)) == 0
+        written = json.loads((out / "classes.json").read_text())["classes"]
+        assert [c["name"] for c in written] == names, option
+        if i == 0:  # the next runs read this run's classes.json
+            (tmp_path / "out0").mkdir()
+            (tmp_path / "out0" / "classes.json").write_text((out / "classes.json").read_text())
+
+
+def test_an_unreadable_file_in_a_folder_is_skipped_with_a_summary(trained, toy_root, tmp_path,
+                                                                   capsys):
+    config, weights = trained
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for image in _toy_images(toy_root)[:2]:
+        (folder / image.name).write_bytes(image.read_bytes())
+    (folder / "notes.png").write_bytes(b"not an image")
+    out = tmp_path / "pred"
+    assert _predict(config, weights, "--input", str(folder), "--classes",
+                    "background,red circle", "--output", str(out)) == 1
+    captured = capsys.readouterr()
+    assert "2 image(s), 2 classes" in captured.out
+    assert f"skipped 1 file(s) that are not readable images: {folder / 'notes.png'}" in \
+        captured.err
+    assert len(list(out.glob("*_overlay.png"))) == 2
+    assert json.loads((out / "classes.json").read_text())["skipped"] == [
+        str(folder / "notes.png")]
 
 
 def test_weights_of_another_method_are_refused(trained, toy_root, tmp_path, capsys):

@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,22 +22,29 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 def make_run(root, method, seed, seen, unseen, fps=None, dataset="toy", setting="inductive",
              label=None, pacc=90.0, baseline="two_stage", breakdown=None, variant="default",
-             mode="whole"):
-    """A run directory as the sweep + engine + speed harness would leave it."""
+             mode="whole", data=None, speed_only=False):
+    """A run directory as the sweep + engine + speed harness would leave it (``data``: the
+    fingerprint of its test dataset; ``speed_only``: a run of a speed preset)."""
     run_id = f"{method}-{dataset}-{setting}-s{seed}-{variant}"
     d = Path(root) / "runs" / run_id
-    (d / "train").mkdir(parents=True)
+    d.mkdir(parents=True)
     (d / "cell.json").write_text(json.dumps({
         "run_id": run_id, "method": method, "method_label": label or method,
         "dataset": dataset, "setting": setting, "seed": seed, "variant": variant,
-        "baseline": baseline}))
+        "baseline": baseline, "stages": ["speed"] if speed_only else ["train", "speed"]}))
     hiou = 2 * seen * unseen / (seen + unseen)
-    (d / "train" / "metrics.json").write_text(json.dumps({
+    record = {
         "iteration": 100, "wall_time_s": 12.5, "dataset": f"{dataset}_val",
         "seen_classes": ["background", "red circle"], "unseen_classes": ["blue square"],
         "metrics": {"mIoU": (seen * 2 + unseen) / 3, "mIoU-seen": seen, "mIoU-unseen": unseen,
                     "hIoU": hiou, "pAcc": pacc, "mAcc": 50.0, "IoU-background": seen,
-                    "IoU-red circle": seen, "IoU-blue square": unseen}}))
+                    "IoU-red circle": seen, "IoU-blue square": unseen}}
+    if data is not None:
+        record["data"] = {"train": [], "test": [{"name": f"{dataset}_val", "root": "/d",
+                                                 "images": 4, "fingerprint": data}]}
+    if not speed_only:
+        (d / "train").mkdir()
+        (d / "train" / "metrics.json").write_text(json.dumps(record))
     if fps is not None:
         (d / "speed").mkdir()
         (d / "speed" / "speed.json").write_text(json.dumps({
@@ -120,9 +128,11 @@ def test_published_rows_are_marked_and_only_for_matching_datasets(tmp_path):
     make_run(root, "zegclip", 0, 90.0, 70.0, fps=5.0, dataset="voc", baseline=None)
     out = write_report(root)
     md = out.table_md.read_text()
+    # The published speed-up is the paper's own, over its baseline (named), not over ours.
     assert "| ZegCLIP (published) | inductive | VOC | 91.9 | 77.8 | 84.3 | 94.6 | 9.00 | 110 | " \
-           "13.8 | 5.29× |" in md
-    assert "| ZegFormer (published) | inductive | VOC | 86.4 | 63.6 | 73.3 | – | 1.70 |" in md
+           "13.8 | 5.29× vs ZegFormer |" in md
+    assert "| ZegFormer (published) | inductive | VOC | 86.4 | 63.6 | 73.3 | – | 1.70 | 1829 | " \
+           "60.3 | reference (published) |" in md
     assert "COCO-Stuff" not in md and "not measured here" in md
     assert "arXiv:2212.03588" in md
     tex = out.table_tex.read_text()
@@ -179,6 +189,30 @@ def test_malformed_files_are_errors_naming_the_file(tmp_path, which, content, ma
     assert str(path) in str(info.value)
 
 
+def test_runs_on_other_data_are_left_out_not_mixed(tmp_path):
+    root = tmp_path / "s"
+    old = [make_run(root, "zegclip", s, 60.0, 30.0, data="aaaa") for s in (0, 1)]
+    new = make_run(root / "again", "zegclip", 0, 70.0, 35.0, data="bbbb")  # relaunched
+    legacy = make_run(root, "two_stage", 0, 40.0, 20.0)  # an older run without a record
+    for d in old + [legacy]:
+        os.utime(d / "train" / "metrics.json", (1, 1))
+    collected = collect_results(root)
+    assert sorted(collected.other_data) == sorted(str(d) for d in old)
+    assert sorted(collected.runs["run_dir"]) == sorted([str(new), str(legacy)])
+    out = write_report(root)
+    assert any("2 run(s) on other (older) data" in w for w in out.warnings)
+    assert "70.0" in out.markdown and "60.0" not in out.markdown
+
+
+def test_a_finished_speed_only_sweep_is_reported(tmp_path):
+    for method, fps in (("two_stage", 0.5), ("zegclip", 4.0)):
+        make_run(tmp_path, method, 0, 1, 1, fps=fps, dataset="voc", speed_only=True)
+    out = write_report(tmp_path, published="none")
+    assert not out.warnings
+    rows = [line for line in out.markdown.splitlines() if line.startswith("| zegclip")]
+    assert len(rows) == 1 and "4.00" in rows[0] and "8.0" in rows[0]  # FPS and speed-up
+
+
 def test_empty_directory_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="no runs under"):
         write_report(tmp_path)
@@ -209,3 +243,22 @@ def test_report_cli_prints_table_and_paths(sweep_dir, tmp_path):
     assert res.returncode == 0, res.stderr
     assert "| ZegCLIP | inductive | toy |" in res.stdout
     assert str(tmp_path / "rep" / "hiou_vs_fps.png") in res.stdout
+
+
+def test_nan_is_written_as_null_and_read_back_as_missing(tmp_path):
+    from zsseg_bench.utils.file_io import atomic_write_json
+
+    d = make_run(tmp_path, "zegclip", 0, 60.0, 30.0, fps=8.0)
+    path = d / "train" / "metrics.json"
+    record = json.loads(path.read_text())
+    record["metrics"]["hIoU"] = math.nan  # e.g. a test set without unseen classes
+    record["metrics"]["IoU-blue square"] = float("inf")
+    atomic_write_json(path, record)
+
+    def refuse(constant):
+        raise ValueError(f"not JSON: {constant}")
+
+    strict = json.loads(path.read_text(), parse_constant=refuse)  # valid JSON
+    assert strict["metrics"]["hIoU"] is None and strict["metrics"]["IoU-blue square"] is None
+    runs = collect_results(tmp_path).runs
+    assert math.isnan(runs["hIoU"].iloc[0]) and runs["mIoU-S"].iloc[0] == 60.0

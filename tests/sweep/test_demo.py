@@ -1,6 +1,8 @@
 """``zsseg-bench demo`` through the real CLI: fake stages always, the real toy methods (tiny
 schedules) once their toy configs have landed."""
 
+import io
+import json
 import os
 import subprocess
 import sys
@@ -43,16 +45,23 @@ def test_demo_runs_both_sweeps_then_the_paper_table(tmp_path):
     assert res.returncode == 0, res.stdout + res.stderr
     assert "sweep fake: 4 runs, 0 already finished, 4 to run" in res.stdout
     assert "sweep fake_paper: 3 runs, 0 already finished, 3 to run" in res.stdout
-    # Toy accuracy over seeds 0 and 1 (unseen = 25 + seed), paper-scale FPS and speed-ups
-    # over both crop modes, toy FPS (10 + seed) as the last column.
-    assert ("| ZegCLIP | 50.0 ± 0.0 | 25.5 ± 0.7 | 33.8 ± 0.6 | 10.0 | 100 | 1.5 | 0.5 | 2.0 "
-            "| 5.0× | 10.0× | 10.5 ± 0.7 |") in res.stdout
-    assert ("| Two-stage | 50.0 ± 0.0 | 25.5 ± 0.7 | 33.8 ± 0.6 | 2.00 | 500 | 1.5 | 0.5 | 2.0 "
-            "| 1.0× | 2.0× | 2.50 ± 0.71 |") in res.stdout
-    assert "| Two-stage, loop | – | – | – | 1.00 | 1000 | 1.5 | 0.5 | 2.0 | 0.5× | 1.0× | – |" \
-        in res.stdout
-    assert "| ZegCLIP (published, GTX 1080Ti) | 91.9 | 77.8 | 84.3 | 9.0 | 111 | 110.4 |" \
-        in res.stdout
+    # Toy accuracy over seeds 0 and 1 (unseen = 25 + seed), iterations, paper-scale FPS and
+    # speed-ups over both crop modes, toy FPS (10 + seed) as the last column.
+    assert ("| ZegCLIP | 50.0 ± 0.0 | 25.5 ± 0.7 | 33.8 ± 0.6 | 10 it | 10.0 | 100 | 1.5 | 0.5 "
+            "| 2.0 | 5.0× | 10.0× | 10.5 ± 0.7 |") in res.stdout
+    assert ("| Two-stage | 50.0 ± 0.0 | 25.5 ± 0.7 | 33.8 ± 0.6 | 10 it | 2.00 | 500 | 1.5 | "
+            "0.5 | 2.0 | 1.0× | 2.0× | 2.50 ± 0.71 |") in res.stdout
+    assert ("| Two-stage, loop | – | – | – | – | 1.00 | 1000 | 1.5 | 0.5 | 2.0 | 0.5× | 1.0× "
+            "| – |") in res.stdout
+    # The published rows: their own table, their own columns, the paper's GPU named.
+    published = res.stdout[res.stdout.index("## Published (not measured here)"):]
+    assert "| Method | VOC mIoU-S | VOC mIoU-U | VOC hIoU | FPS (GTX 1080Ti) |" in published
+    assert "| ZegCLIP | 91.9 | 77.8 | 84.3 | 9.0 | 111 | 110.4 | 13.8 | 5.3× |" in published
+    assert "| ZegFormer | 86.4 | 63.6 | 73.3 | 1.7 | 588 | 1829.3 | 60.3 | reference |" in \
+        published
+    measured = res.stdout[res.stdout.index("## Measured here"):res.stdout.index(
+        "## Published")]
+    assert "published" not in measured.split("\n- ")[0]  # no published row among ours
     assert "ZiqinZhou66/ZegCLIP README.md @ 9ba4bb5" in res.stdout
     assert "toy FPS: the toy models" in res.stdout
     for name in ("table.md", "hiou_vs_fps.png"):
@@ -108,3 +117,54 @@ def test_mini_demo_with_the_real_toy_methods(tmp_path):
     assert results["gflops"].notna().all()
     assert "| ZegCLIP |" in (out / "table.md").read_text()
     assert (out / "hiou_vs_fps.png").is_file()
+
+
+def test_quick_look_is_labelled_and_skips_the_paper_scale_speed(tmp_path):
+    spec = write_spec(tmp_path)
+    out = tmp_path / "quick"
+    res = _demo("--quick", "--spec", str(spec), "--speed-spec", str(_fake_speed_spec(tmp_path)),
+                "--output-dir", str(out))
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert res.stdout.startswith("demo --quick: a look at the plumbing, NOT meaningful")
+    assert "sweep fake_paper" not in res.stdout  # no paper-scale speed
+    table = (out / "table.md").read_text()
+    assert "**Quick look (demo --quick): 10 training iterations, synthetic_val_16" in table
+    assert "FPS at paper scale" not in table and "Paper-scale speed: not measured" in table
+    cell = json.loads(next((out / "toy_comparison" / "runs").glob("*/cell.json")).read_text())
+    train = cell["opts"]["train"]
+    assert train[train.index("SOLVER.MAX_ITER") + 1] == "10"
+    assert train[train.index("DATASETS.TEST") + 1] == "('synthetic_val_16',)"
+    assert cell["args"]["speed"][-6:] == ["--warmup", "0", "--iters", "1", "--repeats", "1"]
+
+
+def test_progress_lines_name_the_run_its_stage_iteration_and_eta(tmp_path):
+    from zsseg_bench.sweep.progress import ProgressMonitor, run_progress
+
+    run = tmp_path / "runs" / "zegclip-synthetic-inductive-s0-abc"
+    (run / "train").mkdir(parents=True)
+    (run / "status.json").write_text(json.dumps(
+        {"state": "running", "stages": {"train": {"state": "running"}, "speed": {}}}))
+    log = run / "train" / "log.jsonl"
+    start = {"time": 1.0, "type": "event", "event": "start", "start_iter": 0, "max_iter": 1000,
+             "log_period": 50}
+    log.write_text(json.dumps(start) + "\n")
+    assert run_progress(run).startswith("train: started at 0/1000 ")
+    assert run_progress(run).endswith(" ago (iterations are logged every 50)")
+    log.write_text("\n".join(json.dumps(r) for r in (
+        start, {"time": 2.0, "type": "train", "iteration": 350, "eta_s": 185.0})) + "\n")
+    stream = io.StringIO()
+    idle = tmp_path / "runs" / "two_stage-synthetic-inductive-s0-def"
+    idle.mkdir()
+    (idle / "status.json").write_text(json.dumps({"state": "pending", "stages": {}}))
+    monitor = ProgressMonitor([run, idle], stream)
+    assert [line.split("] ", 1)[1] for line in monitor.report()] == [
+        "zegclip-synthetic-inductive-s0-abc: train 350/1000 (ETA 3:05)"]
+    with log.open("a") as f:
+        f.write(json.dumps({"time": 3.0, "type": "train", "iteration": 1000, "eta_s": 0}) + "\n")
+    assert monitor.report()[0].endswith(": evaluating (trained 1000/1000)")
+    assert stream.getvalue().count("[progress ") == 2
+    # A long log (its start event far from its end) is followed too.
+    log.write_text("\n".join(json.dumps(r) for r in [start] + [
+        {"time": 2.0 + i, "type": "train", "iteration": i, "eta_s": 1.0, "loss": [0.5] * 20}
+        for i in range(1, 301)]) + "\n")
+    assert log.stat().st_size > 50_000 and run_progress(run) == "train 300/1000 (ETA 0:01)"

@@ -124,6 +124,19 @@ def test_parallel_runs_overlap_but_speed_stages_run_alone(tmp_path):
             assert not any(overlap(s, o) for o in spans if o is not s), spans
 
 
+def test_runs_waiting_to_be_timed_leave_their_place_to_other_trainings(tmp_path):
+    # 4 runs, 2 at a time: the last two train while the first two wait for their timing, so
+    # every training starts before the first timing (which would otherwise hold a place).
+    counter = tmp_path / "calls.txt"
+    spec = write_spec(tmp_path, seeds=[0, 1],
+                      overrides={"FAKE.COUNTER": str(counter), "FAKE.SLEEP": 0.3})
+    summary, _ = _sweep(spec, tmp_path / "out", jobs=2)
+    assert summary.ok and summary.count("done") == 4
+    spans = [line.split() for line in counter_lines(counter)]
+    first_speed = min(float(s[2]) for s in spans if s[0] == "speed")
+    assert all(float(s[2]) < first_speed for s in spans if s[0] == "train"), spans
+
+
 def test_dry_run_lists_runs_and_commands_and_writes_nothing(tmp_path):
     spec = write_spec(tmp_path, seeds=[0, 1])
     summary, text = _sweep(spec, tmp_path / "out", dry_run=True)

@@ -304,7 +304,11 @@ def test_srun_variables_become_torchrun_ones(monkeypatch):
     from zsseg_bench.utils import comm
 
     for key in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
-        monkeypatch.delenv(key, raising=False)
+        # setenv first, so that the variables the function sets are removed again afterwards
+        # (delenv of an absent variable records nothing: WORLD_SIZE=4 would leak into every
+        # later test of the session, whose in-process runs then wait for 4 processes).
+        monkeypatch.setenv(key, "")
+        monkeypatch.delenv(key)
     monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "1")
     monkeypatch.setenv("SLURM_PROCID", "0")
     assert not comm.adopt_slurm_environment()  # one task (e.g. a sweep's job): no DDP

@@ -1,5 +1,7 @@
 """Sweep specs: grid expansion, override order, stable run ids, validation errors."""
 
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -82,13 +84,45 @@ def test_ids_hash_the_resolved_zsseg_config(tmp_path):
     spec_b = configs / "sweeps" / "b.yaml"
     spec_b.write_text(yaml.safe_dump({"methods": {"m": {"config": "../toy/b.yaml"}},
                                       "datasets": ["toy"], "overrides": {"SOLVER.MAX_ITER": 7}}))
-    (a,) = load_sweep_spec(spec_a).expand()
-    (b,) = load_sweep_spec(spec_b).expand()
+    (a,) = load_sweep_spec(spec_a).expand(data=_same_data)
+    (b,) = load_sweep_spec(spec_b).expand(data=_same_data)
     assert a.run_id == b.run_id
-    (c,) = load_sweep_spec(spec_b).expand(extra_overrides=["SOLVER.MAX_ITER", "8"])
+    (c,) = load_sweep_spec(spec_b).expand(extra_overrides=["SOLVER.MAX_ITER", "8"],
+                                          data=_same_data)
     assert c.run_id != a.run_id
     with pytest.raises(SweepSpecError, match="SOLVER.MAX_ITRE"):
-        load_sweep_spec(spec_b).expand(extra_overrides=["SOLVER.MAX_ITRE", "8"])
+        load_sweep_spec(spec_b).expand(extra_overrides=["SOLVER.MAX_ITRE", "8"],
+                                       data=_same_data)
+
+
+def _same_data(config_file, opts):
+    return {"synthetic_train": "f0", "synthetic_val": "f1"}
+
+
+def _dry_run_ids(spec, datasets_root, tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "zsseg_bench", "sweep", str(spec), "--output-dir",
+         str(tmp_path / "sweep"), "--dry-run"], capture_output=True, text=True, cwd=REPO,
+        env={**os.environ, "ZSSEG_DATASETS": str(datasets_root), "PYTHONPATH": str(REPO)},
+        timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return [line.split()[0] for line in out.stdout.splitlines() if line.endswith("[to run]")]
+
+
+def test_ids_include_the_data_stable_for_the_same_files_under_another_root(tmp_path):
+    from zsseg_bench.data.synthetic import prepare_synthetic
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({
+        "methods": {"zegclip": {"config": str(REPO / "configs/synthetic/zegclip.yaml")}},
+        "datasets": ["synthetic"], "seeds": [0, 1]}))
+    prepare_synthetic(str(tmp_path / "a"), num_train=6, num_val=3)
+    shutil.copytree(tmp_path / "a", tmp_path / "copy")  # the same files under another root
+    prepare_synthetic(str(tmp_path / "b"), num_train=6, num_val=4)  # other data
+    ids = {root: _dry_run_ids(spec, tmp_path / root, tmp_path) for root in ("a", "copy", "b")}
+    assert len(ids["a"]) == 2
+    assert ids["copy"] == ids["a"]
+    assert len(set(ids["b"]) & set(ids["a"])) == 0
 
 
 def test_methods_star_discovers_every_config_of_the_dataset(tmp_path):
@@ -118,6 +152,7 @@ def test_demo_spec_covers_the_toy_method_configs():
     ({"baseline": "x"}, "baseline 'x' is not one of the methods"),
     ({"grid": {"A": []}}, "grid.A must be a non-empty list"),
     ({"speed": {"enable": True}}, "unknown key speed.enable"),
+    ({"seed": [1]}, "unknown key seed; did you mean seeds?"),
 ])
 def test_bad_specs_name_the_file_and_the_key(tmp_path, fields, match):
     path = write_spec(tmp_path, **fields)

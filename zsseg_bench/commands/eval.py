@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from zsseg_bench.engine.checkpoint import build_model_with_weights
     from zsseg_bench.engine.evaluate import (
         evaluate_datasets,
-        format_summary,
+        format_record,
         metrics_record,
         write_metrics,
     )
@@ -43,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
     opts = list(args.opts or [])
     if args.weights:
         opts += ["MODEL.WEIGHTS", args.weights]
-    with command_session(args.config_file, opts, args.output_dir) as session:
+    with command_session(args.config_file, opts, args.output_dir, command="eval",
+                         data="test") as session:
         cfg = session.cfg
         if not cfg.MODEL.WEIGHTS:
             raise UserError("no weights to evaluate: pass --weights CKPT (a model_final.pth "
@@ -53,12 +54,13 @@ def run(args: argparse.Namespace) -> int:
         results = evaluate_datasets(cfg, model, output_dir=session.output_dir, num_vis=args.vis)
         record = metrics_record(cfg, results, iteration=int(extra.get("iteration", -1)) + 1,
                                 wall_time_s=time.perf_counter() - start,
-                                train_time_s=float(extra.get("train_time_s", 0.0)))
+                                train_time_s=float(extra.get("train_time_s", 0.0)),
+                                data=session.data)
         record["weights"] = cfg.MODEL.WEIGHTS
         path = write_metrics(session.output_dir, record)
         if session.is_main_process:
             writer = JSONLMetricsWriter(session.log)
             for name, res in results.items():
                 writer.write_eval(record["iteration"], name, res)
-            print(f"{record['dataset']}: {format_summary(record['metrics'])} -> {path}")
+            print(f"{format_record(record)} -> {path}")
     return 0

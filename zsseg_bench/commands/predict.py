@@ -3,13 +3,15 @@
 ::
 
     zsseg-bench predict --config-file C --weights W --input IMG|DIR|GLOB \\
-        (--classes "cat,dog,grass" | --vocabulary DATASET) [--output D]
+        (--classes "cat,dog,grass" | --classes-file F | --vocabulary DATASET) [--output D]
 
-For each input image ``<stem>`` the output folder gets
+(the formats of the class names: :mod:`zsseg_bench.commands.predict_classes`). For each input
+image ``<stem>`` the output folder gets
 
 - ``<stem>.png``: the label map, one id per pixel into the class list (8-bit; 16-bit beyond 256
   classes);
-- ``<stem>_overlay.png``: the prediction's colours over the image, with a legend of the classes
+- ``<stem>_overlay.png``: the image beside the prediction's colours over it (region borders in
+  white; a class named after a colour is drawn in that colour), with a legend of the classes
   present (a class without training labels is marked ``[unseen]``);
 - ``<stem>.json``: the image's size and the area of each class present (pixels, fraction),
   largest first;
@@ -17,6 +19,11 @@ For each input image ``<stem>`` the output folder gets
 and ``classes.json`` the class list (ids, names, seen or not, legend colours). Works with every
 method: the config names the method, ``--weights`` the checkpoint `zsseg-bench train` wrote.
 The Python API is :class:`zsseg_bench.engine.predictor.Predictor`.
+
+A folder or glob with a file that cannot be read as an image skips that file with a warning
+and goes on (a folder of photos often holds a stray file; losing the rest of the folder to it
+helps nobody); the summary names the skipped files and the exit code is 1. A single ``--input``
+image that cannot be read is an error (exit code 2), as in detectron2's demo.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from __future__ import annotations
 import argparse
 import glob
 import os
+import sys
 
 from zsseg_bench.utils.errors import UserError
 
@@ -44,10 +52,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="an image, a folder of images, or a glob pattern (quote it)")
     names = parser.add_mutually_exclusive_group(required=True)
     names.add_argument("--classes", metavar="NAMES",
-                       help='comma-separated class names, e.g. "cat,dog,grass"')
+                       help='comma-separated class names, e.g. "cat,dog,grass", or a list, '
+                            '\'["cat", "dog"]\'')
+    names.add_argument("--classes-file", metavar="FILE",
+                       help="a file of class names: one per line, a JSON list, or a "
+                            "classes.json written by predict")
     names.add_argument("--vocabulary", metavar="DATASET",
                        help="the class list of a registered dataset, e.g. voc_zs_val")
-    parser.add_argument("--output", dest="output_dir", default=None, metavar="DIR",
+    parser.add_argument("--output", default=None, metavar="DIR",
                         help=f"folder of the predictions (default {DEFAULT_OUTPUT}; same as "
                              "--output-dir)")
     add_config_arguments(parser)
@@ -84,14 +96,27 @@ def input_images(spec: str) -> list[str]:
 
 
 def class_names_of(args: argparse.Namespace) -> list[str]:
-    """``--classes`` split at commas, or the class list of the ``--vocabulary`` dataset."""
+    """The names of ``--classes``, ``--classes-file`` or the ``--vocabulary`` dataset."""
+    from zsseg_bench.commands.predict_classes import parse_classes, read_classes_file
     from zsseg_bench.engine.predictor import check_class_names
 
     if args.vocabulary:
         from zsseg_bench.data.catalog import class_split
 
         return check_class_names(class_split(args.vocabulary)[0])
-    return check_class_names(args.classes.split(","))
+    if args.classes_file:
+        return check_class_names(read_classes_file(args.classes_file))
+    return check_class_names(parse_classes(args.classes))
+
+
+def output_dir_of(args: argparse.Namespace) -> str:
+    """``--output`` or ``--output-dir`` (the same option; two different folders are an
+    error), default :data:`DEFAULT_OUTPUT`."""
+    if args.output and args.output_dir and \
+            os.path.abspath(args.output) != os.path.abspath(args.output_dir):
+        raise UserError(f"--output {args.output} and --output-dir {args.output_dir} name two "
+                        "folders: give one of them")
+    return args.output or args.output_dir or DEFAULT_OUTPUT
 
 
 def class_areas(labels, names: list[str]) -> list[dict]:  # noqa: ANN001  (an int array)
@@ -121,30 +146,41 @@ def save_label_png(path: str, labels, num_classes: int) -> None:  # noqa: ANN001
 
 
 def run(args: argparse.Namespace) -> int:
-    """Predicts every input image; returns the exit code."""
+    """Predicts every input image; returns the exit code (1 when a file was skipped)."""
+    import logging
+
+    import zsseg_bench.data  # noqa: F401  (registers the datasets --vocabulary names)
     from zsseg_bench.data.image_io import read_image
     from zsseg_bench.engine.predictor import IMAGE_HINT, Predictor
     from zsseg_bench.engine.session import command_session
     from zsseg_bench.utils.file_io import atomic_write_json
-    from zsseg_bench.utils.visualize import draw_overlay, palette, save_png
+    from zsseg_bench.utils.visualize import class_palette, draw_overlay, save_png
 
     images = input_images(args.input)
+    names = class_names_of(args)  # bad names fail before the model is built
     opts = list(args.opts or [])
     if args.weights:
         opts += ["MODEL.WEIGHTS", args.weights]
-    output = args.output_dir or DEFAULT_OUTPUT
-    with command_session(args.config_file, opts, output) as session:
-        names = class_names_of(args)
+    with command_session(args.config_file, opts, output_dir_of(args),
+                         command="predict") as session:
         cfg = session.cfg
         if not cfg.MODEL.WEIGHTS:
             raise UserError("no weights: pass --weights CKPT (a model_final.pth written by "
                             "`zsseg-bench train`) or set MODEL.WEIGHTS")
         predictor = Predictor(cfg)
-        colours = palette(len(names))
+        colours = class_palette(names)
         is_seen: list[bool] = []
         out = session.output_dir
+        skipped: list[str] = []
         for path in images:
-            image = read_image(path, "RGB", hint=IMAGE_HINT)
+            try:
+                image = read_image(path, "RGB", hint=IMAGE_HINT)
+            except UserError as e:
+                if len(images) == 1:
+                    raise
+                logging.getLogger(__name__).warning("skipped: %s", e)
+                skipped.append(path)
+                continue
             model_input = image if cfg.INPUT.FORMAT == "RGB" else image[:, :, ::-1]
             result = predictor(model_input, names)
             labels = result["labels"].cpu().numpy()
@@ -157,10 +193,20 @@ def run(args: argparse.Namespace) -> int:
             atomic_write_json(out / f"{stem}.json", {
                 "image": os.path.abspath(path), "height": int(labels.shape[0]),
                 "width": int(labels.shape[1]), "class_areas": class_areas(labels, names)})
+        if len(skipped) == len(images):
+            raise UserError(f"none of the {len(images)} input files could be read as an "
+                            f"image; {IMAGE_HINT}")
         atomic_write_json(out / "classes.json", {
             "weights": cfg.MODEL.WEIGHTS,
             "classes": [{"id": i, "name": n, "seen": s, "colour": colours[i].tolist()}
-                        for i, (n, s) in enumerate(zip(names, is_seen))]})
+                        for i, (n, s) in enumerate(zip(names, is_seen))],
+            "skipped": skipped})
+        session.log.write({"type": "event", "event": "predict",
+                           "images": len(images) - len(skipped), "classes": len(names),
+                           "skipped": skipped})
         if session.is_main_process:
-            print(f"{len(images)} image(s), {len(names)} classes -> {out}")
-    return 0
+            print(f"{len(images) - len(skipped)} image(s), {len(names)} classes -> {out}")
+            if skipped:
+                print(f"zsseg-bench predict: skipped {len(skipped)} file(s) that are not "
+                      f"readable images: {', '.join(skipped)}", file=sys.stderr)
+    return 1 if skipped else 0

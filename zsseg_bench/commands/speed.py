@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import logging
 import textwrap
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -71,6 +70,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="random weights everywhere (every MODEL.**.RANDOM_INIT key True and "
                              "its sibling WEIGHTS empty, MODEL.WEIGHTS empty): no weight file "
                              "needed")
+    parser.add_argument("--weights", default=None, metavar="CKPT",
+                        help="trained weights to time (a checkpoint of `zsseg-bench train` or "
+                             "`zsseg-bench convert`); default: MODEL.WEIGHTS")
     parser.add_argument("--dataset", default=None,
                         help="dataset whose class list is the vocabulary (default: "
                              "DATASETS.TEST[0]); only its metadata is needed")
@@ -120,6 +122,8 @@ def random_init_overrides(cfg: Any) -> list[str]:
 def _check_args(args: argparse.Namespace) -> None:
     if args.preset and (args.config_file or args.scaling):
         raise UserError("give --preset alone (not with --config-file or --scaling)")
+    if getattr(args, "weights", None) and args.random_init:
+        raise UserError("give --weights or --random-init, not both")
     if args.quick and not args.scaling:
         raise UserError("--quick goes with --scaling")
     if not args.preset and not args.config_file and not args.scaling:
@@ -151,17 +155,18 @@ def build_speed_cfg(args: argparse.Namespace) -> Any:
     """The run's config: the file, the speed options that are config keys, the overrides."""
     from zsseg_bench.config import get_cfg
     from zsseg_bench.config.command_line import setup_cfg
-    from zsseg_bench.config.projects import add_project_configs
 
     opts: list[str] = []
     if args.random_init:
-        opts += random_init_overrides(add_project_configs(get_cfg()))
+        opts += random_init_overrides(get_cfg())
     if args.mode is not None:
         opts += ["TEST.MODE", args.mode]
     if args.device is not None:
         opts += ["MODEL.DEVICE", args.device]
     if args.dataset is not None:
         opts += ["DATASETS.TEST", f"('{args.dataset}',)"]
+    if getattr(args, "weights", None):
+        opts += ["MODEL.WEIGHTS", args.weights]
     return setup_cfg(args.config_file, opts + list(args.opts), args.output_dir)
 
 
@@ -209,28 +214,29 @@ def run_speed(args: argparse.Namespace) -> dict[str, Any]:
     from zsseg_bench.utils.env import collect_env
     from zsseg_bench.utils.file_io import atomic_write_json
     from zsseg_bench.utils.logger import setup_logger
-    from zsseg_bench.utils.run_dir import SPEED_FILE, setup_run_dir
+    from zsseg_bench.utils.run_dir import SPEED_FILE, lock_run_dir, setup_run_dir
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     cfg = build_speed_cfg(args)
     device = resolve_device(cfg.MODEL.DEVICE)
     protocol = protocol_from_args(args, cfg, device)  # bad options fail before the model builds
-    out = Path(cfg.OUTPUT_DIR)
-    setup_logger(out)
-    model = build_speed_model(cfg, args.random_init)
-    writer = setup_run_dir(out, cfg, device)
-    result = benchmark_model(model, protocol, progress=lambda msg: logger.info("speed: %s", msg))
-    result = {
-        "method": cfg.MODEL.HEAD.NAME,
-        "config_file": str(args.config_file),
-        "weights": "random" if args.random_init else (cfg.MODEL.WEIGHTS or "config"),
-        **result,
-        "env": collect_env(device),
-    }
-    atomic_write_json(out / SPEED_FILE, result)
-    writer.write({"event": "speed", "fps": result["fps"], "latency_ms": result["latency_ms"],
-                  "gflops": result["gflops"]})
+    with lock_run_dir(cfg.OUTPUT_DIR, "speed") as out:
+        setup_logger(out)
+        model = build_speed_model(cfg, args.random_init)
+        writer = setup_run_dir(out, cfg, device)
+        result = benchmark_model(model, protocol,
+                                 progress=lambda msg: logger.info("speed: %s", msg))
+        result = {
+            "method": cfg.MODEL.HEAD.NAME,
+            "config_file": str(args.config_file),
+            "weights": "random" if args.random_init else (cfg.MODEL.WEIGHTS or "config"),
+            **result,
+            "env": collect_env(device),
+        }
+        atomic_write_json(out / SPEED_FILE, result)
+        writer.write({"event": "speed", "fps": result["fps"], "latency_ms": result["latency_ms"],
+                      "gflops": result["gflops"]})
     print(format_summary(result))
     print(f"wrote {out / SPEED_FILE}")
     return result

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from zsseg_bench.utils.errors import UserError
+from zsseg_bench.utils.run_dir import make_output_dir
 
 logger = logging.getLogger(__name__)
 SCALING_JSON = "scaling.json"
@@ -30,6 +31,17 @@ def default_methods(configs: Path = _CONFIGS) -> dict[str, Path]:
                  if not p.stem.startswith("Base"))
     return {m: configs / "voc" / f"{m}.yaml" for m in toy if (configs / "voc" / f"{m}.yaml")
             .is_file()}
+
+
+def method_labels() -> dict[str, str]:
+    """Display names of the methods (the demo spec's ``labels``), by method name."""
+    from zsseg_bench.commands.demo import default_demo_spec
+    from zsseg_bench.sweep.spec import load_sweep_spec
+
+    try:
+        return {m.name: m.label for m in load_sweep_spec(default_demo_spec()).methods}
+    except UserError:
+        return {}
 
 
 def _point_args(args: argparse.Namespace, config: Path, options: dict[str, Any]
@@ -89,7 +101,7 @@ def run_scaling(args: argparse.Namespace, methods: dict[str, Path] | None = None
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     out = Path(output_dir or args.output_dir or Path("output") / "speed_scaling")
-    out.mkdir(parents=True, exist_ok=True)
+    make_output_dir(out)
     device = args.device or resolve_device("auto")
     iterations = {k: v if getattr(args, k) is None else getattr(args, k)
                   for k, v in PAPER_SCALE_ITERATIONS["cuda" if device.startswith("cuda")
@@ -139,6 +151,7 @@ def run_scaling(args: argparse.Namespace, methods: dict[str, Path] | None = None
     atomic_write_json(path, state)
     plot_scaling(list(state["points"].values()), out / SCALING_PNG,
                  f"Cost vs work, {device}, {args.precision}, random weights, batch 1 "
-                 "(other factors at 512x512, 20 classes, the config's proposals)")
+                 "(other factors at 512x512, 20 classes, the config's proposals)",
+                 labels=method_labels())
     print(f"wrote {path} and {out / SCALING_PNG}")
     return state

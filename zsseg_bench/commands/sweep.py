@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from zsseg_bench.commands.argparse_utils import add_options_then_rest
 from zsseg_bench.sweep.sweep import LAUNCHERS, run_sweep
 from zsseg_bench.utils.errors import UserError
 
@@ -27,33 +28,12 @@ _OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
 ]
 
 
-class _OptionsThenOverrides(argparse.Action):
-    """Trailing ``KEY VALUE`` overrides after the positional spec, with the command's options
-    still accepted anywhere (argparse's REMAINDER alone would swallow them)."""
-
-    def __init__(self, *args: Any, late_parser: argparse.ArgumentParser, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self.late_parser = late_parser
-
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
-                 values: Any, option_string: str | None = None) -> None:
-        options, rest = self.late_parser.parse_known_args(list(values))
-        for key, value in vars(options).items():
-            setattr(namespace, key, value)
-        setattr(namespace, self.dest, rest)
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``zsseg-bench sweep``."""
-    late = argparse.ArgumentParser(prog=parser.prog, add_help=False)
-    for flags, kwargs in _OPTIONS:
-        parser.add_argument(*flags, **kwargs)
-        late.add_argument(*flags, **{**kwargs, "default": argparse.SUPPRESS})
     parser.add_argument("spec", metavar="SPEC.yaml",
                         help="sweep spec, e.g. configs/sweeps/toy_comparison.yaml")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, metavar="KEY VALUE",
-                        action=_OptionsThenOverrides, late_parser=late,
-                        help="config overrides for every run (part of the run ids)")
+    add_options_then_rest(parser, _OPTIONS, "opts", "KEY VALUE",
+                          "config overrides for every run (part of the run ids)")
 
 
 def run(args: argparse.Namespace) -> int:

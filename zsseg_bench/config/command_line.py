@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 from zsseg_bench.config import CfgNode, get_cfg, validate_cfg
-from zsseg_bench.config.projects import add_project_configs
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,7 +21,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
 def setup_cfg(config_file: str, opts: list[str] | None = None,
               output_dir: str | None = None) -> CfgNode:
     """Defaults + every project's keys + the YAML file + overrides, validated and frozen."""
-    cfg = add_project_configs(get_cfg())
+    cfg = get_cfg()
     cfg.merge_from_file(config_file)
     cfg.merge_from_list(list(opts or []))
     if output_dir is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 from collections.abc import Iterable, Iterator, Sequence
@@ -10,7 +11,14 @@ from typing import Any
 from fvcore.common.config import CfgNode as _FvcoreCfgNode
 
 from zsseg_bench.config.allowed import check_allowed_values
-from zsseg_bench.utils.errors import UserError
+from zsseg_bench.utils.errors import UserError, config_file_not_found
+
+#: Keys whose value may be a string or a list of strings (yacs otherwise requires a merged
+#: value to have the default's type), with what the value means.
+STR_OR_LIST_KEYS = {
+    "MODEL.CLIP.TEMPLATES": "a template-set name (e.g. single, vild_14) or a list of templates "
+                            "with one {} each, e.g. [\"a sculpture of a {}.\"]",
+}
 
 
 class CfgNode(_FvcoreCfgNode):
@@ -18,14 +26,19 @@ class CfgNode(_FvcoreCfgNode):
 
     A key that does not exist, in a YAML file or on the command line, raises
     :class:`~zsseg_bench.utils.errors.UserError` naming the key, where it came from, and the
-    closest valid keys.
+    closest valid keys. The keys of :data:`STR_OR_LIST_KEYS` take a string or a list of strings.
     """
+
+    def merge_from_other_cfg(self, cfg_other: Any) -> None:
+        """Merges another config into this one (the keys of :data:`STR_OR_LIST_KEYS` may change
+        between a string and a list)."""
+        with self._str_or_list(_iter_keys(cfg_other)):
+            super().merge_from_other_cfg(cfg_other)
 
     def merge_from_file(self, cfg_filename: str, allow_unsafe: bool = True) -> None:
         """Merges a YAML file (following its ``_BASE_`` chain) into this config."""
         if not os.path.isfile(cfg_filename):
-            raise UserError(f"config file not found: {cfg_filename} (pass an existing YAML, "
-                            "e.g. one under configs/)")
+            raise config_file_not_found(cfg_filename)
         try:
             loaded = self.load_yaml_with_base(cfg_filename, allow_unsafe=allow_unsafe)
         except Exception as e:  # yaml errors, bad _BASE_ paths
@@ -43,9 +56,35 @@ class CfgNode(_FvcoreCfgNode):
             raise UserError(f"overrides must be KEY VALUE pairs, got an odd list: {cfg_list}")
         self._check_keys(cfg_list[0::2], source="the command line")
         try:
-            super().merge_from_list(list(cfg_list))
+            with self._str_or_list(cfg_list[0::2]):
+                super().merge_from_list(list(cfg_list))
         except ValueError as e:
             raise UserError(f"command-line override: {e}") from e
+
+    @contextlib.contextmanager
+    def _str_or_list(self, incoming: Iterable[str]) -> Iterator[None]:
+        """While merging: the :data:`STR_OR_LIST_KEYS` among ``incoming`` are set to None (which
+        yacs lets any value replace); afterwards each must hold a string or a list of strings."""
+        flexible = [k for k in set(incoming) if k in STR_OR_LIST_KEYS and _has_key(self, k)]
+        saved = {k: _get(self, k) for k in flexible}
+        for k in flexible:
+            _set(self, k, None)
+        try:
+            yield
+        finally:
+            bad = None
+            for k in flexible:
+                value = _get(self, k)
+                if isinstance(value, tuple):
+                    value = list(value)
+                ok = isinstance(value, str) or (isinstance(value, list) and bool(value) and all(
+                    isinstance(v, str) for v in value))
+                _set(self, k, value if ok else saved[k])
+                if not ok and value is not None and bad is None:
+                    bad = (k, value)
+            if bad is not None:
+                raise UserError(f"config key {bad[0]} = {bad[1]!r}: expected "
+                                f"{STR_OR_LIST_KEYS[bad[0]]}")
 
     def _check_keys(self, keys: Iterable[str], source: str) -> None:
         """Raises UserError on the first of ``keys`` (``A.B.C``) this config does not have."""
@@ -71,6 +110,27 @@ def changed_keys(cfg: Any, base: Any) -> dict[str, Any]:
     missing = object()
     ref = flat_items(base)
     return {k: v for k, v in flat_items(cfg).items() if ref.get(k, missing) != v}
+
+
+def _has_key(node: Any, key: str) -> bool:
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def _get(node: Any, key: str) -> Any:
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
+def _set(node: Any, key: str, value: Any) -> None:
+    *parents, leaf = key.split(".")
+    for part in parents:
+        node = node[part]
+    node[leaf] = value
 
 
 def _iter_keys(node: Any, prefix: str = "") -> Iterator[str]:
@@ -99,8 +159,24 @@ def validate_cfg(cfg: CfgNode) -> None:
     check_allowed_values(cfg)
 
 
-def get_cfg() -> CfgNode:
-    """Returns a copy of the defaults every method shares (``zsseg_bench/config/defaults.py``)."""
+def get_cfg(methods: bool = True) -> CfgNode:
+    """A fresh copy of the defaults, as detectron2's ``get_cfg()``.
+
+    With ``methods`` (the default), every installed method's keys (``MODEL.ZEGCLIP.*``,
+    ``MODEL.TWO_STAGE.*``, ``MODEL.ALIGNZEG.*``: the ``zsseg_bench.projects`` entry points) are
+    added to the core's (``zsseg_bench/config/defaults.py``), so that the detectron2 idiom
+    works for any method's config::
+
+        cfg = get_cfg()
+        cfg.merge_from_file("configs/synthetic/alignzeg.yaml")
+
+    Loading the methods imports them (and torch); ``methods=False`` gives the core's keys only.
+    """
     from zsseg_bench.config.defaults import _C
 
-    return _C.clone()
+    cfg = _C.clone()
+    if methods:
+        from zsseg_bench.config.projects import add_project_configs
+
+        add_project_configs(cfg)
+    return cfg

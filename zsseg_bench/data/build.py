@@ -15,6 +15,7 @@ import logging
 import os
 import pickle
 import random
+import signal
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -115,9 +116,13 @@ def _worker_init(worker_id: int) -> None:
     random.seed(seed)
     # A signal sent to the whole process group (`timeout`, `kill -- -PGID`, Ctrl-C) must reach
     # only the main process, which stops cleanly and saves a checkpoint, then shuts the
-    # workers down itself (they also exit when the main process dies). [engine worker]
+    # workers down itself (they also exit when the main process dies). A stop signal sent to a
+    # worker itself (before it left the group, or by Slurm to every process of a job step) is
+    # ignored: a worker dying of it would end the main process with a DataLoader error.
     with contextlib.suppress(OSError):
         os.setpgrp()
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2):
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def get_dataset_dicts(names: Sequence[str], key: str = "DATASETS.TRAIN") -> list[dict]:

@@ -7,6 +7,7 @@ API is provided.
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections import UserDict
 from collections.abc import Callable
@@ -38,9 +39,8 @@ class _DatasetCatalog(UserDict):
         """Calls the registered function; an unknown name is an error listing the known ones."""
         try:
             func = self[name]
-        except KeyError as e:
-            raise UserError(f"dataset '{name}' is not registered; registered datasets: "
-                            f"{', '.join(sorted(self)) or '(none)'}") from e
+        except KeyError:
+            raise unknown_dataset_error(name, self.list()) from None
         return func()
 
     def list(self) -> list[str]:
@@ -110,12 +110,26 @@ except ImportError:
     MetadataCatalog = _MetadataCatalog()
 
 
+def unknown_dataset_error(name: str, registered: list[str], what: str = "") -> UserError:
+    """The error of a dataset name that is not registered: the closest names, then all."""
+    close = difflib.get_close_matches(name, registered, n=3, cutoff=0.6)
+    close += [n for n in registered if n not in close and n.startswith(name.split("_")[0])
+              and set(name.split("_")) <= set(n.split("_"))][:3 - len(close)]
+    hint = f"; did you mean {' or '.join(close)}?" if close else ""
+    return UserError(f"dataset '{name}'{what} is not registered{hint} (registered datasets: "
+                     f"{', '.join(sorted(registered)) or '(none)'})")
+
+
 def dataset_class_names(dataset_name: str) -> list[str]:
     """The full class list of a registered dataset (``stuff_classes``), in id order.
 
     Raises:
-        UserError: the dataset's metadata has no (or an empty) ``stuff_classes``.
+        UserError: the dataset is not registered, or its metadata has no (or an empty)
+            ``stuff_classes``.
     """
+    if dataset_name not in DatasetCatalog.list() and \
+            not MetadataCatalog.get(dataset_name).get("stuff_classes"):
+        raise unknown_dataset_error(dataset_name, DatasetCatalog.list())
     names = list(MetadataCatalog.get(dataset_name).get("stuff_classes") or [])
     if not names:
         raise UserError(f"dataset '{dataset_name}' has no stuff_classes in its metadata; is it "

@@ -42,7 +42,7 @@ logger = logging.getLogger(__name__)
 #: Version of the checkpoint layout written by :class:`TrainableCheckpointer`.
 CHECKPOINT_FORMAT = 1
 LAST_CHECKPOINT = "last_checkpoint"
-_PERIODIC_NAME = re.compile(r"^model_(\d{7})\.pth$")
+PERIODIC_NAME = re.compile(r"^model_(\d{7})\.pth$")
 #: Temporary names of :func:`~zsseg_bench.utils.file_io.atomic_save` (``.<name>.<random>.tmp``).
 _TEMP_NAME = re.compile(r"^\.(model_.*\.pth|last_checkpoint)\..*\.tmp$")
 
@@ -117,7 +117,7 @@ class TrainableCheckpointer(Checkpointer):
         """Paths of the ``model_XXXXXXX.pth`` files in ``save_dir``, oldest iteration first."""
         if not os.path.isdir(self.save_dir):
             return []
-        names = sorted(n for n in os.listdir(self.save_dir) if _PERIODIC_NAME.match(n))
+        names = sorted(n for n in os.listdir(self.save_dir) if PERIODIC_NAME.match(n))
         return [os.path.join(self.save_dir, n) for n in names]
 
     def prune(self) -> None:
@@ -180,7 +180,9 @@ class TrainableCheckpointer(Checkpointer):
                             "model_*.pth written by `zsseg-bench train`?)") from e
         if not isinstance(checkpoint, dict) or "model" not in checkpoint:
             raise UserError(f"{f} is not a zsseg-bench checkpoint (no 'model' entry); pass a "
-                            "model_*.pth written by `zsseg-bench train`")
+                            "model_*.pth written by `zsseg-bench train`, or convert a "
+                            "checkpoint of a method's official code first (`zsseg-bench "
+                            "convert --help`)")
         return checkpoint
 
     def _load_model(self, checkpoint: dict[str, Any]) -> None:  # type: ignore[override]
@@ -244,10 +246,16 @@ def build_model_with_weights(cfg: Any, weights: str) -> tuple[nn.Module, dict[st
 
     seed_all(int(cfg.SEED))
     model = build_model(cfg)
-    extra: dict[str, Any] = {}
-    if weights:
-        checkpointer = TrainableCheckpointer(model, save_to_disk=False,
-                                             expected_head=cfg.MODEL.HEAD.NAME)
-        extra = checkpointer.load(weights, checkpointables=[])
-        load_checkpoint_average(model, extra, weights)
-    return model, extra
+    return model, load_model_weights(model, weights, cfg.MODEL.HEAD.NAME)
+
+
+def load_model_weights(model: nn.Module, weights: str, head: str) -> dict[str, Any]:
+    """Loads the trainable weights of the checkpoint ``weights`` into ``model`` (nothing when
+    empty), the weight average when it holds one; ``head``: the ``MODEL.HEAD.NAME`` the
+    checkpoint must be of. Returns the checkpoint's other entries."""
+    if not weights:
+        return {}
+    checkpointer = TrainableCheckpointer(model, save_to_disk=False, expected_head=head)
+    extra = checkpointer.load(weights, checkpointables=[])
+    load_checkpoint_average(model, extra, weights)
+    return extra

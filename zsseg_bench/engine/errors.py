@@ -1,4 +1,4 @@
-"""Why a run stopped early: a NaN/inf loss, a stop request (SIGTERM), out of memory."""
+"""Why a run stopped early: a NaN/inf loss, a stop request (a signal), out of memory."""
 
 from __future__ import annotations
 
@@ -45,12 +45,24 @@ class NonFiniteLossError(UserError):
 
 
 class TrainingStopped(Exception):  # noqa: N818  (not an error: a requested stop)
-    """A stop was requested (SIGTERM) and honoured after ``iteration`` completed."""
+    """A stop was requested (a signal) and honoured after ``iteration`` (0-based) completed.
 
-    def __init__(self, iteration: int, checkpoint: str | None = None):
+    Attributes:
+        iteration: the last completed iteration (0-based).
+        checkpoint: the checkpoint holding it (None: none written).
+        signum: the signal that asked to stop (None: no signal, e.g. in tests).
+        during: what was interrupted: ``"training"``, ``"evaluation"`` (a periodic one, run
+            again on ``--resume``) or ``"final evaluation"`` (training complete; ``--resume``
+            evaluates).
+    """
+
+    def __init__(self, iteration: int, checkpoint: str | None = None, *,
+                 signum: int | None = None, during: str = "training"):
         self.iteration = iteration
         self.checkpoint = checkpoint
-        super().__init__(f"stopped after iteration {iteration}"
+        self.signum = signum
+        self.during = during
+        super().__init__(f"stopped after iteration {iteration} ({during})"
                          + (f"; checkpoint {checkpoint}" if checkpoint else ""))
 
 

@@ -81,14 +81,23 @@ def format_summary(results: dict[str, float]) -> str:
     return ", ".join(f"{k} {results[k]:.2f}" for k in keys)
 
 
+def format_record(record: dict[str, Any]) -> str:
+    """``dataset: mIoU ..., ...`` of every test dataset of a ``metrics.json`` record (the
+    first dataset, then ``other_datasets``), ``; ``-separated."""
+    results = {record["dataset"]: record["metrics"], **record.get("other_datasets", {})}
+    return "; ".join(f"{name}: {format_summary(res)}" for name, res in results.items())
+
+
 def metrics_record(cfg: Any, results: dict[str, dict[str, float]], *, iteration: int,
-                   wall_time_s: float, train_time_s: float) -> dict[str, Any]:
+                   wall_time_s: float, train_time_s: float,
+                   data: dict[str, list[dict]] | None = None) -> dict[str, Any]:
     """The content of ``metrics.json``: the first test dataset's metrics, the seen / unseen
     classes they are grouped by, the mean-IoU rule (``TEST.IOU_RULE``), the iteration and
     times; other test datasets (if any) under ``"other_datasets"`` (their groups under
     ``"other_splits"``). Evaluated on another dataset than the training one,
     ``"cross_dataset"`` names the training dataset and the rule that made a class seen
-    (:mod:`zsseg_bench.data.transfer`)."""
+    (:mod:`zsseg_bench.data.transfer`). ``data``: the datasets used (root, image count,
+    fingerprint; :func:`zsseg_bench.data.identity.data_identity`)."""
     dataset = next(iter(results))
     record: dict[str, Any] = {
         "iteration": int(iteration),
@@ -99,6 +108,8 @@ def metrics_record(cfg: Any, results: dict[str, dict[str, float]], *, iteration:
         **dataset_split_record(cfg, dataset),
         "iou_rule": cfg.TEST.IOU_RULE,
     }
+    if data is not None:
+        record["data"] = data
     if len(results) > 1:
         record["other_datasets"] = {k: v for k, v in results.items() if k != dataset}
         record["other_splits"] = {k: dataset_split_record(cfg, k) for k in results

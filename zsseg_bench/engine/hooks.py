@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 
 class PeriodicCheckpointHook(HookBase):
     """Saves ``model_{iter:07d}.pth`` every ``period`` iterations, ``model_final.pth`` at the
-    end, and a checkpoint of the last completed iteration when the run is stopped (SIGTERM).
+    end, and a checkpoint of the last completed iteration when the run is stopped (a signal).
 
     Args:
         periodic: the periodic checkpointer.
@@ -40,10 +40,11 @@ class PeriodicCheckpointHook(HookBase):
             self.periodic.step(it, **self.extra_state())
             self._saved_iter = it
 
-    def save_now(self) -> str | None:
-        """Saves the last completed iteration unless it was just saved; returns the file."""
+    def save_now(self, force: bool = False) -> str | None:
+        """Saves the last completed iteration unless it was just saved (``force``: even then,
+        e.g. with new extra state); returns the file."""
         it = self.trainer.iter
-        if self._saved_iter != it:
+        if force or self._saved_iter != it:
             self.periodic.save_iteration(it, **self.extra_state())
             self._saved_iter = it
         comm.synchronize()  # rank 0 has written it
@@ -85,7 +86,8 @@ class EvalHook(HookBase):
 
     Args:
         period: iterations between evaluations (0: never).
-        eval_function: returns ``{dataset: {metric: value}}``.
+        eval_function: returns ``{dataset: {metric: value}}``, or None when the evaluation was
+            stopped (by a signal; the trainer then stops).
         on_results: called with ``(iteration, results)`` on every rank.
     """
 
@@ -101,6 +103,8 @@ class EvalHook(HookBase):
             return
         with preserve_rng_state():
             results = self.eval_function()
+        if results is None:
+            return
         comm.synchronize()
         if self.on_results is not None:
             self.on_results(it, results)

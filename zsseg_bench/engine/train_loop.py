@@ -82,7 +82,10 @@ class TrainerBase:
         iter: the current iteration (0-based); after the loop, the number completed.
         phase: the training phase passed to the model with every batch (hooks change it).
         start_iter, max_iter: the range of this session.
-        stop_requested: set (e.g. by a SIGTERM handler) to stop after the current iteration.
+        stop_requested: set (e.g. by a signal handler) to stop after the current iteration.
+        stop_signal: the signal that asked to stop (None: no signal).
+        interruptible: whether a stop signal may interrupt what runs now (an evaluation;
+            :func:`zsseg_bench.engine.signals.interruptible`).
     """
 
     def __init__(self) -> None:
@@ -91,6 +94,8 @@ class TrainerBase:
         self.start_iter = 0
         self.max_iter = 0
         self.stop_requested = False
+        self.stop_signal: int | None = None
+        self.interruptible = False
         self.phase = TrainingPhase.SUPERVISED
         self.storage = MetricsStorage()
 
@@ -106,7 +111,7 @@ class TrainerBase:
         """Runs iterations ``start_iter .. max_iter - 1``.
 
         Raises:
-            TrainingStopped: a stop was requested (SIGTERM); the hooks saved what they could.
+            TrainingStopped: a stop was requested (a signal); the hooks saved what they could.
             NonFiniteLossError: a loss term became NaN/inf (nothing is saved).
         """
         self.iter = self.start_iter = start_iter
@@ -121,7 +126,7 @@ class TrainerBase:
                 self.after_step()
                 if self._should_stop():
                     self.on_stop()
-                    raise TrainingStopped(self.iter)
+                    raise TrainingStopped(self.iter, signum=self.stop_signal)
             self.iter = max_iter
         finally:
             self.after_train()

@@ -40,7 +40,8 @@ from zsseg_bench.engine.hooks import (
 )
 from zsseg_bench.engine.lr_scheduler import build_lr_scheduler
 from zsseg_bench.engine.optimizer import build_optimizer
-from zsseg_bench.engine.rng import gather_rng_states, seed_all, set_rng_state
+from zsseg_bench.engine.rng import gather_rng_states, preserve_rng_state, seed_all, set_rng_state
+from zsseg_bench.engine.signals import EvaluationStopped, interruptible, signal_name
 from zsseg_bench.engine.train_loop import SimpleTrainer
 from zsseg_bench.engine.writers import JSONLMetricsWriter, MetricsWriter, TensorboardWriter
 from zsseg_bench.modeling import build_model
@@ -124,12 +125,16 @@ class Trainer(SimpleTrainer):
         model: a model to train instead of ``build_model(cfg)`` (tests).
         progress_bar: show the tqdm bar (None: only on a terminal).
         tensorboard: write TensorBoard event files when tensorboard is installed.
+        data: the datasets the run uses, recorded in ``metrics.json``
+            (:func:`zsseg_bench.data.identity.data_identity`).
     """
 
     def __init__(self, cfg: Any, log: JSONLWriter | None = None, *, model: nn.Module | None = None,
-                 progress_bar: bool | None = None, tensorboard: bool = True):
+                 progress_bar: bool | None = None, tensorboard: bool = True,
+                 data: dict[str, list[dict]] | None = None):
         check_solver(cfg)
         self.cfg = cfg
+        self.data = data
         self.output_dir = Path(cfg.OUTPUT_DIR)
         self.rank, self.world_size = comm.get_rank(), comm.get_world_size()
         seed_all(int(cfg.SEED))  # the same initial weights on every rank
@@ -171,6 +176,8 @@ class Trainer(SimpleTrainer):
         self._wall_start = time.perf_counter()
         self._rng_to_restore: list[dict[str, Any]] | None = None
         self._resumed_from: str | None = None
+        #: The periodic evaluation a signal stopped: run again first on --resume.
+        self._pending_eval = False
         self.register_hooks(self.build_hooks())
 
     # ------------------------------------------------------------------------------- set-up
@@ -206,6 +213,7 @@ class Trainer(SimpleTrainer):
             "train_time_s": self.train_time_s,
             "wall_time_s": self.wall_time_s(),
             "meta": {"head": self.cfg.MODEL.HEAD.NAME, "world_size": self.world_size},
+            "pending_eval": self._pending_eval,
         }
 
     def resume_or_load(self, resume: bool = True) -> None:
@@ -230,6 +238,7 @@ class Trainer(SimpleTrainer):
                                "RNG states are re-seeded, so the run will not repeat exactly",
                                len(rng) if isinstance(rng, list) else "?", self.world_size)
             self._check_sampler(extra.get("sampler") or {})
+            self._pending_eval = bool(extra.get("pending_eval", False))
             self._resumed_from = path
             logger.info("Resuming from %s at iteration %d", path, self.start_iter)
         else:
@@ -255,7 +264,9 @@ class Trainer(SimpleTrainer):
 
         Raises:
             NonFiniteLossError: a loss became NaN/inf (the message names the last checkpoint).
-            TrainingStopped: stopped on request (SIGTERM) after saving a checkpoint.
+            TrainingStopped: stopped on request (a signal) after saving a checkpoint; during
+                an evaluation, at once (the final one: the final checkpoint is kept and
+                ``--resume`` evaluates it).
         """
         self._wall_start = time.perf_counter()
         self.data_loader = build_train_loader(
@@ -267,9 +278,11 @@ class Trainer(SimpleTrainer):
             seed_all(int(self.cfg.SEED) + self.rank + self.start_iter * self.world_size)
         self._event("resume" if self._resumed_from else "start", start_iter=self.start_iter,
                     max_iter=self.cfg.SOLVER.MAX_ITER, world_size=self.world_size,
-                    checkpoint=self._resumed_from)
+                    checkpoint=self._resumed_from, log_period=self.cfg.SOLVER.LOG_PERIOD)
         try:
             try:
+                if self._pending_eval and self.start_iter < self.cfg.SOLVER.MAX_ITER:
+                    self._rerun_pending_eval()
                 super().train(self.start_iter, self.cfg.SOLVER.MAX_ITER)
                 self.close_data()  # frees the loader workers before the final evaluation
             except NonFiniteLossError as e:
@@ -278,14 +291,22 @@ class Trainer(SimpleTrainer):
                 raise e.with_checkpoint(self.checkpointer.get_checkpoint_file() or None) \
                     from None
             except TrainingStopped as e:
-                self._event("stopped", iteration=e.iteration + 1, checkpoint=e.checkpoint)
+                self._stopped_event(e)
                 raise
-            with self._eval_weights():
-                results = evaluate_datasets(self.cfg, self.model, output_dir=self.output_dir)
+            try:
+                with interruptible(self), self._eval_weights():
+                    results = evaluate_datasets(self.cfg, self.model,
+                                                output_dir=self.output_dir)
+            except EvaluationStopped as e:
+                # The final checkpoint is on disk: --resume loads it and evaluates again.
+                stopped = TrainingStopped(self.iter - 1, self.checkpointer.get_checkpoint_file()
+                                          or None, signum=e.signum, during="final evaluation")
+                self._stopped_event(stopped)
+                raise stopped from None
             self._log_eval(self.iter - 1, results)  # self.iter: iterations completed
             record = metrics_record(self.cfg, results, iteration=self.iter,
                                     wall_time_s=self.wall_time_s(),
-                                    train_time_s=self.train_time_s)
+                                    train_time_s=self.train_time_s, data=self.data)
             write_metrics(self.output_dir, record)
             return record
         finally:
@@ -302,16 +323,43 @@ class Trainer(SimpleTrainer):
         self.train_time_s += time.perf_counter() - tic
 
     def on_stop(self) -> None:
-        """Saves the last completed iteration and stops (SIGTERM)."""
-        path = self.checkpoint_hook.save_now()
-        logger.warning("Stop requested: stopped after iteration %d, checkpoint %s",
-                       self.iter, path)
-        raise TrainingStopped(self.iter, path)
+        """Saves the last completed iteration and stops (a signal asked to)."""
+        path = self.checkpoint_hook.save_now(force=self._pending_eval)
+        during = "evaluation" if self._pending_eval else "training"
+        logger.warning("Stop requested: stopped after iteration %d%s, checkpoint %s",
+                       self.iter + 1, " (its evaluation not done)" if self._pending_eval else "",
+                       path)
+        raise TrainingStopped(self.iter, path, signum=self.stop_signal, during=during)
 
     # ------------------------------------------------------------------------------- helpers
-    def _periodic_eval(self) -> dict[str, dict[str, float]]:
-        with self._eval_weights():
-            return evaluate_datasets(self.cfg, self.model)
+    def _periodic_eval(self) -> dict[str, dict[str, float]] | None:
+        """The periodic evaluation; None when a signal stopped it (it is then recorded as not
+        done in the checkpoint the stop writes, and runs again on ``--resume``)."""
+        try:
+            with interruptible(self), self._eval_weights():
+                results = evaluate_datasets(self.cfg, self.model)
+        except EvaluationStopped:
+            self._pending_eval = True
+            return None
+        self._pending_eval = False
+        return results
+
+    def _rerun_pending_eval(self) -> None:
+        """Runs the periodic evaluation of the checkpoint's iteration, which a signal stopped
+        in the interrupted session (the RNG states stay as restored)."""
+        logger.info("Running the evaluation of iteration %d, stopped in the last session",
+                    self.start_iter)
+        self.iter = self.start_iter - 1
+        with preserve_rng_state():
+            results = self._periodic_eval()
+        if results is None:  # stopped again: nothing newer to save
+            raise TrainingStopped(self.start_iter - 1, self._resumed_from,
+                                  signum=self.stop_signal, during="evaluation")
+        self._log_eval(self.start_iter - 1, results)
+
+    def _stopped_event(self, e: TrainingStopped) -> None:
+        self._event("stopped", iteration=e.iteration + 1, checkpoint=e.checkpoint,
+                    signal=signal_name(e.signum), during=e.during)
 
     def _eval_weights(self) -> contextlib.AbstractContextManager:
         """The weights evaluations use: the average with ``MODEL_EMA.ENABLED``, else the

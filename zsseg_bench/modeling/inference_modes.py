@@ -2,7 +2,9 @@
 
 Pure functions of a score function ``fn(batch) -> B x K x h x w`` (any resolution; upsampled
 bilinearly to the batch size here when needed), so the meta-architecture uses them for every
-head and tests can use them with any per-pixel model.
+head and tests can use them with any per-pixel model. With ``with_sizes=True`` the function is
+called as ``fn(batch, image_sizes)``: the (h, w) of each batch element without its padding
+(detectron2's ``ImageList.image_sizes``), for methods that must not look at the padding.
 
 - ``whole``: the images are padded into one batch (to a multiple of ``size_divisibility``),
   scored at once and each result is cropped back to its own size.
@@ -48,6 +50,10 @@ def pad_to_batch(tensors: Sequence[torch.Tensor], size_divisibility: int = 0,
     return batch
 
 
+def _size(image: torch.Tensor) -> tuple[int, int]:
+    return int(image.shape[-2]), int(image.shape[-1])
+
+
 def resize_scores(scores: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     """Bilinear resize of ``K x h x w`` (or ``B x K x h x w``) scores to ``size`` = (H, W)."""
     size = (int(size[0]), int(size[1]))
@@ -59,8 +65,9 @@ def resize_scores(scores: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     return out[0] if squeeze else out
 
 
-def _score(fn: ScoreFn, batch: torch.Tensor) -> torch.Tensor:
-    scores = fn(batch)
+def _score(fn: ScoreFn, batch: torch.Tensor,
+           sizes: list[tuple[int, int]] | None = None) -> torch.Tensor:
+    scores = fn(batch) if sizes is None else fn(batch, sizes)
     if scores.dim() != 4 or scores.shape[0] != batch.shape[0]:
         raise ValueError(f"the score function must return B x K x h x w for a batch of "
                          f"{batch.shape[0]}, got shape {tuple(scores.shape)}")
@@ -68,19 +75,21 @@ def _score(fn: ScoreFn, batch: torch.Tensor) -> torch.Tensor:
 
 
 def whole_inference(fn: ScoreFn, images: Sequence[torch.Tensor] | torch.Tensor,
-                    size_divisibility: int = 0) -> list[torch.Tensor]:
+                    size_divisibility: int = 0, with_sizes: bool = False) -> list[torch.Tensor]:
     """Scores whole images in one padded batch.
 
     Args:
         fn: ``B x 3 x H x W`` -> ``B x K x h x w`` scores.
         images: ``3 x H_i x W_i`` tensors (or a ``B x 3 x H x W`` batch).
         size_divisibility: pad the batch to a multiple of this.
+        with_sizes: call ``fn(batch, image_sizes)`` (module docstring).
 
     Returns:
         One ``K x H_i x W_i`` score map per image, at the image's own size.
     """
     images = list(images)
-    scores = _score(fn, pad_to_batch(images, size_divisibility))
+    sizes = [_size(img) for img in images] if with_sizes else None
+    scores = _score(fn, pad_to_batch(images, size_divisibility), sizes)
     return [s[:, : img.shape[-2], : img.shape[-1]] for s, img in zip(scores, images)]
 
 
@@ -96,7 +105,8 @@ def window_starts(length: int, crop: int, stride: int) -> list[int]:
 def slide_inference(fn: ScoreFn, image: torch.Tensor, crop: Sequence[int],
                     stride: Sequence[int], size_divisibility: int = 0,
                     num_classes: int | None = None,
-                    windows_per_batch: int | None = None) -> torch.Tensor:
+                    windows_per_batch: int | None = None,
+                    with_sizes: bool = False) -> torch.Tensor:
     """Scores one image with overlapping windows whose scores are averaged.
 
     Args:
@@ -107,6 +117,7 @@ def slide_inference(fn: ScoreFn, image: torch.Tensor, crop: Sequence[int],
         size_divisibility: each batch of windows is padded to a multiple of this.
         num_classes: expected K (checked when given).
         windows_per_batch: windows scored per call of ``fn`` (None: all at once).
+        with_sizes: call ``fn(batch, image_sizes)`` with each window's size (module docstring).
 
     Returns:
         ``K x H x W`` scores.
@@ -124,7 +135,8 @@ def slide_inference(fn: ScoreFn, image: torch.Tensor, crop: Sequence[int],
     for start in range(0, len(boxes), step):
         chunk = boxes[start: start + step]
         windows = [image[:, y0:y1, x0:x1] for y0, x0, y1, x1 in chunk]
-        scores = _score(fn, pad_to_batch(windows, size_divisibility))
+        sizes = [_size(w) for w in windows] if with_sizes else None
+        scores = _score(fn, pad_to_batch(windows, size_divisibility), sizes)
         if total is None:
             if num_classes is not None and scores.shape[1] != num_classes:
                 raise ValueError(f"the score function returned {scores.shape[1]} classes, "

@@ -11,7 +11,8 @@ from zsseg_bench.utils.errors import UserError
 
 GROUP_COLUMNS = ["method", "method_label", "dataset", "setting", "variant"]
 AGG_METRICS = ["mIoU-S", "mIoU-U", "hIoU", "pAcc", "mIoU", "mAcc", "fps", "latency_ms",
-               "gflops", "params_learnable", "params_total", "peak_memory_mb"]
+               "gflops", "params_learnable", "params_total", "peak_memory_mb", "iteration",
+               "config_max_iter"]
 #: The method speed-ups are relative to when neither the runs nor the caller name one.
 DEFAULT_BASELINE = "two_stage"
 

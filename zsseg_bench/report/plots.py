@@ -15,6 +15,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from zsseg_bench.utils.plot_axes import error_below
+
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
 DPI = 120
 UNSEEN_COLOUR = "#fde0c5"
@@ -59,8 +61,8 @@ def _no_data(path: Path, title: str, message: str) -> Path:
 def plot_hiou_vs_fps(agg: pd.DataFrame, path: str | Path) -> Path:
     """Scatter of hIoU against FPS, one subplot per dataset, one marker per method.
 
-    Error bars are the std over seeds of both quantities; filled markers are inductive,
-    hollow markers transductive. Rows without FPS are left out.
+    Error bars are the std over seeds of both quantities (stopping at 0); filled markers are
+    inductive, hollow markers transductive. Rows without FPS are left out.
     """
     path = Path(path)
     title = "Accuracy vs speed"
@@ -77,8 +79,8 @@ def plot_hiou_vs_fps(agg: pd.DataFrame, path: str | Path) -> Path:
             hollow = r["setting"] == "transductive"
             label = _group_label(r["method_label"], r["setting"], r["variant"])
             ax.errorbar(r["fps_mean"], r["hIoU_mean"],
-                        xerr=None if math.isnan(r["fps_std"]) else r["fps_std"],
-                        yerr=None if math.isnan(r["hIoU_std"]) else r["hIoU_std"],
+                        xerr=error_below(r["fps_mean"], r["fps_std"]),
+                        yerr=error_below(r["hIoU_mean"], r["hIoU_std"]),
                         fmt=marker, color=colour, markersize=9, capsize=4,
                         markerfacecolor="none" if hollow else colour, label=label)
         ax.set_xlabel("FPS (images / s)")

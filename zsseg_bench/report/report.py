@@ -25,6 +25,7 @@ from zsseg_bench.report.tables import (
 )
 from zsseg_bench.utils.errors import UserError
 from zsseg_bench.utils.file_io import atomic_write_text
+from zsseg_bench.utils.run_dir import make_output_dir
 
 PUBLISHED_CHOICES = ("auto", "all", "none")
 RESULTS_CSV = "results.csv"
@@ -69,18 +70,25 @@ def write_report(root: str | Path, output_dir: str | Path | None = None,
     root = Path(root)
     out = Path(output_dir) if output_dir is not None else root
     collected = collect_results(root)
+    make_output_dir(out, "--output")
     warnings = []
     if collected.unfinished:
-        warnings.append(f"{len(collected.unfinished)} unfinished run(s) without metrics.json "
-                        "left out: " + ", ".join(Path(d).name for d in collected.unfinished))
+        warnings.append(f"{len(collected.unfinished)} unfinished run(s) (without metrics.json, "
+                        "or speed.json for a speed-only run) left out: "
+                        + ", ".join(Path(d).name for d in collected.unfinished))
+    if collected.other_data:
+        warnings.append(f"{len(collected.other_data)} run(s) on other (older) data than the "
+                        "newest runs of the same dataset left out (their metrics.json record "
+                        "another fingerprint): " + ", ".join(collected.other_data))
     if collected.duplicates:
         warnings.append(f"{len(collected.duplicates)} older run(s) with the same method/"
                         "dataset/setting/variant/seed as a newer one left out: "
                         + ", ".join(collected.duplicates))
     runs = collected.runs
     if runs.empty:
-        raise UserError(f"report: no finished run under {root} (none has train/metrics.json); "
-                        "wait for the sweep or re-launch it")
+        raise UserError(f"report: no finished run under {root} (none has train/metrics.json, "
+                        "or speed/speed.json for a speed-only run); wait for the sweep or "
+                        "re-launch it")
     agg = aggregate_seeds(runs, baseline=baseline)
     title = title or f"Results: {root.resolve().name}"
     tables = []
@@ -100,7 +108,6 @@ def write_report(root: str | Path, output_dir: str | Path | None = None,
         cross_runs = runs[runs[targets].notna().any(axis=1)]
         tables.append(build_cross_dataset_table(agg, cross_runs,
                                                 title=f"{title} (cross-dataset)"))
-    out.mkdir(parents=True, exist_ok=True)
     outputs = ReportOutputs(out / RESULTS_CSV, out / AGGREGATE_CSV, out / TABLE_MD,
                             out / TABLE_TEX, [out / p for p in PLOT_FILES],
                             "\n".join(to_markdown(t) for t in tables), warnings)

@@ -5,9 +5,17 @@ A run directory is any directory holding ``cell.json`` (written by the sweep); i
 the speed harness). A run evaluated on several test datasets, or on another dataset than its
 training one (cross-dataset), also gets one block of columns per test dataset,
 ``<dataset>/<column>`` (e.g. ``voc_zs_val/mIoU``, ``voc_zs_val/n_unseen``), in
-``DATASETS.TEST`` order. A run without ``metrics.json`` is unfinished and left out; a run without
-``speed.json`` keeps blank speed columns. A file that exists but is malformed is an error that
-names the file: a report never silently drops a result.
+``DATASETS.TEST`` order. A run that trains is finished with its ``metrics.json`` (without
+``speed.json`` its speed columns are blank); a speed-only run (a speed preset) with its
+``speed.json`` (its accuracy columns are blank). Unfinished runs are left out. A file that
+exists but is malformed is an error that names the file: a report never silently drops a
+result.
+
+Runs record the data they used (``metrics.json`` ``data``: each dataset's fingerprint,
+:mod:`zsseg_bench.data.identity`). Runs on different data are never mixed: where runs disagree
+on a dataset's fingerprint (a sweep relaunched on another rendering or download of it), the
+runs on the newest data (by their ``metrics.json``) are reported and the others left out with
+a warning.
 """
 
 from __future__ import annotations
@@ -55,8 +63,11 @@ class CollectedResults:
         runs: one row per finished run: labels, metrics, speed, paths.
         per_class: long table (run labels, ``class``, ``iou``, ``unseen``).
         breakdown: long table (run labels, ``stage``, ``ms``).
-        unfinished: run directories without ``metrics.json``.
+        unfinished: run directories without their result (``metrics.json``; ``speed.json`` for
+            a speed-only run).
         duplicates: run directories left out because a newer run has the same labels.
+        other_data: run directories left out because newer runs used other data (another
+            fingerprint of one of their datasets).
     """
 
     runs: pd.DataFrame
@@ -64,6 +75,7 @@ class CollectedResults:
     breakdown: pd.DataFrame
     unfinished: list[str]
     duplicates: list[str]
+    other_data: list[str] = dataclasses.field(default_factory=list)
 
 
 def _load_json(path: Path) -> dict[str, Any]:
@@ -158,8 +170,25 @@ def read_metrics(path: Path) -> tuple[dict[str, Any], dict[str, float], list[str
     row["train_time_s"] = _number(path, "wall_time_s", data.get("wall_time_s"), required=False)
     row["eval_dataset"] = data.get("dataset")
     row["cross_dataset"] = "cross_dataset" in data
+    row["data"] = data_fingerprints(path, data.get("data"))
     row.update(target_columns(path, data))
     return row, per_class, unseen
+
+
+def data_fingerprints(path: Path, data: Any) -> str:
+    """``name=fingerprint`` of each dataset a ``metrics.json`` records under ``data``,
+    space-separated and sorted (empty for a file of an older version, which has none)."""
+    if data is None:
+        return ""
+    found = {}
+    for part in ("train", "test"):
+        entries = _mapping(path, "data", data).get(part) or []
+        if not isinstance(entries, list):
+            raise ResultFileError(f"{path}: data.{part} must be a list")
+        for entry in entries:
+            entry = _mapping(path, f"data.{part}[]", entry)
+            found[str(entry.get("name"))] = str(entry.get("fingerprint"))
+    return " ".join(f"{k}={v}" for k, v in sorted(found.items()))
 
 
 def read_speed(path: Path) -> tuple[dict[str, Any], dict[str, float]]:
@@ -207,7 +236,26 @@ def read_cell_labels(run_dir: Path) -> dict[str, Any]:
         "variant": str(data.get("variant") or "default"),
         "seed": int(data["seed"]),
         "baseline": data.get("baseline"),
+        "stages": tuple(data.get("stages") or ("train",)),
+        "config_max_iter": config_max_iter(data.get("config_file")),
     }
+
+
+def config_max_iter(config_file: Any) -> float:
+    """``SOLVER.MAX_ITER`` as the config file (with its ``_BASE_`` chain) sets it, before any
+    override: a run with fewer iterations is a short run. NaN when the file does not set it or
+    cannot be read (a report never fails on it)."""
+    if not isinstance(config_file, str) or not Path(config_file).is_file():
+        return math.nan
+    from zsseg_bench.config import CfgNode
+
+    try:
+        value = CfgNode.load_yaml_with_base(config_file, allow_unsafe=True).get(
+            "SOLVER", {}).get("MAX_ITER")
+    except Exception:  # noqa: BLE001  (a broken config is the sweep's error, not the report's)
+        return math.nan
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
+        else math.nan
 
 
 def find_run_dirs(root: str | Path) -> list[Path]:
@@ -231,17 +279,25 @@ def collect_results(root: str | Path) -> CollectedResults:
     rows, classes, breakdowns, unfinished = [], [], [], []
     for run_dir in run_dirs:
         labels = read_cell_labels(run_dir)
+        stages = labels.pop("stages")
         metrics_path = result_file(run_dir, "train")
-        if not metrics_path.is_file():
+        speed_path = result_file(run_dir, "speed")
+        trains = "train" in stages
+        if not (metrics_path if trains else speed_path).is_file():
             unfinished.append(str(run_dir))
             continue
-        metrics, per_class, unseen = read_metrics(metrics_path)
-        speed_path = result_file(run_dir, "speed")
+        if trains:
+            metrics, per_class, unseen = read_metrics(metrics_path)
+        else:  # a speed-only run (e.g. a speed preset): no accuracy
+            metrics = {**{c: math.nan for c in METRIC_COLUMNS.values()}, "cross_dataset": False,
+                       "data": ""}
+            per_class, unseen = {}, []
         speed, breakdown = read_speed(speed_path) if speed_path.is_file() else ({}, {})
+        newest = metrics_path if trains else speed_path
         row = {**labels, **metrics, **{c: math.nan for c in SPEED_COLUMNS}, **speed,
-               "run_dir": str(run_dir), "metrics_file": str(metrics_path),
+               "run_dir": str(run_dir), "metrics_file": str(metrics_path) if trains else "",
                "speed_file": str(speed_path) if speed_path.is_file() else "",
-               "_mtime": metrics_path.stat().st_mtime}
+               "_mtime": newest.stat().st_mtime}
         rows.append(row)
         key = {**{k: labels[k] for k in LABEL_COLUMNS}, "run_dir": str(run_dir)}
         unseen_set = set(unseen)
@@ -253,8 +309,12 @@ def collect_results(root: str | Path) -> CollectedResults:
 
     runs = pd.DataFrame(rows)
     duplicates: list[str] = []
+    other_data: list[str] = []
     if not runs.empty:
         runs = runs.sort_values("_mtime")
+        stale = _on_older_data(runs)
+        other_data = runs.loc[stale, "run_dir"].tolist()
+        runs = runs.loc[~stale]
         dup = runs.duplicated(["method", "dataset", "setting", "variant", "seed"], keep="last")
         duplicates = runs.loc[dup, "run_dir"].tolist()
         runs = runs.loc[~dup].drop(columns="_mtime")
@@ -267,4 +327,17 @@ def collect_results(root: str | Path) -> CollectedResults:
     breakdown_df = pd.DataFrame(breakdowns, columns=[*LABEL_COLUMNS, "run_dir", "stage", "ms",
                                                      "order"])
     breakdown_df = breakdown_df[breakdown_df["run_dir"].isin(kept)].reset_index(drop=True)
-    return CollectedResults(runs, per_class_df, breakdown_df, unfinished, duplicates)
+    return CollectedResults(runs, per_class_df, breakdown_df, unfinished, duplicates,
+                            other_data)
+
+
+def _on_older_data(runs: pd.DataFrame) -> pd.Series:
+    """Which runs (sorted oldest first) recorded a fingerprint of a dataset that differs from
+    the one the newest run recording that dataset has."""
+    current: dict[str, str] = {}
+    for data in reversed(runs["data"].tolist()):
+        for item in data.split():
+            name, fingerprint = item.rsplit("=", 1)
+            current.setdefault(name, fingerprint)
+    return runs["data"].map(lambda data: any(
+        current[name] != fp for name, fp in (i.rsplit("=", 1) for i in data.split())))

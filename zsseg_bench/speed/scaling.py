@@ -25,6 +25,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from zsseg_bench.utils.plot_axes import plain_log_axis
+
 PAPER_VOCABULARY = 20
 PAPER_INPUT = 512
 #: The two-stage proposal count of the reference configs (MaskFormer's 100 queries).
@@ -156,11 +158,16 @@ def series(points: Iterable[dict[str, Any]], factor: str) -> dict[str, list[dict
 
 _AXIS_LABELS = {"vocabulary": "vocabulary size (classes)", "input": "input side (px)",
                 "proposals": "two-stage proposals (queries)"}
+_TITLES = {"vocabulary": "Vocabulary grows", "input": "Input size grows",
+           "proposals": "Two-stage proposals grow"}
 
 
-def plot_scaling(points: list[dict[str, Any]], path: str | Path, title: str) -> Path:
-    """``speed_scaling.png``: FPS (top) and GFLOPs (bottom) per factor (columns), one line per
-    method (and inference mode), log axes."""
+def plot_scaling(points: list[dict[str, Any]], path: str | Path, title: str,
+                 labels: dict[str, str] | None = None) -> Path:
+    """``speed_scaling.png``: FPS (top) and GFLOPs (bottom) per factor (columns, titled), one
+    line per method (one colour; solid: whole-image inference, dashed: sliding windows) under
+    its display name (``labels``: method -> name), log axes with plain-number ticks, one
+    legend below."""
     import io
 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -168,26 +175,49 @@ def plot_scaling(points: list[dict[str, Any]], path: str | Path, title: str) -> 
 
     from zsseg_bench.utils.file_io import atomic_write_bytes
 
+    labels = labels or {}
     factors = [f for f in FULL_GRID.factors() if any(p["factor"] == f for p in points)]
-    fig = Figure(figsize=(4.5 * max(len(factors), 1), 7), dpi=110)
+    fig = Figure(figsize=(5.0 * max(len(factors), 1), 8), dpi=110)
     FigureCanvasAgg(fig)
     axes = fig.subplots(2, max(len(factors), 1), squeeze=False)
+    methods = sorted({p["method"] for p in points})
+    colours = {m: f"C{k % 10}" for k, m in enumerate(methods)}  # a method's lines: one colour
+    handles: dict[str, Any] = {}
     for col, factor in enumerate(factors):
+        xs_all: set[float] = set()
+        values: list[list[float]] = [[], []]
         for name, line in series(points, factor).items():
+            method, _, mode = name.partition(" (")
+            slide = mode.startswith("slide")
+            label = labels.get(method, method) + (" (sliding windows)" if slide else "")
             xs = [p["value"] for p in line]
-            axes[0][col].plot(xs, [p["fps"] for p in line], marker="o", label=name)
+            xs_all.update(xs)
+            style = dict(marker="s" if slide else "o", linestyle="--" if slide else "-",
+                         label=label, color=colours[method])
+            fps = [p["fps"] for p in line]
+            handles.setdefault(label, axes[0][col].plot(xs, fps, **style)[0])
+            values[0] += fps
             gflops = [p["gflops"] for p in line]
             if all(g is not None for g in gflops):
-                axes[1][col].plot(xs, gflops, marker="o", label=name)
-        for row, ylabel in enumerate(("FPS", "GFLOPs")):
+                axes[1][col].plot(xs, gflops, **style)
+                values[1] += gflops
+        for row, ylabel in enumerate(("FPS (images / s)", "GFLOPs")):
             ax = axes[row][col]
             ax.set_xscale("log")
             ax.set_yscale("log")
+            plain_log_axis(ax.xaxis, xs_all)
+            positive = [v for v in values[row] if v and v > 0]
+            plain_log_axis(ax.yaxis, span=(min(positive), max(positive)) if positive
+                            else None)
             ax.set_xlabel(_AXIS_LABELS[factor])
             ax.set_ylabel(ylabel)
+            ax.set_title(f"{_TITLES[factor]}: {ylabel.split(' (')[0]}", fontsize=10)
             ax.grid(True, which="both", alpha=0.3)
-            ax.legend(fontsize=7)
     fig.suptitle(title, fontsize=9)
+    if handles:  # one legend under the panels: it hides no line
+        fig.legend(handles=list(handles.values()), loc="lower center", frameon=False,
+                   ncol=min(len(handles), 4), fontsize=8)
+    fig.tight_layout(rect=(0, 0.06 + 0.025 * ((len(handles) - 1) // 4), 1, 0.96))
     buf = io.BytesIO()
     fig.savefig(buf, format="png", bbox_inches="tight")
     atomic_write_bytes(Path(path), buf.getvalue())

@@ -26,6 +26,7 @@ from zsseg_bench.sweep.runner import (
     RUNNING,
     TERMINATE_GRACE_S,
     ProcessRegistry,
+    read_cell,
     read_status,
     run_cell,
 )
@@ -110,6 +111,8 @@ class LocalLauncher:
     With ``jobs > 1``, training stages run in parallel (each child limited to
     ``cpu_count // jobs`` threads through ``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` unless those
     are set) while speed stages run alone: a timing never shares the machine with other work.
+    The runs' other stages go first, all of them in parallel, then the speed stages one after
+    the other, so a run waiting to be timed never holds a place another run could train in.
     """
 
     def __init__(self, jobs: int = 1, registry: ProcessRegistry = REGISTRY):
@@ -136,8 +139,34 @@ class LocalLauncher:
         """Runs every run in ``run_dirs``; returns run dir -> final status."""
         lock = _StageLock()
         results: dict[str, dict[str, Any]] = {}
+        if self.jobs == 1:
+            self._pool(run_dirs, lambda d: self._run_one(d, lock), results, progress)
+            return results
+        timed: list[Path] = []
+
+        def first(run_dir: Path) -> dict[str, Any]:
+            status = run_cell_job(run_dir, registry=self.registry, env_for=self._env,
+                                  guard_for=lock.for_stage, only=_untimed(status_stages(run_dir)))
+            if _waits_for_timing(status):
+                timed.append(run_dir)  # reported after its timing
+            return status
+
+        def report(run_dir: str, status: dict[str, Any]) -> None:
+            if progress and Path(run_dir) not in timed:
+                progress(run_dir, status)
+
+        self._pool(run_dirs, first, results, report)
+        for run_dir in [Path(d) for d in run_dirs if Path(d) in timed]:  # alone, in order
+            results[str(run_dir)] = run_cell_job(run_dir, registry=self.registry,
+                                                 only=EXCLUSIVE_STAGES)
+            if progress:
+                progress(str(run_dir), results[str(run_dir)])
+        return results
+
+    def _pool(self, run_dirs: Sequence[Path], fn: Callable[[Path], dict[str, Any]],
+              results: dict[str, dict[str, Any]], progress: Progress | None) -> None:
         with ThreadPoolExecutor(max_workers=max(1, min(self.jobs, len(run_dirs)))) as pool:
-            futures = {pool.submit(self._run_one, Path(d), lock): str(d) for d in run_dirs}
+            futures = {pool.submit(fn, Path(d)): str(d) for d in run_dirs}
             pending = set(futures)
             while pending:  # short waits keep the main thread responsive to signals
                 done, pending = wait(pending, timeout=_POLL_S, return_when=FIRST_COMPLETED)
@@ -145,7 +174,27 @@ class LocalLauncher:
                     results[futures[fut]] = fut.result()
                     if progress:
                         progress(futures[fut], results[futures[fut]])
-        return results
+
+
+def status_stages(run_dir: Path) -> tuple[str, ...]:
+    """The stages of the cell in ``run_dir`` (from ``cell.json``; none if unreadable)."""
+    try:
+        return read_cell(run_dir).stages
+    except UserError:
+        return ()
+
+
+def _untimed(stages: Sequence[str]) -> tuple[str, ...]:
+    return tuple(s for s in stages if s not in EXCLUSIVE_STAGES)
+
+
+def _waits_for_timing(status: dict[str, Any]) -> bool:
+    """Whether a run whose untimed stages are done still has a timed stage to run."""
+    stages = status.get("stages", {})
+    untimed_done = all(e.get("state") == "done" for s, e in stages.items()
+                       if s not in EXCLUSIVE_STAGES)
+    return untimed_done and any(s in EXCLUSIVE_STAGES and e.get("state") != "done"
+                                for s, e in stages.items())
 
 
 def run_cell_job(run_dir: str | Path, **kwargs: Any) -> dict[str, Any]:

@@ -7,10 +7,17 @@ override from the spec into a config file keeps the id; changing a value anywher
 installing another method (new keys at their defaults) or adding a default key changes no id.
 Changing a default's *value* keeps the ids of runs that do not set the key: a run directory's
 ``config.yaml`` records the full config it ran with.
+
+A run that trains also depends on its data: :func:`data_fingerprints` gives the fingerprint of
+each dataset of ``DATASETS.TRAIN`` and ``DATASETS.TEST`` (:mod:`zsseg_bench.data.identity`:
+file list and sizes), so a sweep relaunched on other data (another datasets root, a
+re-rendered toy world) runs again instead of skipping "finished" runs, while the same data
+under another root keeps the ids.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from functools import cache
 from pathlib import Path
@@ -23,9 +30,8 @@ from zsseg_bench.utils.errors import UserError
 def _defaults() -> Any:
     """The defaults every config starts from: the core's and every installed method's keys."""
     from zsseg_bench.config import get_cfg
-    from zsseg_bench.config.projects import add_project_configs
 
-    cfg = add_project_configs(get_cfg())
+    cfg = get_cfg()
     cfg.OUTPUT_DIR = ""
     cfg.freeze()
     return cfg
@@ -58,3 +64,40 @@ def raw_config_text(config_file: str, opts: list[str]) -> str:
     if not path.is_file():
         raise UserError(f"config file not found: {config_file}")
     return path.read_text(encoding="utf-8") + "\n#opts: " + " ".join(opts)
+
+
+def data_fingerprints(config_file: str, opts: list[str],
+                      cache: dict[str, dict[str, Any]] | None = None,
+                      missing: set[str] | None = None) -> dict[str, str]:
+    """``{dataset: fingerprint}`` of the training and test datasets of ``config_file`` +
+    ``opts`` (``cache``: identities computed already, by dataset name).
+
+    Args:
+        config_file, opts: the run's config file and overrides.
+        cache: identities computed already, by dataset name (filled in).
+        missing: when given, a dataset that is not prepared is added to it and fingerprinted
+            as ``"not prepared"`` (nothing is rendered: a dry run); else it is an error.
+
+    Raises:
+        UserError: a dataset is not registered or not prepared (the message says how).
+    """
+    import zsseg_bench.data  # noqa: F401  (registers the built-in datasets)
+    from zsseg_bench.config.command_line import setup_cfg
+    from zsseg_bench.data.datasets.synthetic import no_rendering
+    from zsseg_bench.data.identity import dataset_identity
+
+    cfg = setup_cfg(config_file, list(opts), output_dir="")
+    cache = {} if cache is None else cache
+    out = {}
+    for name in [*cfg.DATASETS.TRAIN, *cfg.DATASETS.TEST]:
+        if name not in cache:
+            try:
+                with no_rendering() if missing is not None else contextlib.nullcontext():
+                    cache[name] = dataset_identity(name)
+            except UserError:
+                if missing is None:
+                    raise
+                missing.add(name)
+                cache[name] = {"fingerprint": "not prepared"}
+        out[name] = cache[name]["fingerprint"]
+    return out

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -39,9 +39,10 @@ from zsseg_bench.utils.sweep_layout import (
 PENDING, RUNNING, DONE, FAILED, INTERRUPTED = "pending", "running", "done", "failed", "interrupted"
 #: Seconds a child gets between SIGTERM and SIGKILL when the sweep is interrupted.
 TERMINATE_GRACE_S = 30.0  # time enough for the engine to save a checkpoint on SIGTERM
-#: Exit code of ``zsseg-bench train`` stopped by a signal after saving a checkpoint (the
-#: engine's ``EXIT_CODE_SIGTERM``): the stage is ``interrupted`` (resumable), not ``failed``.
-STOPPED_EXIT_CODE = 128 + signal.SIGTERM
+#: Exit codes of ``zsseg-bench train`` stopped by a signal after saving a checkpoint (the
+#: engine's ``EXIT_CODE_SIGTERM`` and ``EXIT_CODE_SIGINT``): the stage is ``interrupted``
+#: (resumable), not ``failed``.
+STOPPED_EXIT_CODES = (128 + signal.SIGTERM, 128 + signal.SIGINT)
 _POLL_S = 0.2
 
 
@@ -282,9 +283,9 @@ def run_stage(
 
     The stage's output (stdout and stderr) is appended to ``<run_dir>/stdout.log``. The stage
     is ``done`` when its command exits 0 *and* its result file exists; ``interrupted`` when
-    the sweep was stopping or the command exited with :data:`STOPPED_EXIT_CODE` (stopped by a
-    signal after saving a checkpoint, e.g. by Slurm); ``failed`` otherwise (return code
-    recorded in ``status.json``).
+    the sweep was stopping or the command exited with one of :data:`STOPPED_EXIT_CODES`
+    (stopped by a signal after saving a checkpoint, e.g. by Slurm); ``failed`` otherwise
+    (return code recorded in ``status.json``).
     """
     run_dir = Path(run_dir)
     status = read_status(run_dir) or init_status(run_dir, cell)
@@ -327,7 +328,7 @@ def run_stage(
             error = None
 
     entry.update(returncode=returncode, ended=time.time(), pid=None)
-    stopped = registry.stopping.is_set() or returncode == STOPPED_EXIT_CODE
+    stopped = registry.stopping.is_set() or returncode in STOPPED_EXIT_CODES
     if stopped and not stage_finished(run_dir, stage):
         entry["state"] = INTERRUPTED
     elif returncode == 0 and stage_finished(run_dir, stage):
@@ -363,6 +364,7 @@ def run_cell(
     guard_for: Callable[[str], AbstractContextManager[Any]] | None = None,
     stop_signal: int = signal.SIGTERM,
     job: Mapping[str, Any] | None = None,
+    only: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Runs the unfinished stages of the cell in ``run_dir`` in order; stops at a failure.
 
@@ -377,6 +379,8 @@ def run_cell(
             SIGUSR2, which training may receive any number of times).
         job: facts about the job running this cell (e.g. its Slurm job id), kept in
             ``status.json``.
+        only: run only these of the cell's stages (None: all), e.g. the training stages of
+            every run first and their timings after.
 
     Returns:
         The final ``status.json`` content.
@@ -391,6 +395,8 @@ def run_cell(
         status.update(job)
         _write_status(run_dir, status)
     for stage in cell.stages:
+        if only is not None and stage not in only:
+            continue
         with guard_for(stage) if guard_for else contextlib.nullcontext():
             state = run_stage(run_dir, cell, stage, registry=registry,
                               env=env_for(stage) if env_for else None)

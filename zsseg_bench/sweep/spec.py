@@ -21,7 +21,7 @@ A spec (see ``configs/sweeps/*.yaml`` for commented examples)::
 
 :func:`load_sweep_spec` validates a spec; :meth:`SweepSpec.expand` turns it into
 :class:`Cell` objects, one per run, each with a stable id derived from what defines it (its
-config as it differs from the defaults).
+config as it differs from the defaults, and the data a run that trains uses).
 """
 
 from __future__ import annotations
@@ -88,7 +88,8 @@ class Cell:
         sweep: name of the sweep.
         run_id: stable id (``<method>-<dataset>-<setting>-s<seed>[-<variant>]-<hash>``), the
             name of the run directory; the hash covers what defines the run (per stage, its
-            config as it differs from the defaults; see :mod:`zsseg_bench.sweep.resolve`).
+            config as it differs from the defaults; for a run that trains, the fingerprints of
+            its datasets; see :mod:`zsseg_bench.sweep.resolve`).
         method, dataset, setting, variant: the labels of the cell (spec names).
         method_label: the display name of the method in tables and plots.
         seed: the value of ``SEED``.
@@ -200,6 +201,7 @@ class SweepSpec:
         extra_overrides: Sequence[str] = (),
         resolver: Callable[[str, list[str]], str] | None = None,
         extra_args: Mapping[str, Sequence[str]] | None = None,
+        data: Callable[[str, list[str]], dict[str, str]] | None = None,
     ) -> list[Cell]:
         """All runs of the sweep, in grid order (method, dataset, setting, variant, seed).
 
@@ -211,9 +213,14 @@ class SweepSpec:
                 ``resolve_configs`` is true, else the raw config text plus the overrides.
             extra_args: stage -> command-line options appended to that stage's (e.g. the
                 speed options a preset forwards); part of the run ids.
+            data: ``(config_file, train opts) -> {dataset: fingerprint}`` of the data a run
+                that trains uses, part of its id; default:
+                :func:`zsseg_bench.sweep.resolve.data_fingerprints` when ``resolve_configs``
+                is true (a spec whose commands are not zsseg-bench's has no data identity).
 
         Returns:
-            The cells; their ``run_id`` are unique and stable across processes and machines.
+            The cells; their ``run_id`` are unique and stable across processes and machines
+            (for the same data).
         """
         if len(extra_overrides) % 2:
             raise SweepSpecError(f"overrides must be KEY VALUE pairs, got {list(extra_overrides)}")
@@ -221,6 +228,14 @@ class SweepSpec:
             from zsseg_bench.sweep.resolve import raw_config_text, resolve_config_text
 
             resolver = resolve_config_text if self.resolve_configs else raw_config_text
+        if data is None and self.resolve_configs:
+            from zsseg_bench.sweep.resolve import data_fingerprints
+
+            cache: dict[str, dict[str, Any]] = {}
+
+            def data(config_file: str, opts: list[str]) -> dict[str, str]:
+                return data_fingerprints(config_file, opts, cache)
+
         stages = self.stages()
         cells: list[Cell] = []
         for method, dataset, setting, variant, seed in itertools.product(
@@ -250,6 +265,13 @@ class SweepSpec:
                 "variant": variant, "seed": seed, "stages": list(stages),
                 "commands": commands, "args": args, "resolved": resolved,
             }
+            if "train" in stages and data is not None:
+                try:
+                    identity["data"] = data(config_file, opts["train"])
+                except UserError as e:
+                    raise SweepSpecError(
+                        f"{self.path}: run {method.name}/{dataset}/{setting}/{variant}/seed "
+                        f"{seed}: {e}") from e
             cells.append(Cell(
                 sweep=self.name,
                 run_id=make_run_id(method.name, dataset, setting, seed, variant, identity),
@@ -372,6 +394,16 @@ def load_sweep_spec(path: str | os.PathLike) -> SweepSpec:
     )
 
 
+def closest_key(key: str, allowed: Sequence[str]) -> str | None:
+    """The allowed key a misspelt ``key`` most likely means: one that differs only in case or
+    by a plural ``s`` first (``seed`` -> ``seeds``, not ``speed``), else the closest spelling."""
+    for candidate in allowed:
+        if candidate.lower() in (key.lower(), key.lower() + "s", key.lower().rstrip("s")):
+            return candidate
+    close = difflib.get_close_matches(key, list(allowed), n=1)
+    return close[0] if close else None
+
+
 class _Ctx:
     """Validation helpers that name the spec file and the key in every error."""
 
@@ -385,8 +417,8 @@ class _Ctx:
         allowed = list(allowed)
         for key in d:
             if key not in allowed:
-                close = difflib.get_close_matches(str(key), allowed, n=1)
-                hint = f"; did you mean {prefix}{close[0]}?" if close else ""
+                close = closest_key(str(key), allowed)
+                hint = f"; did you mean {prefix}{close}?" if close else ""
                 raise self.error(f"unknown key {prefix}{key}{hint} "
                                  f"(allowed: {', '.join(allowed)})")
 

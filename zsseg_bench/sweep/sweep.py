@@ -14,11 +14,12 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 from zsseg_bench.sweep.launchers import LocalLauncher, SubmititLauncher
+from zsseg_bench.sweep.progress import DEFAULT_PERIOD_S, ProgressMonitor
 from zsseg_bench.sweep.runner import (
     DONE,
     FAILED,
@@ -33,6 +34,7 @@ from zsseg_bench.sweep.runner import (
 from zsseg_bench.sweep.spec import Cell, SweepSpec, load_sweep_spec
 from zsseg_bench.utils.errors import UserError
 from zsseg_bench.utils.file_io import atomic_write_json, atomic_write_text
+from zsseg_bench.utils.run_dir import make_output_dir
 from zsseg_bench.utils.sweep_layout import (
     CELL_FILE,
     LOCK_FILE,
@@ -127,7 +129,7 @@ def _error_of(status: dict[str, Any] | None) -> str | None:
 @contextlib.contextmanager
 def _sweep_lock(output_dir: Path) -> Iterator[None]:
     """Holds an exclusive lock on ``<output dir>/sweep.lock`` (released even on SIGKILL)."""
-    output_dir.mkdir(parents=True, exist_ok=True)
+    make_output_dir(output_dir)
     with open(output_dir / LOCK_FILE, "a+") as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -193,6 +195,7 @@ def run_sweep(
     registry: ProcessRegistry = REGISTRY,
     resolver: Callable[[str, list[str]], str] | None = None,
     extra_args: Mapping[str, Sequence[str]] | None = None,
+    progress_s: float = DEFAULT_PERIOD_S,
 ) -> SweepSummary:
     """Launches (or resumes) the sweep of ``spec_path`` into ``output_dir``.
 
@@ -207,6 +210,8 @@ def run_sweep(
         registry: the child-process registry (tests pass their own).
         resolver: config resolver for run ids (see :meth:`SweepSpec.expand`).
         extra_args: stage -> command-line options appended to the stage's (part of the ids).
+        progress_s: seconds between two progress reports of the running runs (which run,
+            stage, iteration, ETA; :mod:`zsseg_bench.sweep.progress`); <= 0: none.
 
     Returns:
         The summary; ``summary.interrupted`` tells whether a signal stopped the sweep.
@@ -214,13 +219,15 @@ def run_sweep(
     stream = stream or sys.stdout
     start = time.time()
     spec = load_sweep_spec(spec_path)
-    cells = spec.expand(overrides, resolver=resolver, extra_args=extra_args)
+    missing: set[str] = set()
+    cells = spec.expand(overrides, resolver=resolver, extra_args=extra_args,
+                        data=_unprepared_data_ok(spec, missing) if dry_run else None)
     output_dir = Path(output_dir).resolve()
     name = launcher or spec.launcher.get("default", "local")
     runner = make_launcher(name, spec, output_dir, jobs, registry)
     runs_root = output_dir / RUNS_DIRNAME
     if dry_run:
-        return _dry_run(spec, cells, runs_root, name, stream)
+        return _dry_run(spec, cells, runs_root, name, stream, missing)
 
     with _sweep_lock(output_dir):
         registry.reset()
@@ -262,7 +269,7 @@ def run_sweep(
             print(f"[{counter['n']}/{len(todo)}] {Path(run_dir).name}: {state}{extra}",
                   file=stream, flush=True)
 
-        with _stop_on_signals(registry, stream):
+        with _stop_on_signals(registry, stream), ProgressMonitor(todo, stream, progress_s):
             runner.launch(todo, progress=progress)
         for _run_id, outcome in outcomes.items():
             if outcome.skipped:
@@ -280,8 +287,20 @@ def run_sweep(
     return summary
 
 
+def _unprepared_data_ok(spec: SweepSpec,
+                        missing: set[str]) -> Callable[[str, list[str]], dict[str, str]] | None:
+    """A dry run's data fingerprints: a dataset that is not prepared is noted in ``missing``,
+    never prepared (a dry run writes nothing)."""
+    if not spec.resolve_configs:
+        return None
+    from zsseg_bench.sweep.resolve import data_fingerprints
+
+    cache: dict[str, dict[str, Any]] = {}
+    return lambda config_file, opts: data_fingerprints(config_file, opts, cache, missing)
+
+
 def _dry_run(spec: SweepSpec, cells: list[Cell], runs_root: Path, launcher: str,
-             stream: TextIO) -> SweepSummary:
+             stream: TextIO, missing: Collection[str] = ()) -> SweepSummary:
     outcomes = []
     print(f"sweep {spec.name} (dry run, {launcher} launcher): {len(cells)} runs",
           file=stream)
@@ -296,5 +315,9 @@ def _dry_run(spec: SweepSpec, cells: list[Cell], runs_root: Path, launcher: str,
             cmd = build_stage_command(cell, stage, run_dir)
             print(f"  {stage}: {shlex.join(cmd)}", file=stream)
         outcomes.append(RunOutcome(cell.run_id, str(run_dir), state, finished))
+    if missing:
+        print(f"\nnote: {', '.join(sorted(missing))} not prepared: the ids of the runs that "
+              "train on them hash their data's fingerprint, so they will differ once the data "
+              "is prepared", file=stream)
     stream.flush()
     return SweepSummary(spec.name, str(runs_root.parent), outcomes, dry_run=True)

@@ -7,3 +7,10 @@ class UserError(Exception):
     The CLI prints such errors as one line on stderr and exits with code 2, without a traceback.
     Anything else escaping the CLI is a bug in the suite and keeps its traceback.
     """
+
+
+def config_file_not_found(path: str) -> UserError:
+    """The error of a config file that does not exist (checked by the CLI before anything
+    heavy is imported, and by ``CfgNode.merge_from_file``)."""
+    return UserError(f"config file not found: {path} (pass an existing YAML, e.g. one under "
+                     "configs/)")

@@ -62,14 +62,16 @@ def run_ablation(cfg: Any, weights_path: str, dataset: str, ensemble_weights: li
         for inputs in build_test_loader(cfg, dataset):
             images = model.preprocess(inputs)
             batch = pad_to_batch(images, model.size_divisibility)
+            sizes = [tuple(img.shape[-2:]) for img in images]
             embeddings, masks = head.propose(batch)[-1]
-            query_logits = head.classify_queries(embeddings, vocab.embeddings)
+            query_text, crop_text = head.texts(clip, vocab)
+            query_logits = head.classify_queries(embeddings, query_text)
             clip_cache: dict[tuple[float, str], tuple[torch.Tensor, torch.Tensor]] = {}
             for threshold, crop in itertools.product(thresholds, crops):
                 head.crop_classifier.mask_threshold = threshold
                 head.crop_classifier.crop = crop
-                prepared = head.prepare_crops(masks, tuple(batch.shape[-2:]))
-                probs = head.classify_crops(clip, batch, prepared, vocab.embeddings)
+                prepared = head.prepare_crops(masks, tuple(batch.shape[-2:]), sizes)
+                probs = head.classify_crops(clip, batch, prepared, crop_text)
                 clip_cache[(threshold, crop)] = (probs, prepared.valid)
             head.crop_classifier.mask_threshold, head.crop_classifier.crop = default[1:]
             for w, threshold, crop in settings:

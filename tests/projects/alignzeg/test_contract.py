@@ -80,9 +80,9 @@ def test_inductive_training_never_sees_unseen_names_or_labels(clip, monkeypatch)
     monkeypatch.setattr(head.criterion.matcher, "forward", matcher_spy)
     model(_inputs([(32, 32), (32, 32)], _seen_labels))
     # The head classifies against the trainable vocabulary's own embeddings (bit-equal: the
-    # same rows); against the full vocabulary's seen rows only up to float noise: CLIP embedded those in a
-    # batch of another size, and matrix kernels need not give bit-equal rows across batch sizes
-    # (they do not on AMD EPYC).
+    # same rows); against the full vocabulary's seen rows only up to float noise: CLIP embedded
+    # those in a batch of another size, and matrix kernels need not give bit-equal rows across
+    # batch sizes (they do not on AMD EPYC).
     trainable = model.vocabulary(DATASET, trainable_only=True)
     seen_text = model.vocabulary(DATASET, trainable_only=False).embeddings[SEEN]
     assert texts and all(torch.equal(t, trainable.embeddings) for t in texts)

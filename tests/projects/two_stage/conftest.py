@@ -20,8 +20,10 @@ def tiny_cfg(decoder: str = "MaskFormerDecoder"):  # noqa: ANN201
     cfg = get_cfg()
     add_two_stage_config(cfg)
     ts = cfg.MODEL.TWO_STAGE
+    ts.BACKBONE.NAME = "torchvision"
     ts.BACKBONE.DEPTH = 18
     ts.BACKBONE.WIDTH = 8
+    ts.BACKBONE.NORM = "BN"
     ts.BACKBONE.RANDOM_INIT = True
     ts.PIXEL_DECODER.CONV_DIM = 16
     ts.PIXEL_DECODER.MASK_DIM = 16

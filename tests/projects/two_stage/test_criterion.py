@@ -131,3 +131,29 @@ def test_ignore_pixels_only_matter_when_counted():
         b = crit([(logits.detach(), changed)], targets)
         equal = all(torch.allclose(a[k], b[k]) for k in ("loss_mask", "loss_dice"))
         assert equal == same
+
+
+def test_matching_at_mask_resolution_and_losses_of_the_matched_masks_only():
+    # MaskFormer (zsseg @ d77c3af): the matcher compares the predictions with the targets
+    # nearest-downsampled to their size; the losses upsample only the matched predictions
+    # (bilinear) to the targets' size
+    torch.manual_seed(0)
+    criterion = _criterion(deep_supervision=False)
+    logits, masks = torch.randn(1, 5, 4), torch.randn(1, 5, 8, 8, requires_grad=True)
+    labels = torch.zeros(1, 32, 32, dtype=torch.long)
+    labels[0, 5:20, 3:17] = 1
+    labels[0, 25:, :] = 255
+    full = semantic_targets(labels, num_classes=3)
+    losses = criterion([(logits, masks)], full)
+    small = semantic_targets(labels, num_classes=3, size=(8, 8))
+    (src, tgt), = criterion.matcher(logits, masks, small)
+    up = F.interpolate(masks[0, src][:, None], size=(32, 32), mode="bilinear",
+                       align_corners=False)[:, 0].flatten(1)
+    gt = full[0]["masks"][tgt].flatten(1)
+    n = float(len(full[0]["labels"]))
+    torch.testing.assert_close(losses["loss_mask"],
+                               20.0 * sigmoid_focal_loss(up, gt, 0.25, 2.0).sum() / n)
+    torch.testing.assert_close(losses["loss_dice"], dice_loss(up, gt).sum() / n)
+    losses["loss_mask"].backward()  # only the matched masks got a gradient
+    unmatched = [q for q in range(5) if q not in src.tolist()]
+    assert masks.grad[0, unmatched].abs().sum() == 0 and masks.grad[0, src].abs().sum() > 0

@@ -29,9 +29,19 @@ def test_weight_extremes_select_one_classifier_per_group():
     c = torch.tensor([[0.1, 0.9]])
     seen = torch.tensor([True, False])
     assert ensemble_probs(p, c, seen, 1.0)[0].tolist() == pytest.approx([0.6, 0.9])
-    assert ensemble_probs(p, c, seen, 0.0)[0].tolist() == pytest.approx([0.1, 0.4])
     assert ensemble_probs(p, c, seen, 0.5)[0].tolist() == pytest.approx(
         [(0.6 * 0.1) ** 0.5, (0.4 * 0.9) ** 0.5])
+
+
+def test_weight_zero_is_clip_alone_without_empty_proposals():
+    # zsseg semantic_inference with CLIP_ENSEMBLE_WEIGHT 0: mask_cls = clip_cls and the
+    # proposals without a crop are left out (mask_pred[valid_flag]), not the formula's p / c.
+    p = torch.tensor([[[0.6, 0.4], [0.3, 0.7]]])
+    c = torch.tensor([[[0.1, 0.9], [0.5, 0.5]]])
+    seen = torch.tensor([True, False])
+    out = ensemble_probs(p, c, seen, 0.0, torch.tensor([[True, False]]))
+    assert out[0, 0].tolist() == pytest.approx([0.1, 0.9])
+    assert out[0, 1].tolist() == [0.0, 0.0]
 
 
 def test_invalid_proposals_keep_the_query_classifier():

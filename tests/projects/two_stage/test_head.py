@@ -148,7 +148,17 @@ def test_config_errors_are_user_errors(clip):
         TwoStageHead(cfg, clip)
     cfg = tiny_cfg()
     cfg.MODEL.TWO_STAGE.BACKBONE.WEIGHTS = "/nonexistent/r101.pth"
+    cfg.MODEL.TWO_STAGE.BACKBONE.RANDOM_INIT = False  # (True: WEIGHTS is not read)
     with pytest.raises(UserError, match="not found"):
+        TwoStageHead(cfg, clip)
+    cfg = tiny_cfg()
+    cfg.MODEL.TWO_STAGE.CLIP_ENSEMBLE.SQUARE_BOX = True  # zsseg's crops stretch the box
+    with pytest.raises(UserError, match="SQUARE_BOX True needs CLIP_ENSEMBLE.CUT grid"):
+        TwoStageHead(cfg, clip)
+    cfg = tiny_cfg()
+    cfg.MODEL.TWO_STAGE.CLIP_ENSEMBLE.CUT = "grid"
+    cfg.MODEL.TWO_STAGE.CLIP_ENSEMBLE.MASK_EXPAND_RATIO = 1.5
+    with pytest.raises(UserError, match="MASK_EXPAND_RATIO = 1.5"):
         TwoStageHead(cfg, clip)
     cfg = tiny_cfg()
     cfg.MODEL.TWO_STAGE.CLIP_ENSEMBLE.CROP = "box"

@@ -104,3 +104,36 @@ def test_voc_transductive_schedule_is_the_official_two_runs():
     for it in (0, 700, 1500, 6000, 9999):
         assert sched.lr_at(head_lr, restart + it) == pytest.approx(
             _mmcv_poly_with_linear_warmup(head_lr, it, 10000), rel=1e-9)
+
+
+@pytest.mark.parametrize("path", REFERENCE_CONFIGS, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_reference_configs_initialise_the_decoder_as_official_training(path):
+    """PyTorch's default init: official train.py never calls the decode head's init_weights."""
+    assert setup_cfg(str(path)).MODEL.ZEGCLIP.DECODER.INIT == "pytorch"
+
+
+def test_decoder_init_switch(clip):
+    from zsseg_bench.projects.zegclip import ZegCLIPHead
+
+    args = {"clip_width": clip.width, "clip_layers": clip.num_layers,
+            "embed_dim": clip.embed_dim, "patch_size": clip.patch_size, "num_heads": 4,
+            "hidden_dim": 64}
+    torch.manual_seed(0)
+    official = ZegCLIPHead(**args, decoder_init="pytorch")
+    torch.manual_seed(0)
+    never_called = ZegCLIPHead(**args, decoder_init="trunc_normal")
+    linears = ("descriptor.proj", "decoder.layers.0.cross_attn.q", "decoder.layers.0.ffn.0")
+    for name in linears:
+        a, b = official.get_submodule(name), never_called.get_submodule(name)
+        bound = a.weight.shape[1] ** -0.5  # Kaiming-uniform(a=sqrt(5)) and its bias bound
+        assert a.bias.abs().max() > 0 and a.bias.abs().max() <= bound
+        assert a.weight.abs().max() > 0.1 * bound and a.weight.abs().max() <= bound
+        assert torch.equal(b.bias, torch.zeros_like(b.bias))
+        assert 0.015 < float(b.weight.std()) < 0.025  # normal, std 0.02 (cut at +-2)
+    for head in (official, never_called):  # use_proj=True input projection: trunc-normal
+        assert 0.015 < float(head.input_proj[0].weight.std()) < 0.025
+    cfg = setup_cfg(str(CONFIGS / "synthetic" / "zegclip.yaml"))
+    assert cfg.MODEL.ZEGCLIP.DECODER.INIT == "trunc_normal"  # the toy's, stated there
+    with pytest.raises(Exception, match="MODEL.ZEGCLIP.DECODER.INIT"):
+        setup_cfg(str(CONFIGS / "synthetic" / "zegclip.yaml"), ["MODEL.ZEGCLIP.DECODER.INIT",
+                                                                 "xavier"])

@@ -85,8 +85,14 @@ RAW_TO_CONTIGUOUS: dict[int, int] = {
 
 #: Folder of the official release under the datasets root.
 COCO_DIR = "coco"
-#: Folder of the official stuff+thing maps.
+#: Folder of the official stuff+thing maps (``stuffthingmaps_trainval2017.zip`` holds
+#: ``train2017/`` and ``val2017/`` at its top: ``unzip ... -d coco/stuffthingmaps_trainval2017``).
 RAW_MAPS_DIRNAME = "stuffthingmaps_trainval2017"
+#: Where the prepare script looks for the official maps, in order: ours, then
+#: ``coco/stuffthingmaps``, the folder zsseg's and MaskFormer's users unzip them into
+#: (MendelXu/zsseg.baseline @ d77c3af: README.md, "For COCO Stuff 164k", and
+#: datasets/prepare_coco_stuff_164k_sem_seg.py, which reads coco/stuffthingmaps/<split>).
+RAW_MAPS_DIRNAMES = (RAW_MAPS_DIRNAME, "stuffthingmaps")
 #: Folder of the prepared label maps (one sub-folder per split, a manifest beside each).
 LABELS_DIRNAME = "stuffthingmaps_zsseg"
 

@@ -5,9 +5,10 @@ Background (id 0) is a class of its own and a *seen* class: it is evaluated like
 class (its IoU enters mIoU and mIoU-seen, hence hIoU), never mapped to ignore. The world has no
 ignore pixels.
 
-The dataset is rendered on first use when absent (one log line says so); ``zsseg-bench prepare
-synthetic`` renders it ahead of time. Several processes starting at once (DDP ranks) render it
-once: preparation holds a file lock.
+The dataset is rendered on first use when absent (one log line says so; not within
+:func:`no_rendering`, e.g. a sweep's dry run); ``zsseg-bench prepare synthetic`` renders it ahead
+of time. Several processes starting at once (DDP ranks) render it once: preparation holds a file
+lock.
 """
 
 from __future__ import annotations
@@ -49,7 +50,29 @@ logger = logging.getLogger(__name__)
 
 #: Registered name -> split of the toy world.
 SYNTHETIC_SPLITS = {"synthetic_train": "train", "synthetic_val": "val"}
+#: Images of ``synthetic_val_16``: the first ones of ``synthetic_val``, a test split for quick
+#: looks (``zsseg-bench demo --quick``), as detectron2's ``coco_2017_val_100``.
+QUICK_VAL_IMAGES = 16
 _LOCK_FILE = ".prepare.lock"
+_RENDERING = {"enabled": True}
+
+
+@contextlib.contextmanager
+def no_rendering() -> Iterator[None]:
+    """Within the block, loading a toy dataset that is absent raises :class:`UserError`
+    instead of rendering it (what must write nothing, e.g. a dry run, reads only)."""
+    previous = _RENDERING["enabled"]
+    _RENDERING["enabled"] = False
+    try:
+        yield
+    finally:
+        _RENDERING["enabled"] = previous
+
+
+def _check_rendering(what: str, root: str) -> None:
+    if not _RENDERING["enabled"]:
+        raise UserError(f"{what} is not rendered in {root} (`zsseg-bench prepare synthetic` "
+                        "renders the toy world)")
 
 
 @contextlib.contextmanager
@@ -75,6 +98,7 @@ def ensure_synthetic(root: str, num_workers: int | None = None,
     """
     if dataset_is_complete(root):
         return
+    _check_rendering("the toy world", root)
     with _prepare_lock(root):
         if dataset_is_complete(root):  # another process prepared it meanwhile
             return
@@ -131,7 +155,8 @@ def synthetic_metadata(root: str, split: str) -> dict:
 
 def register_all_synthetic(root: str, prefix: str = "synthetic",
                            **prepare_kwargs: int) -> None:
-    """Registers ``{prefix}_train`` and ``{prefix}_val`` under datasets root ``root``.
+    """Registers ``{prefix}_train``, ``{prefix}_val`` and ``{prefix}_val_16`` (the first 16
+    images of the validation split) under datasets root ``root``.
 
     Args:
         root: datasets root (``get_datasets_root()`` for the built-in names).
@@ -143,6 +168,10 @@ def register_all_synthetic(root: str, prefix: str = "synthetic",
         name = prefix + name[len("synthetic"):]
         DatasetCatalog.register(name, lambda s=split: load_synthetic(root, s, **prepare_kwargs))
         MetadataCatalog.get(name).set(**synthetic_metadata(root, split))
+    quick = f"{prefix}_val_{QUICK_VAL_IMAGES}"
+    DatasetCatalog.register(quick, lambda: load_synthetic(root, "val", **prepare_kwargs)[
+        :QUICK_VAL_IMAGES])
+    MetadataCatalog.get(quick).set(**synthetic_metadata(root, "val"))
 
 
 #: Registered name of the toy open-vocabulary dataset (:mod:`..synthetic.open_vocab`).
@@ -157,6 +186,7 @@ def register_open_vocab(root: str, name: str = OPEN_VOCAB_NAME,
     (:mod:`zsseg_bench.data.transfer`); its own metadata calls every class seen."""
     def load() -> list[dict]:
         if not open_vocab_is_complete(root, num_images):
+            _check_rendering(name, root)
             with _prepare_lock(root):
                 logger.info("Rendering %s (%d images) in %s", name, num_images, root)
                 prepare_open_vocab(root, num_images)

@@ -25,7 +25,8 @@ except ImportError as e:  # a one-line reason instead of a traceback deep inside
     raise ImportError(
         "zsseg_bench.integrations.detectron2 needs detectron2, which is not installed: build it "
         "from source first (pip install --no-build-isolation "
-        "'git+https://github.com/facebookresearch/detectron2.git'), see the README section "
+        "'git+https://github.com/facebookresearch/detectron2.git@02b5c4e295e990042a714712c21dc79b"
+        "731e8833'), see the README section "
         "'Using it from detectron2'") from e
 
 from zsseg_bench.integrations.detectron2.config import add_zsseg_config, finalize_cfg

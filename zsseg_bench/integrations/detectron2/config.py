@@ -9,7 +9,6 @@ from typing import Any
 from detectron2.config import CfgNode
 
 from zsseg_bench.config import get_cfg, validate_cfg
-from zsseg_bench.config.projects import add_project_configs
 from zsseg_bench.modeling.build import resolve_device
 
 
@@ -37,7 +36,7 @@ def add_zsseg_config(cfg: CfgNode) -> CfgNode:
     Returns:
         ``cfg``.
     """
-    _overlay(cfg, add_project_configs(get_cfg()))
+    _overlay(cfg, get_cfg())
     cfg.MODEL.DEVICE = resolve_device(cfg.MODEL.DEVICE)
     return cfg
 

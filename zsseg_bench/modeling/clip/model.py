@@ -11,8 +11,8 @@ own forward loop over the tower's residual blocks, so that
   (:meth:`CLIPModel.embed_tokens`, :meth:`CLIPModel.run_blocks`, :meth:`CLIPModel.project_tokens`;
   SAN's recognition of masks by attention-biased query tokens). Unused, it changes nothing.
 
-Attention runs in open_clip's blocks (``nn.MultiheadAttention``, batch first, called with
-``need_weights=False``), which dispatches to ``scaled_dot_product_attention``.
+The residual blocks are open_clip's; their attention runs as one
+``scaled_dot_product_attention`` call on batch-first projections (:func:`residual_block`).
 
 The model is frozen by default (every parameter ``requires_grad=False``); a method that fine-tunes
 parts of CLIP unfreezes them itself.
@@ -38,6 +38,57 @@ from .templates import get_templates
 
 logger = logging.getLogger(__name__)
 
+
+
+def residual_block(block: nn.Module, x: torch.Tensor,
+                   attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """open_clip's ``ResidualAttentionBlock`` on batch-first ``x`` (B x N x C), computed as the
+    block computes it, with the attention as one ``scaled_dot_product_attention`` call on the
+    batch-first projections.
+
+    Calling the block itself runs ``nn.MultiheadAttention(batch_first=True)``, which in
+    inference takes its fast path (``torch._native_multi_head_attention``: on the CPU, separate
+    matrix-product and softmax kernels instead of the fused attention kernel) and otherwise
+    projects a transposed, non-contiguous view (batched matrix products on the CPU). Measured
+    on ViT-B/16, a 512 x 683 image (two 512 windows), one CPU thread
+    (scripts/speed_vs_official.py): this is what made the suite slower than the official
+    ZegCLIP, whose sequence-first attention reaches the fused kernel. Blocks of another kind
+    (cross-attention, extra key/value biases, separate projection weights) run as they are.
+    Without autograd the residual additions and QuickGELU run in place in temporaries.
+    """
+    attn = block.attn
+    if (type(block) is not open_clip.transformer.ResidualAttentionBlock
+            or not isinstance(attn, nn.MultiheadAttention) or not attn.batch_first
+            or not attn._qkv_same_embed_dim or attn.bias_k is not None
+            or attn.in_proj_bias is None or hasattr(block, "ln_1_kv")
+            or not hasattr(block.mlp, "c_fc")):
+        return block(x, attn_mask=attn_mask)
+    b, n, c = x.shape
+    heads = attn.num_heads
+    qkv = F.linear(block.ln_1(x), attn.in_proj_weight, attn.in_proj_bias)
+    q, k, v = qkv.view(b, n, 3, heads, c // heads).permute(2, 0, 3, 1, 4).unbind(0)
+    mask = None
+    if attn_mask is not None:  # N x N, or (B * heads) x N x N as nn.MultiheadAttention takes
+        mask = attn_mask.to(q.dtype)
+        if mask.ndim == 3:
+            mask = mask.view(b, heads, n, n)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
+                                         dropout_p=attn.dropout if attn.training else 0.0)
+    out = F.linear(out.transpose(1, 2).reshape(b, n, c), attn.out_proj.weight,
+                   attn.out_proj.bias)
+    if torch.is_grad_enabled():
+        x = x + block.ls_1(out)
+        return x + block.ls_2(block.mlp(block.ln_2(x)))
+    # Without autograd, the same operations in the buffers of temporaries: on the CPU every
+    # new large tensor costs an allocation and page faults (e.g. 25 MB per MLP activation).
+    x = block.ls_1(out).add_(x)
+    mlp = block.mlp
+    hidden = F.linear(block.ln_2(x), mlp.c_fc.weight, mlp.c_fc.bias)
+    if isinstance(mlp.gelu, open_clip.transformer.QuickGELU):  # x * sigmoid(1.702 * x)
+        hidden.mul_(torch.mul(hidden, 1.702).sigmoid_())
+    else:
+        hidden = mlp.gelu(hidden)
+    return block.ls_2(F.linear(hidden, mlp.c_proj.weight, mlp.c_proj.bias)).add_(x)
 
 
 @dataclass
@@ -122,6 +173,7 @@ class CLIPModel(nn.Module):
             pp.get("std", open_clip.constants.OPENAI_DATASET_STD))
         self._pos_cache: dict[tuple, torch.Tensor] = {}
         self._text_cache: dict[tuple, torch.Tensor] = {}
+        self._class_text_cache: dict[tuple, torch.Tensor] = {}
         if frozen:
             for p in self.parameters():
                 p.requires_grad_(False)
@@ -140,10 +192,15 @@ class CLIPModel(nn.Module):
     def dtype(self) -> torch.dtype:
         return self.visual.conv1.weight.dtype
 
-    def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
-        self._pos_cache.clear()
-        self._text_cache.clear()
-        super()._load_from_state_dict(*args, **kwargs)
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str,
+                              *args: Any, **kwargs: Any) -> None:
+        # New CLIP weights invalidate the caches; a state dict without them (a checkpoint of a
+        # head's trainable weights, loaded into the whole model) keeps them.
+        if any(k.startswith(prefix) for k in state_dict):
+            self._pos_cache.clear()
+            self._text_cache.clear()
+            self._class_text_cache.clear()
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def positional_embedding(self, h: int, w: int,
                              table: torch.Tensor | None = None) -> torch.Tensor:
@@ -213,7 +270,7 @@ class CLIPModel(nn.Module):
                 pr = prompts[:, i].to(x.dtype)
                 rest = x[:, 1:] if i == 0 else x[:, 1 + n_prompt:]
                 x = torch.cat([x[:, :1], pr, rest], dim=1)
-            x = blk(x)
+            x = residual_block(blk, x)
             if i in wanted:
                 intermediate[i] = self._strip(x, n_prompt)
         x = self._strip(x, n_prompt)
@@ -308,7 +365,7 @@ class CLIPModel(nn.Module):
         outputs: dict[int, torch.Tensor] = {}
         x = tokens
         for i in range(start, stop):
-            x = blocks[i](x, attn_mask=attn_mask) if attn_mask is not None else blocks[i](x)
+            x = residual_block(blocks[i], x, attn_mask=attn_mask)
             if i in keep:
                 outputs[i] = x
         return x, outputs
@@ -470,16 +527,68 @@ class CLIPModel(nn.Module):
         return self.tokenizer(list(texts)).to(self.device)
 
     def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Normalised text embeddings N x D of token ids."""
-        return F.normalize(self.model.encode_text(tokens).float(), dim=-1)
+        """Normalised text embeddings N x D of token ids.
+
+        A causal text tower pooled at the end-of-text token (OpenAI's CLIP and the open_clip
+        models built like it) runs on the tokens up to the batch's last end-of-text only: with
+        a causal mask no output there depends on the padding after it, so the embeddings are
+        those of the full context (float noise apart), computed 4-7x faster for short prompts
+        (``context_length`` 77). Other towers run as open_clip runs them.
+        """
+        m = self.model
+        if not self._truncatable_text():
+            return F.normalize(m.encode_text(tokens).float(), dim=-1)
+        length = int(tokens.argmax(dim=-1).max()) + 1
+        tokens = tokens[:, :length]
+        cast_dtype = m.transformer.get_cast_dtype()
+        x = m.token_embedding(tokens).to(cast_dtype)
+        x = x + m.positional_embedding[:length].to(cast_dtype)
+        mask = m.attn_mask[:length, :length]
+        if getattr(m.transformer, "batch_first", True):
+            for block in m.transformer.resblocks:
+                x = residual_block(block, x, attn_mask=mask)
+        else:
+            x = m.transformer(x, attn_mask=mask)
+        x = m.ln_final(x)
+        x = x[torch.arange(x.shape[0], device=x.device), tokens.argmax(dim=-1)]
+        proj = m.text_projection
+        x = proj(x) if isinstance(proj, nn.Linear) else x if proj is None else x @ proj
+        return F.normalize(x.float(), dim=-1)
+
+    def _truncatable_text(self) -> bool:
+        """Whether the text tower is causal and pooled at the argmax (end-of-text) token, with
+        learned absolute positions: the case :meth:`encode_text` may shorten."""
+        m = self.model
+        mask = getattr(m, "attn_mask", None)
+        return (isinstance(getattr(m, "token_embedding", None), nn.Embedding)
+                and getattr(m, "text_pool_type", None) == "argmax"
+                and isinstance(mask, torch.Tensor) and mask.dim() == 2
+                and isinstance(getattr(m, "positional_embedding", None), torch.Tensor))
+
+    def encode_token_embeddings(self, embeddings: torch.Tensor,
+                                eot_indices: torch.Tensor) -> torch.Tensor:
+        """Normalised text embeddings N x D of input token *embeddings* N x L x width (L the
+        context length), read at the end-of-text positions ``eot_indices`` (N): the text tower
+        of :meth:`encode_text` after the token lookup, for learned prompts (CoOp; zsseg's
+        ``LearnablePromptExtractor``), which build the input embeddings themselves."""
+        m = self.model
+        cast = m.transformer.get_cast_dtype()
+        x = embeddings.to(cast) + m.positional_embedding.to(cast)
+        x = m.ln_final(m.transformer(x, attn_mask=m.attn_mask))
+        x = x[torch.arange(x.shape[0], device=x.device), eot_indices.to(x.device)]
+        proj = m.text_projection
+        x = proj(x) if isinstance(proj, nn.Linear) else x @ proj
+        return F.normalize(x.float(), dim=-1)
 
     def embed_texts(self, class_names: Sequence[str],
                     templates: str | Sequence[str] = "single") -> torch.Tensor:
         """Prompt-ensembled, normalised text embeddings K x D of class names.
 
         Each class's prompts (one per template) are encoded and normalised, averaged, and the
-        mean normalised again. Results are cached per (class names, templates) for this model;
-        the cache is dropped when weights are loaded. Computed without gradient.
+        mean normalised again. Results are cached per (class names, templates) for this model,
+        and each class's embedding per (class name, templates), so a list that shares names
+        with an earlier one (a dataset's seen classes, then all of them) encodes only the new
+        names; the caches are dropped when weights are loaded. Computed without gradient.
 
         Args:
             class_names: K class names.
@@ -490,13 +599,17 @@ class CLIPModel(nn.Module):
         names = tuple(class_names)
         key = (names, tmpl, str(self.device))
         if key not in self._text_cache:
+            per_class = self._class_text_cache
+            todo = list(dict.fromkeys(n for n in names if (n, tmpl, key[2]) not in per_class))
             with torch.no_grad():
-                prompts = [t.format(n) for n in names for t in tmpl]
-                feats = []
-                for s in range(0, len(prompts), 1024):
-                    feats.append(self.encode_text(self.tokenize(prompts[s:s + 1024])))
-                emb = torch.cat(feats).view(len(names), len(tmpl), -1).mean(1)
-                self._text_cache[key] = F.normalize(emb, dim=-1)
+                prompts = [t.format(n) for n in todo for t in tmpl]
+                feats = [self.encode_text(self.tokenize(prompts[s:s + 1024]))
+                         for s in range(0, len(prompts), 1024)]
+            if todo:
+                emb = torch.cat(feats).view(len(todo), len(tmpl), -1).mean(1)
+                for name, row in zip(todo, F.normalize(emb, dim=-1)):
+                    per_class[(name, tmpl, key[2])] = row
+            self._text_cache[key] = torch.stack([per_class[(n, tmpl, key[2])] for n in names])
         return self._text_cache[key]
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:

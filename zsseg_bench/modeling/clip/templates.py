@@ -14,7 +14,8 @@ L2-normalised mean of the normalised embeddings of its prompts (CLIP's prompt en
   ``coco_multi.npy`` (the COCO-Stuff config) the mean over its 15 templates.
 
 ``cfg.MODEL.CLIP.TEMPLATES`` names one set (case-insensitive): ``single``, ``imagenet_80``,
-``vild_14``, ``zegclip_single``, ``zegclip_15``.
+``vild_14``, ``zegclip_single``, ``zegclip_15``; or it gives its own list of templates, each with
+one ``{}`` (e.g. zsseg's single-prompt configs: ``["a sculpture of a {}."]``).
 """
 
 from __future__ import annotations
@@ -85,7 +86,8 @@ def get_templates(templates: str | Sequence[str]) -> tuple[str, ...]:
             template strings each containing one ``{}``.
 
     Raises:
-        UserError: unknown set name, or a template without exactly one ``{}``.
+        UserError: unknown set name, or a template without exactly one ``{}`` (both naming
+            ``MODEL.CLIP.TEMPLATES``).
     """
     if isinstance(templates, str):
         key = templates.strip().lower()
@@ -97,8 +99,9 @@ def get_templates(templates: str | Sequence[str]) -> tuple[str, ...]:
         return TEMPLATE_SETS[key]
     out = tuple(templates)
     if not out:
-        raise UserError("empty list of prompt templates")
+        raise UserError("empty list of prompt templates (MODEL.CLIP.TEMPLATES)")
     for t in out:
-        if t.count("{}") != 1:
-            raise UserError(f"prompt template {t!r} must contain exactly one '{{}}'")
+        if not isinstance(t, str) or t.count("{}") != 1:
+            raise UserError(f"prompt template {t!r} (MODEL.CLIP.TEMPLATES) must be a string "
+                            "with exactly one '{}' where the class name goes")
     return out

@@ -35,6 +35,11 @@ class ZeroShotSegmentor(nn.Module):
     in training (``targets`` given, ``phase`` the trainer's :class:`TrainingPhase`) it returns a
     dict of losses, in inference (``head(images, vocab, clip)``) ``B x K x h x w`` class scores
     that this module upsamples, crops of their padding and resizes to each image's original size.
+    ``images`` are normalised (``MODEL.PIXEL_MEAN/STD``) and padded with 0 at the bottom and right
+    to a common size (a multiple of ``MODEL.SIZE_DIVISIBILITY``; detectron2's
+    ``ImageList.from_tensors``). A head whose class attribute ``takes_image_sizes`` is True also
+    gets ``image_sizes=[(h, w), ...]``, each image's size without the padding (detectron2's
+    ``ImageList.image_sizes``).
 
     Vocabulary: in training, the training dataset's classes that are trainable in the current
     setting — seen classes only (inductive) or all classes (transductive, fully); label ids are
@@ -45,7 +50,7 @@ class ZeroShotSegmentor(nn.Module):
 
     @configurable
     def __init__(self, *, head: nn.Module, clip: nn.Module, train_dataset: str | None,
-                 test_dataset: str | None, setting: str, templates: str,
+                 test_dataset: str | None, setting: str, templates: str | Sequence[str],
                  pixel_mean: list[float], pixel_std: list[float], size_divisibility: int,
                  test_mode: str = "whole", slide_crop: tuple[int, int] = (512, 512),
                  slide_stride: tuple[int, int] = (426, 426)):
@@ -55,7 +60,8 @@ class ZeroShotSegmentor(nn.Module):
         self.train_dataset = train_dataset
         self.test_dataset = test_dataset
         self.setting = setting
-        self.templates = templates
+        # a set name or a tuple of templates (hashable: a key of the vocabulary cache)
+        self.templates = templates if isinstance(templates, str) else tuple(templates)
         self.size_divisibility = size_divisibility
         self.test_mode = test_mode
         self.slide_crop = tuple(slide_crop)
@@ -63,6 +69,11 @@ class ZeroShotSegmentor(nn.Module):
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), False)
         self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), False)
         self._vocab_cache: dict[tuple, ClassVocabulary] = {}
+
+    @property
+    def head_takes_image_sizes(self) -> bool:
+        """Whether the head is called with ``image_sizes`` (its ``takes_image_sizes``)."""
+        return bool(getattr(self.head, "takes_image_sizes", False))
 
     @property
     def ddp_find_unused_parameters(self) -> bool:
@@ -74,7 +85,9 @@ class ZeroShotSegmentor(nn.Module):
     def from_config(cls, cfg: Any) -> dict[str, Any]:
         """Builds the CLIP layer and the head named in ``cfg``."""
         from zsseg_bench.modeling.clip import build_clip
+        from zsseg_bench.modeling.clip.templates import get_templates
 
+        get_templates(cfg.MODEL.CLIP.TEMPLATES)  # a bad name or template: an error before building
         clip = build_clip(cfg)
         return {
             "head": build_head(cfg, clip),
@@ -186,8 +199,10 @@ class ZeroShotSegmentor(nn.Module):
         batch = pad_to_batch(images, self.size_divisibility)
         labels = [x["sem_seg"].to(self.device) for x in batched_inputs]
         targets = pad_to_batch(labels, self.size_divisibility, pad_value=IGNORE_LABEL)
+        sizes = ({"image_sizes": [tuple(img.shape[-2:]) for img in images]}
+                 if self.head_takes_image_sizes else {})
         return self.head(batch, vocab, self.clip, targets=self.to_vocabulary_ids(targets, vocab),
-                         phase=phase)
+                         phase=phase, **sizes)
 
     def to_vocabulary_ids(self, targets: torch.Tensor, vocab: ClassVocabulary) -> torch.Tensor:
         """Maps full-class-list label ids to ``vocab`` indices (255 and 254 stay as they are).
@@ -211,9 +226,11 @@ class ZeroShotSegmentor(nn.Module):
 
     def _run_head(self, vocab: ClassVocabulary) -> Any:
         """The score function of the inference modes: the head over ``vocab`` (they resize its
-        scores to the batch size)."""
-        def run(batch: torch.Tensor) -> torch.Tensor:
-            return self.head(batch, vocab, self.clip)
+        scores to the batch size), given the images' unpadded sizes if it takes them."""
+        def run(batch: torch.Tensor, image_sizes: list[tuple[int, int]] | None = None
+                ) -> torch.Tensor:
+            sizes = {} if image_sizes is None else {"image_sizes": image_sizes}
+            return self.head(batch, vocab, self.clip, **sizes)
         return run
 
     def inference(self, images: list[torch.Tensor], batched_inputs: list[dict[str, Any]],
@@ -223,11 +240,12 @@ class ZeroShotSegmentor(nn.Module):
         if vocab is None:
             vocab = self.vocabulary(self.test_dataset, trainable_only=False)
         run = self._run_head(vocab)
+        sizes = self.head_takes_image_sizes
         if self.test_mode == "slide":
             scores = [slide_inference(run, img, self.slide_crop, self.slide_stride,
-                                      self.size_divisibility) for img in images]
+                                      self.size_divisibility, with_sizes=sizes) for img in images]
         else:
-            scores = whole_inference(run, images, self.size_divisibility)
+            scores = whole_inference(run, images, self.size_divisibility, with_sizes=sizes)
         return [{"sem_seg": resize_scores(s, (int(x.get("height", s.shape[-2])),
                                              int(x.get("width", s.shape[-1]))))}
                 for s, x in zip(scores, batched_inputs)]
