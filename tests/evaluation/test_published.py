@@ -62,3 +62,25 @@ def test_efficiency_and_speedups():
         (123.9, 1875.1)
     assert published_speedup(eff["ZegCLIP", "voc"]) == pytest.approx(5.29, abs=0.01)
     assert published_speedup(eff["ZegCLIP", "coco_stuff"]) == pytest.approx(4.47, abs=0.01)
+
+
+def test_san_open_vocabulary_rows_are_the_official_logs():
+    """mIoU of the released SAN models as their logs' final evaluation prints it (the
+    "copypaste" lines, MendelXu/SAN @ e19262d resources/*.log; read there)."""
+    from zsseg_bench.evaluation.published import (
+        OPEN_VOCABULARY_DATASETS,
+        PUBLISHED_OPEN_VOCABULARY,
+    )
+
+    rows = {(r.backbone, r.test_dataset): r for r in PUBLISHED_OPEN_VOCABULARY}
+    assert len(rows) == len(PUBLISHED_OPEN_VOCABULARY) == 12
+    assert rows["ViT-B/16", "coco_stuff"].miou == 41.93
+    assert rows["ViT-B/16", "ade20k_847"].miou == 10.21
+    assert rows["ViT-L/14", "voc"].miou == 95.18
+    for r in PUBLISHED_OPEN_VOCABULARY:
+        assert r.method == "SAN" and r.train_dataset == "coco_stuff"
+        assert r.test_dataset in OPEN_VOCABULARY_DATASETS
+        assert "MendelXu/SAN @ e19262d" in r.source and ".log:" in r.source
+    # a larger CLIP is better on every test set
+    for d in OPEN_VOCABULARY_DATASETS:
+        assert rows["ViT-L/14", d].miou > rows["ViT-B/16", d].miou

@@ -6,7 +6,10 @@ own forward loop over the tower's residual blocks, so that
 - any input size works (positional embeddings interpolated, bicubic by default, cached per grid
   size),
 - deep prompts (ZegCLIP / VPT-deep) can be inserted after ``[CLS]`` and replaced at every layer,
-- intermediate layers can be returned.
+- intermediate layers can be returned,
+- the tower can run in parts, on extra tokens, with an additive attention mask
+  (:meth:`CLIPModel.embed_tokens`, :meth:`CLIPModel.run_blocks`, :meth:`CLIPModel.project_tokens`;
+  SAN's recognition of masks by attention-biased query tokens). Unused, it changes nothing.
 
 The residual blocks are open_clip's; their attention runs as one
 ``scaled_dot_product_attention`` call on batch-first projections (:func:`residual_block`).
@@ -64,7 +67,11 @@ def residual_block(block: nn.Module, x: torch.Tensor,
     heads = attn.num_heads
     qkv = F.linear(block.ln_1(x), attn.in_proj_weight, attn.in_proj_bias)
     q, k, v = qkv.view(b, n, 3, heads, c // heads).permute(2, 0, 3, 1, 4).unbind(0)
-    mask = attn_mask.to(q.dtype) if attn_mask is not None else None
+    mask = None
+    if attn_mask is not None:  # N x N, or (B * heads) x N x N as nn.MultiheadAttention takes
+        mask = attn_mask.to(q.dtype)
+        if mask.ndim == 3:
+            mask = mask.view(b, heads, n, n)
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
                                          dropout_p=attn.dropout if attn.training else 0.0)
     out = F.linear(out.transpose(1, 2).reshape(b, n, c), attn.out_proj.weight,
@@ -126,6 +133,7 @@ class CLIPModel(nn.Module):
         embed_dim: joint image-text embedding size D.
         width: visual transformer width.
         num_layers: number of visual residual blocks.
+        num_heads: attention heads of the visual blocks.
         patch_size: patch side in pixels.
         grid_size: pretraining patch grid (h, w).
         image_size: pretraining input size (H, W) = grid_size * patch_size.
@@ -152,6 +160,7 @@ class CLIPModel(nn.Module):
         self.embed_dim: int = int(visual.output_dim)
         self.width: int = int(visual.conv1.out_channels)
         self.num_layers: int = len(visual.transformer.resblocks)
+        self.num_heads: int = int(visual.transformer.resblocks[0].attn.num_heads)
         self.patch_size: int = int(visual.patch_size[0])
         self.grid_size: tuple[int, int] = tuple(int(g) for g in visual.grid_size)
         #: Pretraining input size (H, W): the natural crop size for encode_crops.
@@ -193,26 +202,33 @@ class CLIPModel(nn.Module):
             self._class_text_cache.clear()
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
-    def positional_embedding(self, h: int, w: int) -> torch.Tensor:
+    def positional_embedding(self, h: int, w: int,
+                             table: torch.Tensor | None = None) -> torch.Tensor:
         """Positional embedding for an h x w patch grid, (1 + h*w) x width.
 
         The pretrained grid is resized with ``pos_interpolation`` (``align_corners=False``); the
         pretrained grid size itself is returned unchanged. Results are cached per (h, w) unless
         the embedding requires grad.
+
+        Args:
+            h, w: the patch grid.
+            table: a (1 + gh*gw) x width table on the pretraining grid to use instead of the
+                model's own (a method's trainable copy of it); resized the same way, never cached.
         """
-        pos = self.visual.positional_embedding
+        pos = self.visual.positional_embedding if table is None else table
         gh, gw = self.grid_size
         if (h, w) == (gh, gw):
             return pos
+        cacheable = table is None and not pos.requires_grad
         key = (h, w, pos.dtype, pos.device, pos._version)
-        if not pos.requires_grad and key in self._pos_cache:
+        if cacheable and key in self._pos_cache:
             return self._pos_cache[key]
         grid = pos[1:].reshape(1, gh, gw, -1).permute(0, 3, 1, 2).float()
         grid = F.interpolate(grid, size=(h, w), mode=self.pos_interpolation,
                              align_corners=False)
         grid = grid.permute(0, 2, 3, 1).reshape(h * w, -1).to(pos.dtype)
         out = torch.cat([pos[:1], grid], dim=0)
-        if not pos.requires_grad:
+        if cacheable:
             self._pos_cache = {k: v for k, v in self._pos_cache.items() if k[4] == pos._version}
             self._pos_cache[key] = out
         return out
@@ -242,22 +258,8 @@ class CLIPModel(nn.Module):
             :class:`DenseFeatures`.
         """
         v = self.visual
-        if images.ndim != 4 or images.shape[1] != 3:
-            raise ValueError(f"images must be B x 3 x H x W, got {tuple(images.shape)}")
-        bsz, _, img_h, img_w = images.shape
-        p = self.patch_size
-        if img_h % p or img_w % p:
-            raise ValueError(f"image size {img_h}x{img_w} is not a multiple of the patch size "
-                             f"{p}")
-        h, w = img_h // p, img_w // p
-        x = v.conv1(images.to(self.dtype)).flatten(2).transpose(1, 2)  # B x hw x width
-        pos = self.positional_embedding(h, w).to(x.dtype)
-        cls = v.class_embedding.to(x.dtype)
-        # ZegCLIP: the [CLS] token (class_embedding) plus the positional term pos[0] + class_emb.
-        cls = cls + (cls + pos[0]) if self.double_cls_embedding else cls + pos[0]
-        cls = cls.view(1, 1, -1).expand(bsz, 1, -1)
-        x = torch.cat([cls, x + pos[1:]], dim=1)
-        x = v.ln_pre(x)
+        x, (h, w) = self.embed_tokens(images)
+        bsz = x.shape[0]
 
         prompts = self._check_prompts(deep_prompts, bsz)
         n_prompt = 0 if prompts is None else prompts.shape[2]
@@ -290,6 +292,88 @@ class CLIPModel(nn.Module):
             patch_tokens=patch_tokens,
             intermediate={i: intermediate[i] for i in sorted(intermediate)},
         )
+
+    def embed_tokens(self, images: torch.Tensor, positional_embedding: torch.Tensor | None = None
+                     ) -> tuple[torch.Tensor, tuple[int, int]]:
+        """The token sequence that enters the first residual block, and the patch grid.
+
+        Patch embedding, ``[CLS]`` first, positional embedding (:meth:`positional_embedding`),
+        ``ln_pre`` -- the start of :meth:`encode_dense`. With :meth:`run_blocks` and
+        :meth:`project_tokens` a method runs the tower in parts (SAN reads intermediate layers,
+        then runs the last ones on extra tokens with an attention bias).
+
+        Args:
+            images: float B x 3 x H x W, CLIP-normalised, H and W multiples of ``patch_size``.
+            positional_embedding: a table to use instead of the model's own (see
+                :meth:`positional_embedding`); None = the model's.
+
+        Returns:
+            (B x (1 + h*w) x width tokens, patches row-major; (h, w)).
+        """
+        v = self.visual
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"images must be B x 3 x H x W, got {tuple(images.shape)}")
+        bsz, _, img_h, img_w = images.shape
+        p = self.patch_size
+        if img_h % p or img_w % p:
+            raise ValueError(f"image size {img_h}x{img_w} is not a multiple of the patch size "
+                             f"{p}")
+        h, w = img_h // p, img_w // p
+        x = v.conv1(images.to(self.dtype)).flatten(2).transpose(1, 2)  # B x hw x width
+        pos = self.positional_embedding(h, w, positional_embedding).to(x.dtype)
+        cls = v.class_embedding.to(x.dtype)
+        # ZegCLIP: the [CLS] token (class_embedding) plus the positional term pos[0] + class_emb.
+        cls = cls + (cls + pos[0]) if self.double_cls_embedding else cls + pos[0]
+        cls = cls.view(1, 1, -1).expand(bsz, 1, -1)
+        x = torch.cat([cls, x + pos[1:]], dim=1)
+        return v.ln_pre(x), (h, w)
+
+    def run_blocks(self, tokens: torch.Tensor, start: int = 0, stop: int | None = None,
+                   attn_mask: torch.Tensor | None = None, keep: Sequence[int] = ()
+                   ) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+        """Runs the visual residual blocks ``start .. stop - 1`` on any token sequence.
+
+        Args:
+            tokens: B x N x width (batch first), e.g. from :meth:`embed_tokens`, with any extra
+                tokens a method adds.
+            start, stop: 0-based block range (``stop`` None: to the last block).
+            attn_mask: optional float mask *added* to the attention logits (q.k / sqrt(d)) of
+                every block run, as ``nn.MultiheadAttention``'s ``attn_mask``: N x N, or
+                (B * num_heads) x N x N with row ``b * num_heads + h`` for image b and head h.
+                Row = query token, column = key token; a large negative value blocks a key.
+                None (default): the plain CLIP forward.
+            keep: 0-based indices of blocks (in the range) whose outputs to return.
+
+        Returns:
+            (the tokens after the last block run, {block index: its output}).
+        """
+        blocks = self.visual.transformer.resblocks
+        stop = len(blocks) if stop is None else stop
+        if not 0 <= start <= stop <= len(blocks):
+            raise ValueError(f"block range {start}..{stop} outside 0..{len(blocks)}")
+        if tokens.ndim != 3 or tokens.shape[-1] != self.width:
+            raise ValueError(f"tokens must be B x N x {self.width}, got {tuple(tokens.shape)}")
+        if attn_mask is not None:
+            bsz, n = tokens.shape[:2]
+            if not attn_mask.is_floating_point():
+                raise ValueError("attn_mask must be a float (additive) mask")
+            if attn_mask.shape not in ((n, n), (bsz * self.num_heads, n, n)):
+                raise ValueError(f"attn_mask must be {n} x {n} or {bsz * self.num_heads} x {n} x "
+                                 f"{n} (batch x heads, queries, keys), got "
+                                 f"{tuple(attn_mask.shape)}")
+            attn_mask = attn_mask.to(tokens.dtype)
+        outputs: dict[int, torch.Tensor] = {}
+        x = tokens
+        for i in range(start, stop):
+            x = residual_block(blocks[i], x, attn_mask=attn_mask)
+            if i in keep:
+                outputs[i] = x
+        return x, outputs
+
+    def project_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``ln_post`` and the projection to the joint space (not normalised) of tokens
+        B x N x width: what CLIP does to its ``[CLS]`` token, applied to any tokens."""
+        return self.visual.ln_post(tokens) @ self.visual.proj
 
     @staticmethod
     def _strip(x: torch.Tensor, n_prompt: int) -> torch.Tensor:

@@ -1,0 +1,12 @@
+"""SAN (Side Adapter Network; Xu et al., CVPR 2023): a light side network beside a frozen CLIP
+predicts mask proposals and attention biases that make CLIP's last blocks classify the masks, in
+one CLIP pass -- equal to the official code (MendelXu/SAN @ e19262d; README.md).
+
+Importing the package registers ``SANHead`` in ``HEAD_REGISTRY``; the CLI finds
+:func:`add_san_config` through the ``zsseg_bench.projects`` entry point.
+"""
+
+from .config import add_san_config
+from .head import SANHead
+
+__all__ = ["SANHead", "add_san_config"]
