@@ -2,10 +2,12 @@
 predicts mask proposals and attention biases that make CLIP's last blocks classify the masks, in
 one CLIP pass -- equal to the official code (MendelXu/SAN @ e19262d; README.md).
 
-Importing the package registers ``SANHead`` in ``HEAD_REGISTRY``; the CLI finds
+Importing the package registers ``SANHead`` in ``HEAD_REGISTRY`` and the official checkpoint
+format ``san`` (``zsseg-bench convert --from san``, :mod:`.convert`); the CLI finds
 :func:`add_san_config` through the ``zsseg_bench.projects`` entry point.
 """
 
+from . import convert  # noqa: F401  (registers the "san" checkpoint format)
 from .config import add_san_config
 from .head import SANHead
 

@@ -24,22 +24,26 @@ other ``clip_visual_extractor.*``,            compared with the frozen CLIP laye
 ``criterion.empty_weight``                    dropped (depends on the training vocabulary only)
 ============================================  ====================================================
 
-:func:`convert_san` has the signature of a format's ``convert`` in the checkpoint-format
-registry of ``zsseg-bench convert`` (``zsseg_bench/engine/convert.py``, issue 28); until that
-registry is merged, :func:`convert_san_checkpoint` does its checks for this one format.
+:func:`convert_san` is registered as the checkpoint format ``san`` of ``zsseg-bench convert``
+(:mod:`zsseg_bench.engine.convert` adds the strict checks); :func:`convert_san_checkpoint` runs
+both on a file, from Python.
 """
 
 from __future__ import annotations
 
-import os
-import pickle
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
+from zsseg_bench.engine.convert import (
+    Converted,
+    convert_state,
+    extract_weights,
+    read_checkpoint,
+    register_checkpoint_format,
+)
 from zsseg_bench.utils.errors import UserError
 
 #: Where the official code and its released checkpoints come from.
@@ -60,23 +64,6 @@ _REC_BLOCK = re.compile(r"^clip_rec_head\.resblocks\.(\d+)\.(.+)$")
 _DROPPED = {"criterion.empty_weight": "the no-object weight vector of the official criterion: "
                                       "its size is the training vocabulary's, the suite builds it "
                                       "per batch"}
-
-
-@dataclass
-class Converted:
-    """What :func:`convert_san` returns (the fields of the registry's ``Converted``).
-
-    Attributes:
-        state: the model's trainable state (its ``state_dict()`` key names).
-        used: official keys whose tensors went into ``state``.
-        checked: official keys compared with the model's frozen weights (and found equal).
-        dropped: official key -> why the suite does not need it.
-    """
-
-    state: dict[str, torch.Tensor]
-    used: set[str] = field(default_factory=set)
-    checked: set[str] = field(default_factory=set)
-    dropped: dict[str, str] = field(default_factory=dict)
 
 
 def suite_key(official: str, first_rec_block: int) -> tuple[str, bool] | None:
@@ -141,51 +128,21 @@ def convert_san(weights: Mapping[str, torch.Tensor], model: nn.Module) -> Conver
     return out
 
 
-def read_official_checkpoint(path: str, trust: bool = False) -> dict[str, torch.Tensor]:
-    """The state dict of an official SAN checkpoint (``["model"]``, or the file itself)."""
-    if not os.path.isfile(path):
-        raise UserError(f"SAN checkpoint not found: {path}")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=not trust)
-    except pickle.UnpicklingError as e:
-        raise UserError(f"{path} holds Python objects beyond tensors; if you trust the file, "
-                        "read it with trust=True (full pickle)") from e
-    except (RuntimeError, EOFError, OSError, ValueError) as e:
-        raise UserError(f"cannot read {path}: {str(e).splitlines()[0][:200]}") from e
-    weights = obj.get("model", obj) if isinstance(obj, Mapping) else None
-    if not isinstance(weights, Mapping) or not all(isinstance(v, torch.Tensor)
-                                                   for v in weights.values()):
-        raise UserError(f"{path} is not a SAN checkpoint (a detectron2 file with the SAN "
-                        "model's tensors under 'model')")
-    return dict(weights)
+SAN_FORMAT = register_checkpoint_format(
+    "san", head="SANHead", container="model", convert=convert_san, source=SOURCE, bare=True,
+    description="the official SAN code's detectron2 checkpoints (the released san_vit_b_16.pth, "
+                "san_vit_large_14.pth)")
 
 
 def convert_san_checkpoint(path: str, model: nn.Module, trust: bool = False
                            ) -> dict[str, torch.Tensor]:
-    """The trainable state of ``model`` from the official checkpoint at ``path``, checked
-    strictly: every official key used, compared or dropped, every trainable tensor of the model
-    given, shapes equal. Load it with ``model.load_state_dict(state, strict=False)``.
+    """The trainable state of ``model`` from the official checkpoint at ``path``, with the
+    checks of ``zsseg-bench convert --from san``. Load it with
+    ``model.load_state_dict(state, strict=False)``.
 
     Raises:
-        UserError: unreadable file, unknown keys, missing keys, shape mismatches, frozen CLIP
-            weights other than the model's.
+        UserError: unreadable file or another layout, unknown keys, missing keys, shape
+            mismatches, frozen CLIP weights other than the model's.
     """
-    from zsseg_bench.engine.checkpoint import trainable_state_dict
-
-    weights = read_official_checkpoint(path, trust)
-    result = convert_san(weights, model)
-    unknown = sorted(set(weights) - result.used - result.checked - set(result.dropped))
-    if unknown:
-        raise UserError(f"{len(unknown)} unknown key(s) in the SAN checkpoint {path} "
-                        f"({', '.join(unknown[:5])}): not a checkpoint of the official SAN")
-    target = trainable_state_dict(model)
-    missing = sorted(set(target) - set(result.state))
-    shapes = [f"{k}: {tuple(v.shape)} vs {tuple(target[k].shape)}" for k, v in result.state.items()
-              if k in target and tuple(v.shape) != tuple(target[k].shape)]
-    extra = sorted(set(result.state) - set(target))
-    if missing or shapes or extra:
-        raise UserError(f"the SAN checkpoint {path} does not fit the model built from the config "
-                        f"(missing {missing[:5]}, shape mismatches {shapes[:3]}, not in the model "
-                        f"{extra[:5]}): use the config of the checkpoint's official config "
-                        "(configs/coco_stuff/san_*.yaml)")
-    return {k: v.detach().to(target[k].dtype).contiguous() for k, v in result.state.items()}
+    weights = extract_weights(read_checkpoint(path, trust), SAN_FORMAT, path)
+    return convert_state(SAN_FORMAT, weights, model)

@@ -84,6 +84,8 @@ class CheckpointFormat:
         convert: ``(weights, model) -> Converted``.
         source: the official code the format comes from (repository @ commit).
         description: one line for ``--help``.
+        bare: whether a file that *is* the tensors (no ``container`` entry) is read too, as
+            detectron2's ``DetectionCheckpointer`` reads it.
     """
 
     name: str
@@ -92,19 +94,21 @@ class CheckpointFormat:
     convert: ConvertFn
     source: str = ""
     description: str = ""
+    bare: bool = False
 
 
 _FORMATS: dict[str, CheckpointFormat] = {}
 
 
 def register_checkpoint_format(name: str, *, head: str, container: str, convert: ConvertFn,
-                               source: str = "", description: str = "") -> CheckpointFormat:
+                               source: str = "", description: str = "",
+                               bare: bool = False) -> CheckpointFormat:
     """Registers an official checkpoint format under ``name`` (``convert --from name``).
 
     Registering a name twice with another converter is an error (two methods claiming one
     format); registering the same one again (a module imported twice) is a no-op.
     """
-    fmt = CheckpointFormat(name, head, container, convert, source, description)
+    fmt = CheckpointFormat(name, head, container, convert, source, description, bare)
     old = _FORMATS.get(name)
     if old is not None and old.convert is not convert:
         raise ValueError(f"checkpoint format {name!r} is already registered (by {old.head})")
@@ -166,7 +170,8 @@ def check_frozen(model_state: Mapping[str, torch.Tensor],
                         "other weights; pass the CLIP weights it was trained from")
 
 
-def _read(path: str, trust: bool) -> Any:
+def read_checkpoint(path: str, trust: bool = False) -> Any:
+    """The object saved at ``path`` (``weights_only`` unless ``trust``), or a one-line error."""
     if not os.path.isfile(path):
         raise UserError(f"official checkpoint not found: {path}")
     try:
@@ -186,6 +191,9 @@ def extract_weights(checkpoint: Any, fmt: CheckpointFormat, path: str) -> dict[s
         raise UserError(f"{path} holds a {type(checkpoint).__name__}, not a checkpoint dict "
                         f"(--from {fmt.name} expects a dict with {fmt.container!r})")
     weights = checkpoint.get(fmt.container)
+    if weights is None and fmt.bare and checkpoint and all(
+            isinstance(v, torch.Tensor) for v in checkpoint.values()):
+        weights = checkpoint
     if not isinstance(weights, Mapping) or not all(isinstance(v, torch.Tensor)
                                                    for v in weights.values()):
         top = sorted(str(k) for k in checkpoint)
@@ -265,7 +273,7 @@ def convert_checkpoint(cfg: Any, format_name: str, source: str, output: str,
                         "config, e.g. the paper config the checkpoint was trained with")
     if os.path.abspath(source) == os.path.abspath(output):
         raise UserError("--output must not be the official checkpoint itself")
-    checkpoint = _read(source, trust_source)
+    checkpoint = read_checkpoint(source, trust_source)
     weights = extract_weights(checkpoint, fmt, source)
     if cfg.MODEL.DEVICE != "cpu":
         cfg = cfg.clone()

@@ -12,7 +12,6 @@ from tests.cli_helpers import REPO
 from zsseg_bench.engine.checkpoint import trainable_state_dict
 from zsseg_bench.projects.san.convert import (
     convert_san_checkpoint,
-    read_official_checkpoint,
     suite_key,
 )
 from zsseg_bench.utils.errors import UserError
@@ -115,17 +114,17 @@ def test_bad_checkpoints_are_one_line_errors(model, tmp_path, change):
         match = "unknown key"
     elif change == "missing":
         del official["ov_classifier.bg_embed"]
-        match = "head.bg_embed"
+        match = r"missing keys 1 \(head.bg_embed"
     elif change == "shape":
         official["ov_classifier.bg_embed"] = torch.zeros(1, 7)
-        match = "shape mismatches"
+        match = r"shape mismatch \(file vs model\) 1 \(head.bg_embed"
     elif change == "frozen":
         official["clip_rec_head.proj"] = official["clip_rec_head.proj"] + 1.0
         match = "frozen CLIP tensor"
     else:
         torch.save({"model": {"a": 1}}, tmp_path / "san.pth")
-        with pytest.raises(UserError, match="not a SAN checkpoint"):
-            read_official_checkpoint(str(tmp_path / "san.pth"))
+        with pytest.raises(UserError, match="not a san checkpoint"):
+            convert_san_checkpoint(str(tmp_path / "san.pth"), model)
         return
     with pytest.raises(UserError, match=match):
         convert_san_checkpoint(_save(tmp_path, official), model)
@@ -134,3 +133,24 @@ def test_bad_checkpoints_are_one_line_errors(model, tmp_path, change):
 def test_missing_file_is_an_error(model, tmp_path):
     with pytest.raises(UserError, match="not found"):
         convert_san_checkpoint(str(tmp_path / "none.pth"), model)
+
+
+def test_the_cli_converts_a_san_file(model, tmp_path, capsys):
+    """``zsseg-bench convert --from san`` (the registry) writes the suite checkpoint; another
+    method's config is refused in one line."""
+    from zsseg_bench.cli import main
+
+    config = str(REPO / "configs" / "synthetic" / "san.yaml")
+    source = _save(tmp_path, _official(model))
+    out = tmp_path / "suite.pth"
+    assert main(["convert", "--from", "san", source, "--output", str(out), "--config-file",
+                 config, "MODEL.DEVICE", "cpu"]) == 0
+    saved = torch.load(out, weights_only=True)
+    assert saved["meta"]["converted_from"]["format"] == "san"
+    target = trainable_state_dict(model)
+    assert set(saved["model"]) == set(target)
+    assert all(torch.equal(saved["model"][k], target[k]) for k in target)
+    capsys.readouterr()
+    assert main(["convert", "--from", "san", source, "--output", str(out), "--config-file",
+                 str(REPO / "configs" / "synthetic" / "zegclip.yaml")]) == 2
+    assert "--from san converts weights of SANHead" in capsys.readouterr().err
