@@ -27,8 +27,8 @@ def _zsseg(*args, env=None, timeout=120):
                           text=True, cwd=REPO, env=env, timeout=timeout)
 
 
-@pytest.mark.parametrize("spec, targets, runs", [
-    ("cross_dataset.yaml", TARGETS, 9), ("toy_cross_dataset.yaml", TOY_TARGETS, 9)])
+@pytest.mark.parametrize("spec, targets, runs", [  # 4 methods x 3 seeds
+    ("cross_dataset.yaml", TARGETS, 12), ("toy_cross_dataset.yaml", TOY_TARGETS, 12)])
 def test_specs_train_once_and_evaluate_on_every_test_dataset(tmp_path, spec, targets, runs):
     res = _zsseg("sweep", str(SWEEPS / spec), "--output-dir", str(tmp_path / "d"), "--dry-run")
     assert res.returncode == 0, res.stderr
