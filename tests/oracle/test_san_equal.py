@@ -32,9 +32,10 @@ import torch
 import torch.nn.functional as F
 
 from tests.cli_helpers import REPO
-from tests.oracle.san_support import StageTable, oracle_python, relative_error, run_oracle
+from tests.oracle.compare import StageTable, relative_error
+from tests.oracle.oracle import oracle_python, run_oracle
 
-PYTHON = oracle_python()
+PYTHON = oracle_python("san")
 
 OFFICIAL_CONFIG = "configs/san_clip_vit_res4_coco.yaml"
 SUITE_CONFIG = "configs/coco_stuff/san_vitb16_640_60k_open_vocabulary.yaml"
@@ -248,7 +249,7 @@ def test_a_flipped_option_fails_the_comparison(run):
     table = StageTable("SAN with REC_DOWNSAMPLE_METHOD avg vs the official max")
     _compare_inference(table, flipped, scores, run["official"])
     print(table)
-    failed = table.failures()
+    failed = [row.stage for row in table.failures()]
     assert any("proposal embeddings" in f for f in failed), failed
     assert any("final scores" in f for f in failed), failed
     assert not any("mask proposals" in f or "CLIP" in f for f in failed), failed

@@ -16,7 +16,6 @@ Without the oracle environment the tests skip; with ``ZSSEG_REQUIRE_ORACLE=1`` (
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ import torch
 from zsseg_bench.data.catalog import DatasetCatalog, MetadataCatalog, class_split
 from zsseg_bench.projects.two_stage.convert import rename
 
+from .oracle import oracle_python as shared_oracle_python
 from .zsseg_suite import (
     FINAL_RTOL,
     LOSS_RTOL,
@@ -46,8 +46,6 @@ from .zsseg_suite import (
     write_inputs,
 )
 
-PYTHON_ENV = "ZSSEG_ORACLE_ZSSEG_PYTHON"
-REQUIRE_ENV = "ZSSEG_REQUIRE_ORACLE"
 #: A COCO-Stuff class subset (text of 171 classes x 14 ViLD prompts would dominate the run):
 #: seen and unseen things and stuff, indices into the 171 classes (zsseg's order = the suite's).
 COCO_CLASSES = [0, 2, 19, 20, 24, 33, 95, 105, 123, 140, 148, 168]
@@ -55,14 +53,7 @@ pytestmark = pytest.mark.slow
 
 
 def oracle_python() -> str:
-    path = os.environ.get(PYTHON_ENV, "")
-    if path and os.access(path, os.X_OK):
-        return path
-    why = f"{PYTHON_ENV} names no executable ({path!r})" if path else f"{PYTHON_ENV} is not set"
-    if os.environ.get(REQUIRE_ENV) == "1":
-        pytest.fail(f"{why} but {REQUIRE_ENV}=1: build it with tests/oracle/setup_zsseg_env.sh "
-                    "PREFIX and set it to PREFIX/bin/python", pytrace=False)
-    pytest.skip(f"{why}: the zsseg.baseline oracle (tests/oracle/setup_zsseg_env.sh)")
+    return shared_oracle_python("zsseg")
 
 
 # ------------------------------------------------------------------------------ fixtures

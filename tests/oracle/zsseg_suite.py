@@ -20,6 +20,7 @@ from zsseg_bench.config.command_line import setup_cfg
 from zsseg_bench.modeling import build_model
 from zsseg_bench.projects.two_stage.convert import converted_state
 
+from .compare import relative_error as rel
 from .zsseg_official import timed as _timed  # the same timing on both sides (torch only)
 
 REPO = Path(__file__).resolve().parents[2]
@@ -228,14 +229,6 @@ def finish(proc: subprocess.Popen, out: Path) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------ comparison
-def rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    """max |a - b| / max |b| (shapes must agree)."""
-    a, b = a.detach().float(), b.detach().float()
-    if a.shape != b.shape:
-        return float("inf")
-    return float((a - b).abs().max() / b.abs().max().clamp(min=1e-12)) if b.numel() else 0.0
-
-
 def stage_table(official: dict[str, Any], ours: SuiteRun) -> list[tuple[str, float, float]]:
     """(stage, relative difference, tolerance) of everything both sides compute."""
     o = official["stages"]
