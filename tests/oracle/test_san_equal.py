@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from tests.cli_helpers import REPO
-from tests.oracle.compare import StageTable, relative_error
+from tests.oracle.compare import Row, StageTable, relative_error
 from tests.oracle.oracle import oracle_python, run_oracle
 
 PYTHON = oracle_python("san")
@@ -225,15 +225,15 @@ def test_one_training_step_equals_the_official(run):
     assert set(run["losses"]) == set(official["losses"])
     for name in sorted(official["losses"]):
         ours, theirs = run["losses"][name], official["losses"][name]
-        table.rows.append((f"loss {name} ({theirs:.4f})", abs(ours - theirs) / abs(theirs),
-                           LOSS_TOL))
+        table.rows.append(Row(f"loss {name} ({theirs:.4f})", abs(ours - theirs) / abs(theirs),
+                              LOSS_TOL))
     from zsseg_bench.projects.san.convert import suite_key
 
     first = run["suite"].model.head.first_rec_block
     mapped = {suite_key(k, first)[0]: k for k in official["trainable"]}
     assert set(mapped) == set(run["grads"]), "trainable tensors differ"
     worst = max(relative_error(run["grads"][k], official["grads"][mapped[k]]) for k in mapped)
-    table.rows.append((f"gradients ({len(mapped)} tensors, worst)", worst, GRAD_TOL))
+    table.rows.append(Row(f"gradients ({len(mapped)} tensors, worst)", worst, GRAD_TOL))
     table.check()
 
 
