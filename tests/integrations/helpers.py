@@ -57,7 +57,11 @@ def read_json(path: Path) -> Any:
     return json.loads(path.read_text())
 
 
-def same_metrics(a: dict[str, float], b: dict[str, float]) -> bool:
-    """Equal keys and values (NaN equals NaN)."""
+def same_metrics(a: dict[str, float | None], b: dict[str, float | None]) -> bool:
+    """Equal keys and values; a metric without value is NaN in detectron2's files and null in the
+    suite's JSON files (valid JSON), and the two are equal."""
+    def missing(v: float | None) -> bool:
+        return v is None or math.isnan(v)
+
     return a.keys() == b.keys() and all(
-        (math.isnan(a[k]) and math.isnan(b[k])) or a[k] == b[k] for k in a)
+        (missing(a[k]) and missing(b[k])) or a[k] == b[k] for k in a)
