@@ -137,6 +137,19 @@ def test_runs_waiting_to_be_timed_leave_their_place_to_other_trainings(tmp_path)
     assert all(float(s[2]) < first_speed for s in spans if s[0] == "train"), spans
 
 
+def test_the_local_launcher_starts_the_methods_named_first_first(tmp_path):
+    # launcher.local.first: the longest runs start first, the others keep the spec's order.
+    counter = tmp_path / "calls.txt"
+    spec = write_spec(tmp_path, overrides={"FAKE.COUNTER": str(counter)},
+                      launcher={"local": {"first": ["zegclip"]}})
+    summary, _ = _sweep(spec, tmp_path / "out", jobs=1)
+    assert summary.ok
+    assert [m for stage, m in _calls(counter) if stage == "train"] == ["zegclip", "two_stage"]
+    bad = write_spec(tmp_path, name="bad.yaml", launcher={"local": {"first": ["nope"]}})
+    with pytest.raises(UserError, match=r"launcher.local.first must list methods of the spec"):
+        _sweep(bad, tmp_path / "out2")
+
+
 def test_dry_run_lists_runs_and_commands_and_writes_nothing(tmp_path):
     spec = write_spec(tmp_path, seeds=[0, 1])
     summary, text = _sweep(spec, tmp_path / "out", dry_run=True)

@@ -173,15 +173,30 @@ def make_launcher(name: str, spec: SweepSpec, output_dir: Path, jobs: int | None
     if not isinstance(settings, dict):
         raise UserError(f"{spec.path}: launcher.{name} must be a mapping")
     if name == "local":
-        unknown = set(settings) - {"jobs"}
+        unknown = set(settings) - {"jobs", "first"}
         if unknown:
             raise UserError(f"{spec.path}: unknown keys launcher.local.{sorted(unknown)[0]} "
-                            "(allowed: jobs)")
+                            "(allowed: jobs, first)")
+        start_first(spec)  # checked before anything runs
         return LocalLauncher(jobs=int(jobs or settings.get("jobs", 1)), registry=registry)
     params = dict(settings)
     if jobs:
         params["slurm_array_parallelism"] = jobs
     return SubmititLauncher(output_dir / "submitit", params, registry=registry)
+
+
+def start_first(spec: SweepSpec) -> list[str]:
+    """The methods whose runs the local launcher starts first (``launcher.local.first``).
+
+    With runs side by side (``--jobs``), naming the longest runs there lets the shorter ones
+    fill the other places beside them instead of leaving the long ones to run last, alone.
+    """
+    first = (spec.launcher.get("local") or {}).get("first") or []
+    known = [m.name for m in spec.methods]
+    if not isinstance(first, list) or any(m not in known for m in first):
+        raise UserError(f"{spec.path}: launcher.local.first must list methods of the spec "
+                        f"({', '.join(known)}), got {first!r}")
+    return first
 
 
 def run_sweep(
@@ -250,6 +265,9 @@ def run_sweep(
             if not finished:
                 todo.append(run_dir)
                 retried += state in (FAILED, INTERRUPTED)
+        first = set(start_first(spec)) if name == "local" else set()
+        method_of = {runs_root / c.run_id: c.method for c in cells}
+        todo.sort(key=lambda d: method_of[d] not in first)  # stable: the spec's order otherwise
         if isinstance(runner, SubmititLauncher):
             for job in runner.cancel_left_jobs(todo):
                 print(f"cancelled Slurm job {job}, left running by a killed sweep", file=stream,
