@@ -17,7 +17,8 @@ A spec (see ``configs/sweeps/*.yaml`` for commented examples)::
     train: {enabled: true, args: []}                # false: speed-only runs (presets)
     speed: {enabled: true, overrides: {}, args: []} # speed-only overrides and options
     baseline: two_stage                             # the method speed-ups are relative to
-    launcher: {local: {jobs: 1}, slurm: {timeout_min: 240}}
+    launcher: {local: {jobs: 1, first: [two_stage]}, slurm: {timeout_min: 240}}  # first: start
+                                                    # these methods' runs first (the longest)
 
 :func:`load_sweep_spec` validates a spec; :meth:`SweepSpec.expand` turns it into
 :class:`Cell` objects, one per run, each with a stable id derived from what defines it (its
