@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zsseg_bench.projects.two_stage.transformer_decoder import MLP
+from zsseg_bench.modeling.mlp import MLP
 
 
 def mask_pool(dense: torch.Tensor, mask_logits: torch.Tensor) -> torch.Tensor:

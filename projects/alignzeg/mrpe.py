@@ -12,7 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from zsseg_bench.projects.two_stage.transformer_decoder import MLP, sine_position_encoding
+from zsseg_bench.modeling.mlp import MLP
+from zsseg_bench.projects.two_stage.transformer_decoder import sine_position_encoding
 
 
 class _Attention(nn.Module):

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zsseg_bench.projects.two_stage.transformer_decoder import MLP
+from zsseg_bench.modeling.mlp import MLP
 
 
 class BiasIndicator(nn.Module):

@@ -29,23 +29,8 @@ from fvcore.common.registry import Registry
 from torch import nn
 
 from zsseg_bench.config import configurable
+from zsseg_bench.modeling.mlp import MLP
 from zsseg_bench.utils.errors import UserError
-
-
-class MLP(nn.Module):
-    """``num_layers`` linear layers with ReLU in between (DETR's MLP)."""
-
-    def __init__(self, in_dim: int, hidden_dim: int, out_dim: int, num_layers: int):
-        super().__init__()
-        dims = [in_dim] + [hidden_dim] * (num_layers - 1) + [out_dim]
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for i, layer in enumerate(self.layers):
-            x = layer(x)
-            if i < len(self.layers) - 1:
-                x = F.relu(x)
-        return x
 
 
 def sine_position_encoding(x: torch.Tensor, num_feats: int,

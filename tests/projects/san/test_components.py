@@ -6,8 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from zsseg_bench.modeling.mlp import MLP
 from zsseg_bench.projects.san.criterion import PointMatcher, SetCriterion
-from zsseg_bench.projects.san.mask_decoder import MLP, MaskDecoder
+from zsseg_bench.projects.san.mask_decoder import MaskDecoder
 from zsseg_bench.projects.san.point_sampling import point_sample, uncertain_points
 from zsseg_bench.projects.san.recognition import attention_mask, downsample_bias
 from zsseg_bench.projects.san.side_adapter import AddFusion, ChannelLayerNorm, parse_fusion_map
