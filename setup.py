@@ -78,7 +78,7 @@ setup(
         "submitit",
     ],
     extras_require={
-        "dev": ["pytest>=7", "ruff"],
+        "dev": ["pytest>=7.3", "ruff"],
         "tensorboard": ["tensorboard"],
         # detectron2 is not on PyPI: build it from source first (README, "Using it from
         # detectron2"; tested: detectron2 0.6 at commit 02b5c4e2, torch 2.14, Python 3.11). The
