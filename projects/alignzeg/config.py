@@ -114,8 +114,14 @@ def add_alignzeg_config(cfg: Any) -> None:
     a.PBC.ENABLED = True
     a.PBC.TRAIN = True
     a.PBC.HIDDEN_DIM = 256
-    # Chosen on the toy world's held-out split (projects/alignzeg/tools/calibrate_pbc.py).
-    a.PBC.THRESHOLD = 0.5
+    # Not published (the paper's abstract describes PBC without values; the correction rule is
+    # this reconstruction's, projects/alignzeg/README.md). Both are the best hIoU on the toy
+    # world's 300 held-out renders (projects/alignzeg/tools/calibrate_pbc.py, seed-0 model,
+    # thresholds 0.3-0.9 x factors 0-0.75; the grid is in projects/alignzeg/README.md): PBC
+    # off 74.1 / 64.0 / 68.7 -> 72.7 / 66.8 / 69.6 seen / unseen / hIoU. No paper-scale
+    # calibration exists: the paper-scale configs inherit these values; recalibrate with
+    # calibrate_pbc.py on a held-out split of the dataset before reading anything into PBC there.
+    a.PBC.THRESHOLD = 0.3
     a.PBC.FACTOR = 0.5
 
     # --- Matching and losses --------------------------------------------------------------------

@@ -155,4 +155,7 @@ def test_reference_configs_load(name):
     assert cfg.ZERO_SHOT.SETTING == ("transductive" if transductive else "inductive")
     if name != "synthetic/alignzeg.yaml":
         assert cfg.MODEL.CLIP.NAME == "ViT-B-16" and tuple(cfg.INPUT.CROP.SIZE) == (512, 512)
+    # One PBC setting everywhere: the held-out choice (projects/alignzeg/config.py), not a
+    # default that only the toy config overrides.
+    assert (cfg.MODEL.ALIGNZEG.PBC.THRESHOLD, cfg.MODEL.ALIGNZEG.PBC.FACTOR) == (0.3, 0.5)
     assert tiny_cfg().MODEL.ALIGNZEG.PBC.ENABLED
