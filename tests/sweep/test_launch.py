@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.sweep.helpers import counter_lines, write_spec
-from zsseg_bench.sweep import run_sweep
+from zsseg_bench.sweep import SweepOptions, run_sweep
 from zsseg_bench.sweep.runner import ProcessRegistry, stop_orphans
 from zsseg_bench.utils.errors import UserError
 from zsseg_bench.utils.sweep_layout import LOCK_FILE, RUNS_DIRNAME, STATUS_FILE, STDOUT_FILE
@@ -23,9 +23,10 @@ from zsseg_bench.utils.sweep_layout import LOCK_FILE, RUNS_DIRNAME, STATUS_FILE,
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _sweep(spec, out, **kwargs):
+def _sweep(spec, out, registry=None, **options):
     stream = io.StringIO()
-    summary = run_sweep(spec, out, stream=stream, registry=ProcessRegistry(), **kwargs)
+    summary = run_sweep(spec, out, SweepOptions(**options), stream=stream,
+                        registry=registry or ProcessRegistry())
     return summary, stream.getvalue()
 
 

@@ -22,7 +22,7 @@ import yaml
 from tests.cli_helpers import CLI_MAIN
 from tests.engine.helpers import write_config
 from zsseg_bench.cli import main
-from zsseg_bench.sweep import run_sweep
+from zsseg_bench.sweep import SweepOptions, run_sweep
 from zsseg_bench.sweep.launchers import JOB_ID_FILE, SLURM_FINAL_STATES, SubmititLauncher
 from zsseg_bench.sweep.runner import ProcessRegistry
 
@@ -79,9 +79,10 @@ def _contract_spec(tmp_path: Path, max_iter: int, **fields) -> Path:
                        speed={"enabled": False}, **fields)
 
 
-def _sweep(spec, out, **kwargs):
+def _sweep(spec, out, registry=None, **options):
     stream = io.StringIO()
-    summary = run_sweep(spec, out, stream=stream, registry=ProcessRegistry(), **kwargs)
+    summary = run_sweep(spec, out, SweepOptions(**options), stream=stream,
+                        registry=registry or ProcessRegistry())
     return summary, stream.getvalue()
 
 

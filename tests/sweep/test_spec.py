@@ -153,6 +153,11 @@ def test_demo_spec_covers_the_toy_method_configs():
     ({"grid": {"A": []}}, "grid.A must be a non-empty list"),
     ({"speed": {"enable": True}}, "unknown key speed.enable"),
     ({"seed": [1]}, "unknown key seed; did you mean seeds?"),
+    ({"launcher": {"default": "pbs"}}, "launcher.default must be one of local, slurm"),
+    ({"launcher": {"local": {"jobs": 0}}}, "launcher.local.jobs must be an integer >= 1"),
+    ({"launcher": {"local": {"job": 2}}}, "unknown key launcher.local.job; did you mean launcher.local.jobs"),
+    ({"launcher": {"local": {"first": ["nope"]}}}, "launcher.local.first must list methods"),
+    ({"launcher": {"slurm": 4}}, "launcher.slurm must be a mapping"),
 ])
 def test_bad_specs_name_the_file_and_the_key(tmp_path, fields, match):
     path = write_spec(tmp_path, **fields)
@@ -168,3 +173,12 @@ def test_missing_and_invalid_spec_files(tmp_path):
     bad.write_text("methods: [a\n")
     with pytest.raises(SweepSpecError, match="not valid YAML"):
         load_sweep_spec(bad)
+
+
+def test_every_launcher_a_spec_may_name_exists():
+    from zsseg_bench.sweep.launchers import LAUNCHERS
+    from zsseg_bench.sweep.spec import LAUNCHER_NAMES
+
+    assert tuple(LAUNCHERS) == LAUNCHER_NAMES
+    assert all(hasattr(cls, m) for cls in LAUNCHERS.values()
+               for m in ("from_spec", "prepare", "launch"))

@@ -36,7 +36,8 @@ import yaml
 
 from zsseg_bench.sweep.progress import DEFAULT_PERIOD_S
 from zsseg_bench.sweep.spec import load_sweep_spec
-from zsseg_bench.sweep.sweep import LAUNCHERS, run_sweep
+from zsseg_bench.sweep.status import RunState
+from zsseg_bench.sweep.sweep import LAUNCHERS, SweepOptions, run_sweep
 from zsseg_bench.utils.errors import UserError
 from zsseg_bench.utils.file_io import atomic_write_text
 from zsseg_bench.utils.run_dir import make_output_dir
@@ -210,13 +211,13 @@ def run(args: argparse.Namespace) -> int:
     overrides = (QUICK_OVERRIDES if args.quick else []) + list(args.opts or [])
     jobs = args.jobs or (min(DEFAULT_JOBS, os.cpu_count() or 1) if args.launcher == "local"
                          else None)
-    summary = run_sweep(spec_path, out / TOY_DIR, launcher=args.launcher, jobs=jobs,
-                        overrides=overrides,
-                        extra_args={"speed": QUICK_SPEED_ARGS} if args.quick else None,
-                        progress_s=QUICK_PROGRESS_S if args.quick else DEFAULT_PERIOD_S)
+    summary = run_sweep(spec_path, out / TOY_DIR, SweepOptions(
+        launcher=args.launcher, jobs=jobs, overrides=overrides,
+        extra_args={"speed": QUICK_SPEED_ARGS} if args.quick else None,
+        progress_s=QUICK_PROGRESS_S if args.quick else DEFAULT_PERIOD_S))
     if summary.interrupted:
         return EXIT_INTERRUPTED
-    if summary.count("done") == 0:
+    if summary.count(RunState.DONE) == 0:
         print("demo: no toy run finished; see the logs above", file=sys.stderr)
         return EXIT_FAILED
     toy = write_report(out / TOY_DIR, title="Toy-world comparison (toy-scale speed)")

@@ -24,7 +24,7 @@ from zsseg_bench.speed.presets import (
     preset_speed_args,
 )
 from zsseg_bench.sweep.spec import load_sweep_spec
-from zsseg_bench.sweep.sweep import run_sweep
+from zsseg_bench.sweep.sweep import SweepOptions, run_sweep
 from zsseg_bench.utils.errors import UserError
 from zsseg_bench.utils.file_io import atomic_write_json, atomic_write_text
 from zsseg_bench.utils.sweep_layout import RUNS_DIRNAME, result_file
@@ -53,8 +53,9 @@ def run_speed_sweep(spec_path: str | Path, output_dir: str | Path, speed_args: S
     """
     spec = load_sweep_spec(spec_path)
     extra = {"speed": list(speed_args)}
-    summary = run_sweep(spec_path, output_dir, launcher="local", overrides=overrides,
-                        extra_args=extra)
+    summary = run_sweep(spec_path, output_dir, SweepOptions(launcher="local",
+                                                           overrides=overrides,
+                                                           extra_args=extra))
     if summary.interrupted:
         raise UserError(f"speed preset {spec.name}: interrupted; re-run to resume")
     if not summary.ok:

@@ -7,7 +7,7 @@ import argparse
 from typing import Any
 
 from zsseg_bench.commands.argparse_utils import add_options_then_rest
-from zsseg_bench.sweep.sweep import LAUNCHERS, run_sweep
+from zsseg_bench.sweep.sweep import LAUNCHERS, SweepOptions, run_sweep
 from zsseg_bench.utils.errors import UserError
 
 EXIT_INTERRUPTED = 130
@@ -40,8 +40,8 @@ def run(args: argparse.Namespace) -> int:
     """Runs the sweep; exit code 0 when every run is done, 1 on failures, 130 if interrupted."""
     if not args.output_dir:
         raise UserError("--output-dir D is required (the sweep directory)")
-    summary = run_sweep(args.spec, args.output_dir, launcher=args.launcher, jobs=args.jobs,
-                        dry_run=args.dry_run, overrides=args.opts)
+    summary = run_sweep(args.spec, args.output_dir, SweepOptions(
+        launcher=args.launcher, jobs=args.jobs, dry_run=args.dry_run, overrides=args.opts))
     if summary.dry_run:
         return 0
     if summary.interrupted:

@@ -1,8 +1,8 @@
 """Launchers: execute the pending runs of a sweep, locally or through submitit (Slurm).
 
 Both call :func:`zsseg_bench.sweep.runner.run_cell` per run, which never raises for a failing
-run: one failure never stops the others. A launcher returns the final ``status.json`` of each
-run it was given.
+run: one failure never stops the others. A launcher returns the final status
+(:class:`~zsseg_bench.sweep.status.RunStatus`) of each run it was given.
 """
 
 from __future__ import annotations
@@ -17,22 +17,19 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TextIO
 
 from zsseg_bench.sweep.runner import (
-    FAILED,
-    INTERRUPTED,
     REGISTRY,
-    RUNNING,
     TERMINATE_GRACE_S,
     ProcessRegistry,
     read_cell,
-    read_status,
     run_cell,
 )
+from zsseg_bench.sweep.spec import SweepSpec
+from zsseg_bench.sweep.status import RunState, RunStatus, read_status_or_none
 from zsseg_bench.utils.errors import UserError
-from zsseg_bench.utils.file_io import atomic_write_json, atomic_write_text
-from zsseg_bench.utils.sweep_layout import STATUS_FILE
+from zsseg_bench.utils.file_io import atomic_write_text
 
 #: Stages that time the machine and so must not share it with any other stage.
 EXCLUSIVE_STAGES = ("speed",)
@@ -41,25 +38,29 @@ _POLL_S = 0.5
 #: Seconds between two ``squeue`` calls while Slurm jobs run.
 _SQUEUE_PERIOD_S = 2.0
 
-Progress = Callable[[str, dict[str, Any]], None]
+Progress = Callable[[str, RunStatus], None]
 
 
-def _failed_status(run_dir: Path, error: str, **extra: Any) -> dict[str, Any]:
-    """Marks a run failed by something outside its stages (a launcher/job error)."""
-    status = _safe_read_status(run_dir) or {"run_id": run_dir.name, "stages": {}}
-    for entry in status.get("stages", {}).values():
-        if entry.get("state") == "running":
-            entry["state"] = FAILED
-    status.update(state=FAILED, error=error, updated=time.time(), **extra)
-    atomic_write_json(run_dir / STATUS_FILE, status)
-    return status
+class Launcher(Protocol):
+    """What executes a sweep's runs. A launcher never raises for a failing run (one failure
+    never stops the others); a run's outcome is in its status."""
+
+    def prepare(self, run_dirs: Sequence[Path], stream: TextIO) -> list[Path]:
+        """Called once before :meth:`launch` with the runs to do, in the spec's order: makes
+        sure none of them is still running from a killed sweep (reporting what it stopped on
+        ``stream``) and returns them in the order to launch."""
+
+    def launch(self, run_dirs: Sequence[Path], progress: Progress | None = None
+               ) -> dict[str, RunStatus]:
+        """Runs every run in ``run_dirs`` (calling ``progress(run_dir, status)`` as each
+        ends); returns run dir -> final status."""
 
 
-def _safe_read_status(run_dir: Path) -> dict[str, Any] | None:
-    try:
-        return read_status(run_dir)
-    except UserError:
-        return None
+def _end_run(run_dir: Path, state: RunState, **facts: Any) -> RunStatus:
+    """Ends a run as ``state`` by something outside its stages (a launcher or job error, or a
+    stop): its running stages take that state too."""
+    status = read_status_or_none(run_dir) or RunStatus(run_dir.name)
+    return status.end_running(state, **facts).save(run_dir)
 
 
 class _StageLock:
@@ -115,11 +116,25 @@ class LocalLauncher:
     the other, so a run waiting to be timed never holds a place another run could train in.
     """
 
-    def __init__(self, jobs: int = 1, registry: ProcessRegistry = REGISTRY):
+    def __init__(self, jobs: int = 1, registry: ProcessRegistry = REGISTRY,
+                 first: Sequence[str] = ()):
         if jobs < 1:
             raise UserError(f"--jobs must be >= 1, got {jobs}")
         self.jobs = jobs
         self.registry = registry
+        self.first = tuple(first)
+
+    @classmethod
+    def from_spec(cls, spec: SweepSpec, output_dir: Path, jobs: int | None,
+                  registry: ProcessRegistry = REGISTRY) -> LocalLauncher:
+        """The spec's ``launcher.local`` settings; ``jobs`` (``--jobs``) wins."""
+        return cls(jobs=int(jobs or spec.launcher.jobs), registry=registry,
+                   first=spec.launcher.first)
+
+    def prepare(self, run_dirs: Sequence[Path], stream: TextIO) -> list[Path]:
+        """The runs of the methods in :attr:`first` first, the spec's order otherwise."""
+        first = set(self.first)
+        return sorted(run_dirs, key=lambda d: _method(d) not in first)  # stable
 
     def _env(self, stage: str) -> dict[str, str] | None:
         if self.jobs == 1 or stage in EXCLUSIVE_STAGES:
@@ -130,28 +145,28 @@ class LocalLauncher:
             env.setdefault(key, threads)
         return env
 
-    def _run_one(self, run_dir: Path, lock: _StageLock) -> dict[str, Any]:
+    def _run_one(self, run_dir: Path, lock: _StageLock) -> RunStatus:
         return run_cell_job(run_dir, registry=self.registry, env_for=self._env,
                             guard_for=lock.for_stage)
 
     def launch(self, run_dirs: Sequence[Path], progress: Progress | None = None
-               ) -> dict[str, dict[str, Any]]:
+               ) -> dict[str, RunStatus]:
         """Runs every run in ``run_dirs``; returns run dir -> final status."""
         lock = _StageLock()
-        results: dict[str, dict[str, Any]] = {}
+        results: dict[str, RunStatus] = {}
         if self.jobs == 1:
             self._pool(run_dirs, lambda d: self._run_one(d, lock), results, progress)
             return results
         timed: list[Path] = []
 
-        def first(run_dir: Path) -> dict[str, Any]:
+        def first(run_dir: Path) -> RunStatus:
             status = run_cell_job(run_dir, registry=self.registry, env_for=self._env,
                                   guard_for=lock.for_stage, only=_untimed(status_stages(run_dir)))
-            if _waits_for_timing(status):
+            if status.done_except(EXCLUSIVE_STAGES):
                 timed.append(run_dir)  # reported after its timing
             return status
 
-        def report(run_dir: str, status: dict[str, Any]) -> None:
+        def report(run_dir: str, status: RunStatus) -> None:
             if progress and Path(run_dir) not in timed:
                 progress(run_dir, status)
 
@@ -163,8 +178,8 @@ class LocalLauncher:
                 progress(str(run_dir), results[str(run_dir)])
         return results
 
-    def _pool(self, run_dirs: Sequence[Path], fn: Callable[[Path], dict[str, Any]],
-              results: dict[str, dict[str, Any]], progress: Progress | None) -> None:
+    def _pool(self, run_dirs: Sequence[Path], fn: Callable[[Path], RunStatus],
+              results: dict[str, RunStatus], progress: Progress | None) -> None:
         with ThreadPoolExecutor(max_workers=max(1, min(self.jobs, len(run_dirs)))) as pool:
             futures = {pool.submit(fn, Path(d)): str(d) for d in run_dirs}
             pending = set(futures)
@@ -174,6 +189,13 @@ class LocalLauncher:
                     results[futures[fut]] = fut.result()
                     if progress:
                         progress(futures[fut], results[futures[fut]])
+
+
+def _method(run_dir: Path) -> str | None:
+    try:
+        return read_cell(run_dir).method
+    except UserError:
+        return None
 
 
 def status_stages(run_dir: Path) -> tuple[str, ...]:
@@ -188,24 +210,15 @@ def _untimed(stages: Sequence[str]) -> tuple[str, ...]:
     return tuple(s for s in stages if s not in EXCLUSIVE_STAGES)
 
 
-def _waits_for_timing(status: dict[str, Any]) -> bool:
-    """Whether a run whose untimed stages are done still has a timed stage to run."""
-    stages = status.get("stages", {})
-    untimed_done = all(e.get("state") == "done" for s, e in stages.items()
-                       if s not in EXCLUSIVE_STAGES)
-    return untimed_done and any(s in EXCLUSIVE_STAGES and e.get("state") != "done"
-                                for s, e in stages.items())
-
-
-def run_cell_job(run_dir: str | Path, **kwargs: Any) -> dict[str, Any]:
+def run_cell_job(run_dir: str | Path, **kwargs: Any) -> RunStatus:
     """:func:`run_cell` that never raises: a bug or a broken run directory becomes a failed
     status, so one run never stops the others (what a submitit job and each thread of the local
     launcher execute)."""
     try:
         return run_cell(run_dir, **kwargs)
     except Exception as e:  # noqa: BLE001
-        return _failed_status(Path(run_dir), f"{type(e).__name__}: {e}",
-                              traceback=traceback.format_exc())
+        return _end_run(Path(run_dir), RunState.FAILED, error=f"{type(e).__name__}: {e}",
+                        traceback=traceback.format_exc())
 
 
 class CellJob:
@@ -218,7 +231,7 @@ class CellJob:
     finished stages and resumes training from that checkpoint (``train --resume``).
     """
 
-    def __call__(self, run_dir: str) -> dict[str, Any]:
+    def __call__(self, run_dir: str) -> RunStatus:
         threads = os.environ.get("SLURM_CPUS_PER_TASK")
 
         def env_for(stage: str) -> dict[str, str] | None:
@@ -229,9 +242,8 @@ class CellJob:
                 env.setdefault(key, threads)
             return env
 
-        job = {"job_id": _slurm_job_id()} if _slurm_job_id() else None
         return run_cell_job(run_dir, registry=REGISTRY, handle_signals=True,
-                            stop_signal=signal.SIGUSR2, env_for=env_for, job=job)
+                            stop_signal=signal.SIGUSR2, env_for=env_for, job_id=_slurm_job_id())
 
     def checkpoint(self, run_dir: str) -> Any:
         """Stops the running stage (SIGUSR2, SIGKILL after a grace period) and returns the
@@ -240,13 +252,8 @@ class CellJob:
 
         REGISTRY.stop(signal.SIGUSR2)
         REGISTRY.wait_stopped(TERMINATE_GRACE_S)
-        status = _safe_read_status(Path(run_dir))
-        if status is not None:
-            for entry in status.get("stages", {}).values():
-                if entry.get("state") == RUNNING:
-                    entry["state"] = INTERRUPTED
-            status.update(state=INTERRUPTED, updated=time.time())
-            atomic_write_json(Path(run_dir) / STATUS_FILE, status)
+        if read_status_or_none(run_dir) is not None:
+            _end_run(Path(run_dir), RunState.INTERRUPTED)
         return DelayedSubmission(CellJob(), run_dir)
 
 
@@ -311,6 +318,23 @@ class SubmititLauncher:
         self.params = dict(params or {})
         self.registry = registry
 
+    @classmethod
+    def from_spec(cls, spec: SweepSpec, output_dir: Path, jobs: int | None,
+                  registry: ProcessRegistry = REGISTRY) -> SubmititLauncher:
+        """The spec's ``launcher.slurm`` settings; ``jobs`` (``--jobs``) sets the array
+        parallelism."""
+        params = dict(spec.launcher.slurm)
+        if jobs:
+            params["slurm_array_parallelism"] = jobs
+        return cls(output_dir / "submitit", params, registry=registry)
+
+    def prepare(self, run_dirs: Sequence[Path], stream: TextIO) -> list[Path]:
+        """Cancels the jobs a killed sweep left for these runs (:meth:`cancel_left_jobs`)."""
+        for job in self.cancel_left_jobs(run_dirs):
+            print(f"cancelled Slurm job {job}, left running by a killed sweep", file=stream,
+                  flush=True)
+        return list(run_dirs)
+
     def _executor(self) -> Any:
         import submitit
 
@@ -363,7 +387,7 @@ class SubmititLauncher:
         return live
 
     def launch(self, run_dirs: Sequence[Path], progress: Progress | None = None
-               ) -> dict[str, dict[str, Any]]:
+               ) -> dict[str, RunStatus]:
         """Submits every run in ``run_dirs`` and waits; returns run dir -> final status."""
         if not run_dirs:
             return {}
@@ -380,7 +404,7 @@ class SubmititLauncher:
                     job.cancel(check=False)
 
         self.registry.add_stop_callback(cancel_all)
-        results: dict[str, dict[str, Any]] = {}
+        results: dict[str, RunStatus] = {}
         try:
             pending = list(zip(jobs, run_dirs))
             last_squeue = 0.0
@@ -414,23 +438,35 @@ class SubmititLauncher:
             self.registry.remove_stop_callback(cancel_all)
         return results
 
-    def _collect(self, job: Any, run_dir: Path, slurm_state: str | None = None
-                 ) -> dict[str, Any]:
-        info = {"job_id": str(job.job_id), "job_log": str(getattr(job.paths, "stderr", ""))}
+    def _collect(self, job: Any, run_dir: Path, slurm_state: str | None = None) -> RunStatus:
+        facts = {"job_id": str(job.job_id), "job_log": str(getattr(job.paths, "stderr", ""))}
         try:
             if slurm_state is not None and not job.paths.result_pickle.exists():
                 raise RuntimeError(f"Slurm job {job.job_id} ended {slurm_state} without a "
                                    "result")
-            status = job.result()
+            status: RunStatus = job.result()
         except Exception as e:  # the job died (timeout, cancelled, node failure)
-            own = _safe_read_status(run_dir) or {"stages": {}}
-            if self.registry.stopping.is_set() or own.get("state") == INTERRUPTED:
-                own.update(state=INTERRUPTED, **info)  # stopped with a checkpoint: resumable
-                atomic_write_json(run_dir / STATUS_FILE, own)
-                return own
+            own = read_status_or_none(run_dir)
+            if self.registry.stopping.is_set() or (
+                    own is not None and own.state is RunState.INTERRUPTED):
+                return _end_run(run_dir, RunState.INTERRUPTED, **facts)  # resumable
             message = str(e).strip().splitlines()[-1] if str(e).strip() else repr(e)
-            return _failed_status(run_dir, f"submitit job {job.job_id} failed: {message}",
-                                  **info)
-        status.update(info)
-        atomic_write_json(run_dir / STATUS_FILE, status)  # the job has ended: no writer races
-        return status
+            return _end_run(run_dir, RunState.FAILED,
+                            error=f"submitit job {job.job_id} failed: {message}", **facts)
+        status.job_id, status.job_log = facts["job_id"], facts["job_log"]
+        return status.save(run_dir)  # the job has ended: no writer races
+
+
+#: Launcher name -> its class (each has ``from_spec(spec, output_dir, jobs, registry)``); the
+#: names are those a spec may configure, ``spec.LAUNCHER_NAMES``.
+LAUNCHERS: dict[str, type[LocalLauncher] | type[SubmititLauncher]] = {
+    "local": LocalLauncher, "slurm": SubmititLauncher}
+
+
+def make_launcher(name: str, spec: SweepSpec, output_dir: Path, jobs: int | None,
+                  registry: ProcessRegistry = REGISTRY) -> Launcher:
+    """The launcher called ``name`` with its settings from the (validated) spec; ``jobs``
+    (``--jobs``) wins over the spec's."""
+    if name not in LAUNCHERS:
+        raise UserError(f"unknown launcher {name!r}; choose one of {', '.join(LAUNCHERS)}")
+    return LAUNCHERS[name].from_spec(spec, output_dir, jobs, registry)

@@ -22,8 +22,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from zsseg_bench.sweep.status import read_status
+from zsseg_bench.utils.errors import UserError
 from zsseg_bench.utils.run_dir import LOG_FILE
-from zsseg_bench.utils.sweep_layout import STATUS_FILE, stage_dir
+from zsseg_bench.utils.sweep_layout import stage_dir
 
 #: Seconds between two progress reports.
 DEFAULT_PERIOD_S = 30.0
@@ -72,11 +74,10 @@ def run_progress(run_dir: Path, follower: _LogFollower | None = None) -> str | N
     """What the run in ``run_dir`` is doing now, or None when no stage runs (``follower``: the
     reader of its training log kept between calls; a new one reads the whole log)."""
     try:
-        status = json.loads((run_dir / STATUS_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        status = read_status(run_dir)
+    except (OSError, UserError):
         return None
-    stage = next((s for s, e in status.get("stages", {}).items()
-                  if e.get("state") == "running"), None)
+    stage = status.running_stage() if status is not None else None
     if stage is None:
         return None
     if stage != "train":

@@ -24,19 +24,17 @@ from pathlib import Path
 from typing import Any
 
 from zsseg_bench.sweep.spec import Cell
+from zsseg_bench.sweep.status import RunState, RunStatus, StageStatus, read_status
 from zsseg_bench.utils.errors import UserError
-from zsseg_bench.utils.file_io import atomic_write_json
 from zsseg_bench.utils.sweep_layout import (
     CELL_FILE,
     RESULT_FILES,
-    STATUS_FILE,
     STDOUT_FILE,
     result_file,
     stage_dir,
     stage_finished,
 )
 
-PENDING, RUNNING, DONE, FAILED, INTERRUPTED = "pending", "running", "done", "failed", "interrupted"
 #: Seconds a child gets between SIGTERM and SIGKILL when the sweep is interrupted.
 TERMINATE_GRACE_S = 30.0  # time enough for the engine to save a checkpoint on SIGTERM
 #: Exit codes of ``zsseg-bench train`` stopped by a signal after saving a checkpoint (the
@@ -170,7 +168,7 @@ def build_stage_command(cell: Cell, stage: str, run_dir: str | Path) -> list[str
 
 
 # ------------------------------------------------------------------------------------------
-# status.json
+# cell.json and status.json
 # ------------------------------------------------------------------------------------------
 def read_cell(run_dir: str | Path) -> Cell:
     """The cell stored in ``<run_dir>/cell.json``; raises UserError naming a malformed file."""
@@ -184,53 +182,22 @@ def read_cell(run_dir: str | Path) -> Cell:
                         "the sweep") from e
 
 
-def read_status(run_dir: str | Path) -> dict[str, Any] | None:
-    """The run's ``status.json`` or None if it has none; raises UserError if it is malformed."""
-    path = Path(run_dir) / STATUS_FILE
-    if not path.is_file():
-        return None
-    try:
-        status = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as e:
-        raise UserError(f"{path} is not valid JSON ({e}); delete it to reset the run") from e
-    if not isinstance(status, dict) or "state" not in status:
-        raise UserError(f"{path} has no 'state'; delete it to reset the run")
-    return status
-
-
-def _write_status(run_dir: Path, status: dict[str, Any]) -> None:
-    status["updated"] = time.time()
-    atomic_write_json(run_dir / STATUS_FILE, status)
-
-
-def _overall_state(stages: Mapping[str, Mapping[str, Any]], wanted: tuple[str, ...]) -> str:
-    states = [stages.get(s, {}).get("state", PENDING) for s in wanted]
-    for state in (RUNNING, INTERRUPTED, FAILED):
-        if state in states:
-            return state
-    return DONE if all(s == DONE for s in states) else PENDING
-
-
-def init_status(run_dir: str | Path, cell: Cell) -> dict[str, Any]:
+def init_status(run_dir: str | Path, cell: Cell) -> RunStatus:
     """(Re)computes the run's status from its result files, keeping attempt counts.
 
     Stages whose result file exists are ``done``; the others keep ``failed``/``interrupted``
     from a previous launch (shown in the summary until retried) or become ``pending``.
     """
     run_dir = Path(run_dir)
-    old = read_status(run_dir) or {}
-    stages: dict[str, dict[str, Any]] = {}
+    old = read_status(run_dir) or RunStatus(cell.run_id)
+    status = RunStatus(cell.run_id)
     for stage in cell.stages:
-        prev = dict(old.get("stages", {}).get(stage, {}))
+        entry = status.stages[stage] = old.stages.get(stage) or StageStatus()
         if stage_finished(run_dir, stage):
-            prev["state"] = DONE
-        elif prev.get("state") not in (FAILED, INTERRUPTED):
-            prev["state"] = PENDING
-        stages[stage] = prev
-    status = {"run_id": cell.run_id, "state": _overall_state(stages, cell.stages),
-              "stages": stages}
-    _write_status(run_dir, status)
-    return status
+            entry.state = RunState.DONE
+        elif entry.state not in (RunState.FAILED, RunState.INTERRUPTED):
+            entry.state = RunState.PENDING
+    return status.settle(cell.stages).save(run_dir)
 
 
 def _is_stage_process(pid: int, run_dir: Path, stage: str) -> bool:
@@ -251,11 +218,11 @@ def stop_orphans(run_dir: str | Path, grace_s: float = TERMINATE_GRACE_S) -> lis
     touched (status.json records pid and host of every running stage).
     """
     run_dir = Path(run_dir)
-    status = read_status(run_dir) or {}
-    stopped = []
-    for stage, entry in status.get("stages", {}).items():
-        pid = entry.get("pid")
-        if (entry.get("state") != RUNNING or not pid or entry.get("host") != socket.gethostname()
+    status = read_status(run_dir)
+    stopped: list[int] = []
+    for stage, entry in (status.stages if status else {}).items():
+        pid = entry.pid
+        if (entry.state is not RunState.RUNNING or not pid or entry.host != socket.gethostname()
                 or not _is_stage_process(int(pid), run_dir, stage)):
             continue
         pid = int(pid)
@@ -278,7 +245,7 @@ def run_stage(
     stage: str,
     registry: ProcessRegistry = REGISTRY,
     env: Mapping[str, str] | None = None,
-) -> str:
+) -> RunState:
     """Runs one stage of a cell unless it is finished; returns its final state.
 
     The stage's output (stdout and stderr) is appended to ``<run_dir>/stdout.log``. The stage
@@ -289,25 +256,23 @@ def run_stage(
     """
     run_dir = Path(run_dir)
     status = read_status(run_dir) or init_status(run_dir, cell)
-    entry = status["stages"].setdefault(stage, {})
+    entry = status.stage(stage)
     if stage_finished(run_dir, stage):
-        entry["state"] = DONE
-        status["state"] = _overall_state(status["stages"], cell.stages)
-        _write_status(run_dir, status)
-        return DONE
+        entry.state = RunState.DONE
+        status.settle(cell.stages).save(run_dir)
+        return RunState.DONE
     if registry.stopping.is_set():
-        return INTERRUPTED
+        return RunState.INTERRUPTED
     cmd = build_stage_command(cell, stage, run_dir)
-    entry.update(state=RUNNING, attempt=int(entry.get("attempt", 0)) + 1, started=time.time(),
-                 returncode=None, host=socket.gethostname(), command=cmd)
-    entry.pop("error", None)
-    status["state"] = RUNNING
-    _write_status(run_dir, status)
+    entry.state, entry.attempt, entry.started = RunState.RUNNING, entry.attempt + 1, time.time()
+    entry.returncode, entry.host, entry.command, entry.error = None, socket.gethostname(), cmd, None
+    status.state = RunState.RUNNING
+    status.save(run_dir)
 
     log_path = run_dir / STDOUT_FILE
     with open(log_path, "ab") as log:
         log.write(f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} stage {stage} attempt "
-                  f"{entry['attempt']}: {' '.join(cmd)}\n".encode())
+                  f"{entry.attempt}: {' '.join(cmd)}\n".encode())
         log.flush()
         try:
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
@@ -319,29 +284,28 @@ def run_stage(
             error = f"cannot start {cmd[0]}: {e}"
         else:
             registry.register(proc)
-            entry["pid"] = proc.pid
-            _write_status(run_dir, status)
+            entry.pid = proc.pid
+            status.save(run_dir)
             try:
                 returncode = _wait(proc, registry)
             finally:
                 registry.unregister(proc)
             error = None
 
-    entry.update(returncode=returncode, ended=time.time(), pid=None)
+    entry.returncode, entry.ended, entry.pid = returncode, time.time(), None
     stopped = registry.stopping.is_set() or returncode in STOPPED_EXIT_CODES
     if stopped and not stage_finished(run_dir, stage):
-        entry["state"] = INTERRUPTED
+        entry.state = RunState.INTERRUPTED
     elif returncode == 0 and stage_finished(run_dir, stage):
-        entry["state"] = DONE
+        entry.state = RunState.DONE
     else:
-        entry["state"] = FAILED
+        entry.state = RunState.FAILED
         if error is None and returncode == 0:
             error = (f"exited 0 but wrote no {RESULT_FILES[stage]} "
                      f"({result_file(run_dir, stage)})")
-        entry["error"] = error or f"exit code {returncode}"
-    status["state"] = _overall_state(status["stages"], cell.stages)
-    _write_status(run_dir, status)
-    return entry["state"]
+        entry.error = error or f"exit code {returncode}"
+    status.settle(cell.stages).save(run_dir)
+    return entry.state
 
 
 def _wait(proc: subprocess.Popen, registry: ProcessRegistry) -> int:
@@ -363,9 +327,9 @@ def run_cell(
     env_for: Callable[[str], Mapping[str, str] | None] | None = None,
     guard_for: Callable[[str], AbstractContextManager[Any]] | None = None,
     stop_signal: int = signal.SIGTERM,
-    job: Mapping[str, Any] | None = None,
+    job_id: str | None = None,
     only: Sequence[str] | None = None,
-) -> dict[str, Any]:
+) -> RunStatus:
     """Runs the unfinished stages of the cell in ``run_dir`` in order; stops at a failure.
 
     Args:
@@ -377,13 +341,12 @@ def run_cell(
         guard_for: a context manager held while a stage runs (e.g. a lock between runs).
         stop_signal: what the children get when this process is signalled (a Slurm job sends
             SIGUSR2, which training may receive any number of times).
-        job: facts about the job running this cell (e.g. its Slurm job id), kept in
-            ``status.json``.
+        job_id: the Slurm job running this cell, kept in ``status.json``.
         only: run only these of the cell's stages (None: all), e.g. the training stages of
             every run first and their timings after.
 
     Returns:
-        The final ``status.json`` content.
+        The run's final status.
     """
     run_dir = Path(run_dir)
     cell = read_cell(run_dir)
@@ -391,16 +354,16 @@ def run_cell(
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda signum, frame: registry.stop(stop_signal))
     status = init_status(run_dir, cell)
-    if job:
-        status.update(job)
-        _write_status(run_dir, status)
+    if job_id:
+        status.job_id = job_id
+        status.save(run_dir)
     for stage in cell.stages:
         if only is not None and stage not in only:
             continue
         with guard_for(stage) if guard_for else contextlib.nullcontext():
             state = run_stage(run_dir, cell, stage, registry=registry,
                               env=env_for(stage) if env_for else None)
-        if state != DONE:
+        if state is not RunState.DONE:
             break
     status = read_status(run_dir)
     assert status is not None

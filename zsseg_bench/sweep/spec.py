@@ -71,7 +71,11 @@ _DATASET_KEYS = ("overrides", "label")
 _SETTING_KEYS = ("overrides",)
 _SPEED_KEYS = ("enabled", "overrides", "args")
 _TRAIN_KEYS = ("enabled", "args")
-_LAUNCHER_KEYS = ("default", "local", "slurm")
+#: The launchers a spec may configure (``launcher.<name>``; their classes:
+#: :mod:`zsseg_bench.sweep.launchers`).
+LAUNCHER_NAMES = ("local", "slurm")
+_LAUNCHER_KEYS = ("default", *LAUNCHER_NAMES)
+_LOCAL_KEYS = ("jobs", "first")
 _ID_SAFE = re.compile(r"[^A-Za-z0-9_.=+-]+")
 _MAX_VARIANT_SLUG = 40
 _HASH_CHARS = 10
@@ -154,6 +158,26 @@ class _MethodEntry:
     speed_args: list[str] = dataclasses.field(default_factory=list)
 
 
+@dataclasses.dataclass(frozen=True)
+class LauncherSpec:
+    """The spec's ``launcher`` section, validated.
+
+    Attributes:
+        default: the launcher used when the command names none (``local`` or ``slurm``).
+        jobs: the local launcher's runs side by side (``launcher.local.jobs``).
+        first: methods whose runs the local launcher starts first (``launcher.local.first``):
+            with runs side by side, the longest ones started first let the shorter ones fill
+            the other places beside them instead of running last, alone.
+        slurm: submitit executor settings (``launcher.slurm``), checked by submitit when the
+            jobs are submitted.
+    """
+
+    default: str = "local"
+    jobs: int = 1
+    first: tuple[str, ...] = ()
+    slurm: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
 @dataclasses.dataclass
 class SweepSpec:
     """A validated sweep spec (see the module docstring for the YAML format).
@@ -177,7 +201,7 @@ class SweepSpec:
     args: dict[str, list[str]]
     baseline: str | None
     commands: dict[str, list[str]]
-    launcher: dict[str, Any]
+    launcher: LauncherSpec
     resolve_configs: bool
     text: str
 
@@ -379,8 +403,7 @@ def load_sweep_spec(path: str | os.PathLike) -> SweepSpec:
         raise SweepSpecError(f"{path}: baseline {baseline!r} is not one of the methods "
                              f"({', '.join(m.name for m in methods)})")
     commands = _parse_commands(ctx, raw.get("commands", {}))
-    launcher = ctx.mapping(raw.get("launcher", {}), "launcher")
-    ctx.check_keys(launcher, _LAUNCHER_KEYS, "launcher.")
+    launcher = _parse_launcher(ctx, raw.get("launcher", {}), [m.name for m in methods])
     resolve_configs = raw.get("resolve_configs", True)
     if not isinstance(resolve_configs, bool):
         raise SweepSpecError(f"{path}: resolve_configs must be true or false")
@@ -393,6 +416,26 @@ def load_sweep_spec(path: str | os.PathLike) -> SweepSpec:
         baseline=baseline,
         commands=commands, launcher=launcher, resolve_configs=resolve_configs, text=text,
     )
+
+
+def _parse_launcher(ctx: _Ctx, value: Any, methods: Sequence[str]) -> LauncherSpec:
+    raw = ctx.mapping(value, "launcher")
+    ctx.check_keys(raw, _LAUNCHER_KEYS, "launcher.")
+    default = raw.get("default", "local")
+    if default not in LAUNCHER_NAMES:
+        raise ctx.error(f"launcher.default must be one of {', '.join(LAUNCHER_NAMES)}, "
+                        f"got {default!r}")
+    local = ctx.mapping(raw.get("local") or {}, "launcher.local")
+    ctx.check_keys(local, _LOCAL_KEYS, "launcher.local.")
+    jobs = local.get("jobs", 1)
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise ctx.error(f"launcher.local.jobs must be an integer >= 1, got {jobs!r}")
+    first = local.get("first") or []
+    if not isinstance(first, list) or any(m not in methods for m in first):
+        raise ctx.error(f"launcher.local.first must list methods of the spec "
+                        f"({', '.join(methods)}), got {first!r}")
+    slurm = ctx.mapping(raw.get("slurm") or {}, "launcher.slurm")
+    return LauncherSpec(default=default, jobs=jobs, first=tuple(first), slurm=slurm)
 
 
 def closest_key(key: str, allowed: Sequence[str]) -> str | None:

@@ -18,20 +18,17 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from zsseg_bench.sweep.launchers import LocalLauncher, SubmititLauncher
+from zsseg_bench.sweep.launchers import make_launcher
 from zsseg_bench.sweep.progress import DEFAULT_PERIOD_S, ProgressMonitor
 from zsseg_bench.sweep.runner import (
-    DONE,
-    FAILED,
-    INTERRUPTED,
     REGISTRY,
     ProcessRegistry,
     build_stage_command,
     init_status,
-    read_status,
     stop_orphans,
 )
-from zsseg_bench.sweep.spec import Cell, SweepSpec, load_sweep_spec
+from zsseg_bench.sweep.spec import LAUNCHER_NAMES, Cell, SweepSpec, load_sweep_spec
+from zsseg_bench.sweep.status import RunState, RunStatus, read_status
 from zsseg_bench.utils.errors import UserError
 from zsseg_bench.utils.file_io import atomic_write_json, atomic_write_text
 from zsseg_bench.utils.run_dir import make_output_dir
@@ -45,7 +42,30 @@ from zsseg_bench.utils.sweep_layout import (
     run_finished,
 )
 
-LAUNCHERS = ("local", "slurm")
+LAUNCHERS = LAUNCHER_NAMES
+DONE, FAILED = RunState.DONE, RunState.FAILED
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepOptions:
+    """How to launch a sweep (what the ``sweep`` command's options set).
+
+    Attributes:
+        launcher: ``local`` or ``slurm``; None: the spec's ``launcher.default``.
+        jobs: local: runs side by side; slurm: the array parallelism. None: from the spec.
+        dry_run: print the runs and their commands, run nothing, write nothing.
+        overrides: ``KEY VALUE ...`` applied to every run (part of the run ids).
+        extra_args: stage -> command-line options appended to the stage's (part of the ids).
+        progress_s: seconds between two progress reports of the running runs (which run,
+            stage, iteration, ETA; :mod:`zsseg_bench.sweep.progress`); <= 0: none.
+    """
+
+    launcher: str | None = None
+    jobs: int | None = None
+    dry_run: bool = False
+    overrides: Sequence[str] = ()
+    extra_args: Mapping[str, Sequence[str]] | None = None
+    progress_s: float = DEFAULT_PERIOD_S
 
 
 @dataclasses.dataclass
@@ -54,7 +74,7 @@ class RunOutcome:
 
     run_id: str
     run_dir: str
-    state: str
+    state: RunState
     skipped: bool
     error: str | None = None
     log: str | None = None
@@ -73,7 +93,7 @@ class SweepSummary:
     dry_run: bool = False
     wall_time_s: float = 0.0
 
-    def count(self, state: str) -> int:
+    def count(self, state: RunState | str) -> int:
         """Number of runs in ``state``."""
         return sum(r.state == state for r in self.runs)
 
@@ -88,8 +108,11 @@ class SweepSummary:
         return all(r.state == DONE for r in self.runs)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable form."""
-        return dataclasses.asdict(self)
+        """JSON-serialisable form (states as their string values)."""
+        d = dataclasses.asdict(self)
+        for run in d["runs"]:
+            run["state"] = str(run["state"])
+        return d
 
     def format(self) -> str:
         """A human-readable summary listing failed runs with the paths of their logs."""
@@ -113,17 +136,6 @@ class SweepSummary:
             lines.append("re-launch the same command to retry failed and unfinished runs "
                          "(finished runs are skipped)")
         return "\n".join(lines)
-
-
-def _error_of(status: dict[str, Any] | None) -> str | None:
-    if not status:
-        return None
-    if status.get("error"):
-        return str(status["error"])
-    for stage, entry in status.get("stages", {}).items():
-        if entry.get("state") == FAILED:
-            return f"{stage}: {entry.get('error', 'failed')}"
-    return None
 
 
 @contextlib.contextmanager
@@ -164,69 +176,24 @@ def _stop_on_signals(registry: ProcessRegistry, stream: TextIO) -> Iterator[None
             signal.signal(sig, h)
 
 
-def make_launcher(name: str, spec: SweepSpec, output_dir: Path, jobs: int | None,
-                  registry: ProcessRegistry = REGISTRY) -> LocalLauncher | SubmititLauncher:
-    """The launcher called ``name`` with its settings from the spec (``--jobs`` wins)."""
-    if name not in LAUNCHERS:
-        raise UserError(f"unknown launcher {name!r}; choose one of {', '.join(LAUNCHERS)}")
-    settings = spec.launcher.get(name) or {}
-    if not isinstance(settings, dict):
-        raise UserError(f"{spec.path}: launcher.{name} must be a mapping")
-    if name == "local":
-        unknown = set(settings) - {"jobs", "first"}
-        if unknown:
-            raise UserError(f"{spec.path}: unknown keys launcher.local.{sorted(unknown)[0]} "
-                            "(allowed: jobs, first)")
-        start_first(spec)  # checked before anything runs
-        return LocalLauncher(jobs=int(jobs or settings.get("jobs", 1)), registry=registry)
-    params = dict(settings)
-    if jobs:
-        params["slurm_array_parallelism"] = jobs
-    return SubmititLauncher(output_dir / "submitit", params, registry=registry)
-
-
-def start_first(spec: SweepSpec) -> list[str]:
-    """The methods whose runs the local launcher starts first (``launcher.local.first``).
-
-    With runs side by side (``--jobs``), naming the longest runs there lets the shorter ones
-    fill the other places beside them instead of leaving the long ones to run last, alone.
-    """
-    first = (spec.launcher.get("local") or {}).get("first") or []
-    known = [m.name for m in spec.methods]
-    if not isinstance(first, list) or any(m not in known for m in first):
-        raise UserError(f"{spec.path}: launcher.local.first must list methods of the spec "
-                        f"({', '.join(known)}), got {first!r}")
-    return first
-
-
 def run_sweep(
     spec_path: str | Path,
     output_dir: str | Path,
-    launcher: str | None = None,
-    jobs: int | None = None,
-    dry_run: bool = False,
-    overrides: Sequence[str] = (),
+    options: SweepOptions = SweepOptions(),
+    *,
     stream: TextIO | None = None,
     registry: ProcessRegistry = REGISTRY,
     resolver: Callable[[str, list[str]], str] | None = None,
-    extra_args: Mapping[str, Sequence[str]] | None = None,
-    progress_s: float = DEFAULT_PERIOD_S,
 ) -> SweepSummary:
     """Launches (or resumes) the sweep of ``spec_path`` into ``output_dir``.
 
     Args:
         spec_path: the sweep spec (YAML).
         output_dir: the sweep directory (runs go to ``<output_dir>/runs/<run id>``).
-        launcher: ``local`` or ``slurm``; default: the spec's ``launcher.default`` or local.
-        jobs: local: runs in parallel; slurm: the array parallelism. Default: from the spec.
-        dry_run: print the runs and their commands, run nothing, write nothing.
-        overrides: ``KEY VALUE ...`` applied to every run (part of the run ids).
+        options: launcher, jobs, dry run, overrides, extra options, progress period.
         stream: where progress and the summary are printed (default stdout).
         registry: the child-process registry (tests pass their own).
         resolver: config resolver for run ids (see :meth:`SweepSpec.expand`).
-        extra_args: stage -> command-line options appended to the stage's (part of the ids).
-        progress_s: seconds between two progress reports of the running runs (which run,
-            stage, iteration, ETA; :mod:`zsseg_bench.sweep.progress`); <= 0: none.
 
     Returns:
         The summary; ``summary.interrupted`` tells whether a signal stopped the sweep.
@@ -235,13 +202,13 @@ def run_sweep(
     start = time.time()
     spec = load_sweep_spec(spec_path)
     missing: set[str] = set()
-    cells = spec.expand(overrides, resolver=resolver, extra_args=extra_args,
-                        data=_unprepared_data_ok(spec, missing) if dry_run else None)
+    cells = spec.expand(options.overrides, resolver=resolver, extra_args=options.extra_args,
+                        data=_unprepared_data_ok(spec, missing) if options.dry_run else None)
     output_dir = Path(output_dir).resolve()
-    name = launcher or spec.launcher.get("default", "local")
-    runner = make_launcher(name, spec, output_dir, jobs, registry)
+    name = options.launcher or spec.launcher.default
+    runner = make_launcher(name, spec, output_dir, options.jobs, registry)
     runs_root = output_dir / RUNS_DIRNAME
-    if dry_run:
+    if options.dry_run:
         return _dry_run(spec, cells, runs_root, name, stream, missing)
 
     with _sweep_lock(output_dir):
@@ -257,46 +224,41 @@ def run_sweep(
             for pid in stop_orphans(run_dir):
                 print(f"stopped process {pid} of {cell.run_id}, left running by a killed sweep",
                       file=stream, flush=True)
-            state = init_status(run_dir, cell)["state"]  # done iff every result file exists
-            finished = state == DONE
-            outcomes[cell.run_id] = RunOutcome(cell.run_id, str(run_dir),
-                                               DONE if finished else "pending", finished,
-                                               log=str(run_dir / STDOUT_FILE))
+            state = init_status(run_dir, cell).state  # done iff every result file exists
+            finished = state is RunState.DONE
+            outcomes[cell.run_id] = RunOutcome(
+                cell.run_id, str(run_dir), RunState.DONE if finished else RunState.PENDING,
+                finished, log=str(run_dir / STDOUT_FILE))
             if not finished:
                 todo.append(run_dir)
-                retried += state in (FAILED, INTERRUPTED)
-        first = set(start_first(spec)) if name == "local" else set()
-        method_of = {runs_root / c.run_id: c.method for c in cells}
-        todo.sort(key=lambda d: method_of[d] not in first)  # stable: the spec's order otherwise
-        if isinstance(runner, SubmititLauncher):
-            for job in runner.cancel_left_jobs(todo):
-                print(f"cancelled Slurm job {job}, left running by a killed sweep", file=stream,
-                      flush=True)
+                retried += state in (RunState.FAILED, RunState.INTERRUPTED)
+        todo = runner.prepare(todo, stream)
         print(f"sweep {spec.name}: {len(cells)} runs, {len(cells) - len(todo)} already "
               f"finished, {len(todo)} to run ({retried} retried) with the {name} launcher "
               f"-> {output_dir}", file=stream, flush=True)
-        counter = {"n": 0}
+        reported = 0
 
-        def progress(run_dir: str, status: dict[str, Any]) -> None:
-            counter["n"] += 1
-            state = status.get("state")
-            if state == "pending" and registry.stopping.is_set():
+        def progress(run_dir: str, status: RunStatus) -> None:
+            nonlocal reported
+            reported += 1
+            state = str(status.state)
+            if status.state is RunState.PENDING and registry.stopping.is_set():
                 state = "not started (sweep stopping)"
-            extra = f" ({_error_of(status)}; log: {Path(run_dir) / STDOUT_FILE})" \
-                if state == FAILED else ""
-            print(f"[{counter['n']}/{len(todo)}] {Path(run_dir).name}: {state}{extra}",
+            extra = f" ({status.failure()}; log: {Path(run_dir) / STDOUT_FILE})" \
+                if status.state is RunState.FAILED else ""
+            print(f"[{reported}/{len(todo)}] {Path(run_dir).name}: {state}{extra}",
                   file=stream, flush=True)
 
-        with _stop_on_signals(registry, stream), ProgressMonitor(todo, stream, progress_s):
+        with _stop_on_signals(registry, stream), ProgressMonitor(todo, stream,
+                                                                 options.progress_s):
             runner.launch(todo, progress=progress)
-        for _run_id, outcome in outcomes.items():
+        for outcome in outcomes.values():
             if outcome.skipped:
                 continue
-            status = read_status(Path(outcome.run_dir)) or {}
-            outcome.state = status.get("state", "pending")
-            outcome.error = _error_of(status) if outcome.state != DONE else None
-            outcome.job_log = status.get("job_log")
-            outcome.job_id = status.get("job_id")
+            status = read_status(Path(outcome.run_dir)) or RunStatus(outcome.run_id)
+            outcome.state = status.state
+            outcome.error = status.failure() if status.state is not RunState.DONE else None
+            outcome.job_log, outcome.job_id = status.job_log, status.job_id
         summary = SweepSummary(spec.name, str(output_dir), list(outcomes.values()),
                                interrupted=registry.stopping.is_set(),
                                wall_time_s=time.time() - start)
@@ -325,7 +287,7 @@ def _dry_run(spec: SweepSpec, cells: list[Cell], runs_root: Path, launcher: str,
     for cell in cells:
         run_dir = runs_root / cell.run_id
         finished = run_finished(run_dir, cell.stages)
-        state = DONE if finished else "pending"
+        state = RunState.DONE if finished else RunState.PENDING
         print(f"\n{cell.run_id}  [{'finished' if finished else 'to run'}]", file=stream)
         print(f"  method={cell.method} dataset={cell.dataset} setting={cell.setting} "
               f"seed={cell.seed} variant={cell.variant}", file=stream)
