@@ -155,7 +155,8 @@ def test_demo_spec_covers_the_toy_method_configs():
     ({"seed": [1]}, "unknown key seed; did you mean seeds?"),
     ({"launcher": {"default": "pbs"}}, "launcher.default must be one of local, slurm"),
     ({"launcher": {"local": {"jobs": 0}}}, "launcher.local.jobs must be an integer >= 1"),
-    ({"launcher": {"local": {"job": 2}}}, "unknown key launcher.local.job; did you mean launcher.local.jobs"),
+    ({"launcher": {"local": {"job": 2}}},
+     "unknown key launcher.local.job; did you mean launcher.local.jobs"),
     ({"launcher": {"local": {"first": ["nope"]}}}, "launcher.local.first must list methods"),
     ({"launcher": {"slurm": 4}}, "launcher.slurm must be a mapping"),
 ])

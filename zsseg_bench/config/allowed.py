@@ -12,12 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from zsseg_bench.config.setting import Setting
 from zsseg_bench.utils.errors import UserError
 
 _ALLOWED: dict[str, tuple[Any, ...]] = {
-    # inductive: unseen pixels ignored in training; transductive: unlabelled (self-training);
-    # fully: every class labelled (the supervised upper bound).
-    "ZERO_SHOT.SETTING": ("inductive", "transductive", "fully"),
+    # zsseg_bench/config/setting.py
+    "ZERO_SHOT.SETTING": tuple(s.value for s in Setting),
     # optimizer and schedule at the start of self-training (zsseg_bench/config/defaults.py)
     "ZERO_SHOT.SELF_TRAIN_SCHEDULE": ("restart", "continue"),
     # zsseg_bench/modeling/inference_modes.py

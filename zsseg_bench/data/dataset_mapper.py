@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from zsseg_bench.config.configurable import configurable
+from zsseg_bench.config.setting import Setting
 from zsseg_bench.data.catalog import class_split
 from zsseg_bench.data.image_io import read_image, read_sem_seg
 from zsseg_bench.data.transforms import Augmentation, apply_augmentations, build_augmentations
@@ -63,7 +64,7 @@ class SemSegDatasetMapper:
     @configurable
     def __init__(self, is_train: bool, *, augmentations: Sequence[Augmentation],
                  image_format: str = "RGB", num_classes: int,
-                 unseen_classes: Sequence[int] = (), setting: str = "inductive"):
+                 unseen_classes: Sequence[int] = (), setting: str = Setting.INDUCTIVE):
         """
         Args:
             is_train: training (labels read, split applied, random augmentations) or test.
@@ -71,7 +72,7 @@ class SemSegDatasetMapper:
             image_format: channel order of ``image`` (``"RGB"`` or ``"BGR"``).
             num_classes: size of the dataset's full class list (label values are checked).
             unseen_classes: unseen class ids (training only).
-            setting: ``"inductive"`` or ``"transductive"`` (training only).
+            setting: a :class:`~zsseg_bench.config.Setting` or its value (training only).
         """
         self.is_train = is_train
         self.augmentations = list(augmentations)

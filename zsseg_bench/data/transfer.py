@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from zsseg_bench.config.setting import Setting
 from zsseg_bench.data.catalog import class_split, dataset_class_names
 
 __all__ = ["evaluation_split", "is_transfer", "labelled_names", "labelled_mask"]
@@ -32,7 +33,7 @@ def _synonyms(name: str) -> set[str]:
 def labelled_names(train_dataset: str, setting: str) -> set[str]:
     """Names (case-folded synonyms) of the classes of ``train_dataset`` with training labels."""
     names, seen, _ = class_split(train_dataset)
-    ids = range(len(names)) if setting == "fully" else seen
+    ids = range(len(names)) if setting == Setting.FULLY else seen
     return set().union(*(_synonyms(names[i]) for i in ids))
 
 

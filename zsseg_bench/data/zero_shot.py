@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from zsseg_bench.config.allowed import check_value
+from zsseg_bench.config.setting import Setting
 from zsseg_bench.utils.errors import UserError
 
 if TYPE_CHECKING:  # torch is imported only when a tensor is split (keeps `prepare` light)
@@ -43,9 +44,10 @@ MAX_NARROW_CLASSES = UNLABELLED_LABEL
 SETTING_KEY = "ZERO_SHOT.SETTING"
 
 
-def check_setting(setting: str) -> str:
-    """Returns ``setting`` if known, else raises :class:`UserError` naming the choices."""
-    return check_value(SETTING_KEY, setting)
+def check_setting(setting: str) -> Setting:
+    """``setting`` as a :class:`Setting` if known, else raises :class:`UserError` naming the
+    choices."""
+    return Setting(check_value(SETTING_KEY, setting))
 
 
 def zero_shot_lut(num_classes: int, unseen_classes: Sequence[int], setting: str) -> np.ndarray:
@@ -61,7 +63,7 @@ def zero_shot_lut(num_classes: int, unseen_classes: Sequence[int], setting: str)
         (transductive); ``fully`` keeps every id. Values ``>= num_classes`` other than 255 map
         to themselves (the label reader rejects them before this point).
     """
-    check_setting(setting)
+    setting = check_setting(setting)
     if num_classes > MAX_NARROW_CLASSES:
         raise UserError(f"a dataset with {num_classes} classes collides with the reserved labels "
                         f"{UNLABELLED_LABEL} (unlabelled) and {IGNORE_LABEL} (ignore): training "
@@ -71,8 +73,8 @@ def zero_shot_lut(num_classes: int, unseen_classes: Sequence[int], setting: str)
     unseen = np.asarray(list(unseen_classes), dtype=np.int64)
     if unseen.size and (unseen.min() < 0 or unseen.max() >= num_classes):
         raise UserError(f"unseen class ids {unseen.tolist()} are outside 0..{num_classes - 1}")
-    if setting != "fully":
-        lut[unseen] = IGNORE_LABEL if setting == "inductive" else UNLABELLED_LABEL
+    if setting is not Setting.FULLY:
+        lut[unseen] = IGNORE_LABEL if setting is Setting.INDUCTIVE else UNLABELLED_LABEL
     return lut
 
 

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from zsseg_bench.config.setting import Setting
 from zsseg_bench.data.build import build_train_loader
 from zsseg_bench.engine.checkpoint import TrainableCheckpointer, TrainingPeriodicCheckpointer
 from zsseg_bench.engine.ema import EMA_KEY, EMAHook, ModelEMA
@@ -58,7 +59,7 @@ def self_training_start(cfg: Any) -> int | None:
     ``ZERO_SHOT.SELF_TRAIN_START`` is a fraction of ``SOLVER.MAX_ITER`` when below 1, else an
     iteration.
     """
-    if cfg.ZERO_SHOT.SETTING != "transductive":
+    if Setting.of(cfg) is not Setting.TRANSDUCTIVE:
         return None
     start = float(cfg.ZERO_SHOT.SELF_TRAIN_START)
     if start < 0:

@@ -25,6 +25,7 @@ from typing import Any
 
 import pandas as pd
 
+from zsseg_bench.config.setting import Setting
 from zsseg_bench.evaluation.published import (
     DATASET_LABELS,
     PUBLISHED_ACCURACY,
@@ -46,7 +47,7 @@ def _speedup(x: float | None) -> str:
 
 
 def _toy_by_method(agg: pd.DataFrame) -> dict[str, pd.Series]:
-    inductive = agg[agg["setting"] == "inductive"] if "setting" in agg else agg
+    inductive = agg[agg["setting"] == Setting.INDUCTIVE] if "setting" in agg else agg
     return {r["method"]: r for _, r in inductive.iterrows()}
 
 
@@ -143,7 +144,7 @@ def build_published_table(dataset: str = "voc",
               f"FPS ({PUBLISHED_HARDWARE})", "Latency ms", "GFLOPs", "Learnable params (M)",
               f"Speed-up vs {PUBLISHED_BASELINE}"]
     accuracy = {a.method: a for a in PUBLISHED_ACCURACY
-                if a.dataset == dataset and a.setting == "inductive"}
+                if a.dataset == dataset and a.setting == Setting.INDUCTIVE}
     rows, sources = [], []
     for e in published_efficiency(dataset):
         a = accuracy.get(e.method)
@@ -196,7 +197,7 @@ def _measured_notes(agg: pd.DataFrame, comparison: dict[str, Any] | None,
 
 def _published_points(dataset: str) -> list[tuple[str, float, float]]:
     accuracy = {a.method: a for a in PUBLISHED_ACCURACY
-                if a.dataset == dataset and a.setting == "inductive"}
+                if a.dataset == dataset and a.setting == Setting.INDUCTIVE}
     return [(e.method, e.fps, accuracy[e.method].hiou) for e in published_efficiency(dataset)
             if e.method in accuracy]
 

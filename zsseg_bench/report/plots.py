@@ -15,6 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from zsseg_bench.config.setting import Setting
 from zsseg_bench.utils.plot_axes import error_below
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
@@ -76,7 +77,7 @@ def plot_hiou_vs_fps(agg: pd.DataFrame, path: str | Path) -> Path:
     for ax, dataset in zip(axes, datasets):
         for _, r in data[data["dataset"] == dataset].iterrows():
             marker, colour = styles[r["method_label"]]
-            hollow = r["setting"] == "transductive"
+            hollow = r["setting"] == Setting.TRANSDUCTIVE
             label = _group_label(r["method_label"], r["setting"], r["variant"])
             ax.errorbar(r["fps_mean"], r["hIoU_mean"],
                         xerr=error_below(r["fps_mean"], r["fps_std"]),
@@ -150,7 +151,7 @@ def _group_label(method_label: str, setting: str, variant: str, dataset: str | N
     """A method's display label in plots: ``label[ · dataset][ (setting)][ [variant]]``, the
     inductive setting and the default variant left out."""
     return (method_label + ("" if dataset is None else f" · {dataset}")
-            + ("" if setting == "inductive" else f" ({setting})")
+            + ("" if setting == Setting.INDUCTIVE else f" ({setting})")
             + ("" if variant == "default" else f" [{variant}]"))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from zsseg_bench.config.setting import Setting
 from zsseg_bench.evaluation.published import (
     DATASET_LABELS,
     PUBLISHED_ACCURACY,
@@ -59,7 +60,7 @@ def published_rows(datasets: Iterable[str] | None = None) -> list[dict]:
             "params_learnable_m": None, "speedup": None, "source": acc.source,
             "hardware": None,
         }
-        e = eff.get((acc.method, acc.dataset)) if acc.setting == "inductive" else None
+        e = eff.get((acc.method, acc.dataset)) if acc.setting == Setting.INDUCTIVE else None
         if e is not None:
             row.update(fps=e.fps, gflops=e.gflops, params_learnable_m=e.learnable_params_m,
                        hardware=e.hardware, speedup=published_speedup(e),
