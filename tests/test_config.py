@@ -64,11 +64,46 @@ def test_missing_config_file_and_bad_choice(tmp_path):
 
 
 def test_projects_are_discovered_through_entry_points():
-    from zsseg_bench.config.projects import load_projects
+    from importlib.metadata import entry_points
 
-    projects = load_projects()
-    assert {"zegclip", "two_stage"} <= set(projects)
-    assert all(callable(fn) for fn in projects.values())
+    from zsseg_bench.config.projects import GROUP, Method, get_method, list_methods, load_projects
+
+    methods = list_methods()
+    assert {"zegclip", "two_stage"} <= {m.name for m in methods}
+    # One description per entry point, named after it; the repository's methods are exactly
+    # its packages (setup.py derives the entry points from projects/<name>/__init__.py).
+    assert [m.name for m in methods] == sorted({ep.name for ep in entry_points(group=GROUP)})
+    repo = Path(__file__).resolve().parents[1] / "projects"
+    assert {p.parent.name for p in repo.glob("*/__init__.py")} <= {m.name for m in methods}
+    assert all(isinstance(m, Method) and m.label and callable(m.add_config) for m in methods)
+    assert load_projects() == {m.name: m.add_config for m in methods}
+    with pytest.raises(UserError, match="no method 'nope' is installed"):
+        get_method("nope")
+
+
+def test_a_plain_config_function_entry_point_is_a_method_with_defaults(tmp_path):
+    from importlib.metadata import EntryPoint
+
+    from zsseg_bench.config.projects import Method, _describe
+
+    pkg = tmp_path / "plug"
+    (pkg / "configs" / "synthetic").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("def add_plug_config(cfg):\n    pass\n")
+    (pkg / "configs" / "synthetic" / "plug.yaml").write_text("SEED: 1\n")
+    ep = EntryPoint("plug", "plug:add_plug_config", "zsseg_bench.projects")
+    import sys
+
+    sys.path.insert(0, str(tmp_path))
+    try:
+        method = _describe(ep, ep.load())
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("plug", None)
+    assert method.label == "plug" and method.configs == pkg / "configs"
+    assert method.toy_config == pkg / "configs" / "synthetic" / "plug.yaml"
+    assert method.own_config_file("voc") is None
+    with pytest.raises(UserError, match="Method.name must be the entry point's name"):
+        _describe(ep, Method(name="other", add_config=print))
 
 
 def test_one_table_of_allowed_values_extended_by_methods(tmp_path):
@@ -101,11 +136,14 @@ def test_changed_keys_are_what_differs_from_the_base():
 
 
 def test_get_cfg_merges_any_methods_config_as_in_detectron2():
-    repo = Path(__file__).resolve().parents[1]
-    for method in ("alignzeg", "zegclip", "two_stage"):
+    from zsseg_bench.config.projects import list_methods
+
+    for method in list_methods():
+        if method.toy_config is None:
+            continue
         cfg = get_cfg()
-        cfg.merge_from_file(str(repo / "configs" / "synthetic" / f"{method}.yaml"))
-        assert cfg.MODEL.HEAD.NAME
+        cfg.merge_from_file(str(method.toy_config))
+        assert cfg.MODEL.HEAD.NAME == method.head
     assert "ALIGNZEG" in get_cfg().MODEL and "ALIGNZEG" not in get_cfg(methods=False).MODEL
 
 

@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 
 from zsseg_bench.cli import build_parser
-from zsseg_bench.commands.speed_scaling import SCALING_PNG, default_methods, run_scaling
+from zsseg_bench.commands.speed_scaling import (
+    SCALING_PNG,
+    default_methods,
+    method_labels,
+    proposal_keys,
+    run_scaling,
+)
+from zsseg_bench.config.projects import get_method, list_methods
 from zsseg_bench.speed.scaling import FULL_GRID, QUICK_GRID, ScalingGrid, scaling_points
 from zsseg_bench.utils.errors import UserError
 
@@ -36,16 +43,24 @@ def test_full_and_quick_grids():
         "two_stage/proposals=25", "two_stage/proposals=100"}
     assert len([p for p in quick if p.method == "zegclip"]) == 6
     point = next(p for p in full if p.factor == "proposals" and p.value == 200)
-    options = point.speed_options()
+    key = get_method("two_stage").speed.proposals_key
+    options = point.speed_options(proposals_key=key)
     assert options["input_size"] == (512, 512) and options["dataset"].endswith("_20")
     assert options["opts"] == ["MODEL.CLIP.TEMPLATES", "single",
                                "MODEL.TWO_STAGE.DECODER.NUM_QUERIES", "200"]
+    with pytest.raises(ValueError, match="no proposals key"):
+        point.speed_options()
 
 
-def test_default_methods_have_toy_and_voc_configs():
+def test_default_methods_are_the_installed_ones_with_toy_and_voc_configs():
     methods = default_methods()
-    assert {"zegclip", "two_stage"} <= set(methods)
+    expected = {m.name for m in list_methods()
+                if m.toy_config is not None and m.config_file("voc") is not None}
+    assert {"zegclip", "two_stage"} <= set(methods) == expected
     assert all(p.parent.name == "voc" and p.is_file() for p in methods.values())
+    # The proposals factor is the methods' own knob, found by head.
+    assert proposal_keys() == {"TwoStageHead": "MODEL.TWO_STAGE.DECODER.NUM_QUERIES"}
+    assert method_labels()["two_stage"] == "Two-stage (zsseg)"
 
 
 def test_quick_needs_scaling():

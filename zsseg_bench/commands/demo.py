@@ -34,6 +34,7 @@ from typing import Any
 
 import yaml
 
+from zsseg_bench.config.suite_configs import get_config_file
 from zsseg_bench.sweep.progress import DEFAULT_PERIOD_S
 from zsseg_bench.sweep.spec import load_sweep_spec
 from zsseg_bench.sweep.sweep import LAUNCHERS, run_sweep
@@ -67,24 +68,14 @@ EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
 
 
-def _configs_file(relative: Path) -> Path:
-    """``configs/<relative>`` of the checkout (or of the installed package)."""
-    package = Path(__file__).resolve().parents[1]
-    for configs in (package.parent / "configs", package / "configs"):
-        if (configs / relative).is_file():
-            return configs / relative
-    raise UserError(f"demo: cannot find configs/{relative} next to the zsseg_bench package "
-                    f"({package}); pass --spec / --speed-spec")
-
-
 def default_demo_spec() -> Path:
-    """``configs/sweeps/toy_comparison.yaml``."""
-    return _configs_file(DEMO_SPEC)
+    """``configs/sweeps/toy_comparison.yaml`` (the suite's, installed or in the checkout)."""
+    return get_config_file(DEMO_SPEC)
 
 
 def default_speed_spec() -> Path:
-    """``configs/sweeps/paper_voc.yaml``."""
-    return _configs_file(SPEED_SPEC)
+    """``configs/sweeps/paper_voc.yaml`` (the suite's, installed or in the checkout)."""
+    return get_config_file(SPEED_SPEC)
 
 
 def prepare_toy_world(stream=None) -> None:  # noqa: ANN001

@@ -2,8 +2,10 @@
 proposals (:mod:`zsseg_bench.speed.scaling`), every method in this process, one point after the
 other, random weights; ``scaling.json`` + ``speed_scaling.png`` in the output directory.
 
-Methods: every method with a toy config (``configs/synthetic/<method>.yaml``) and a reference
-VOC config (``configs/voc/<method>.yaml``), or the one ``--config-file`` names.
+Methods: every installed method (:func:`~zsseg_bench.config.projects.list_methods`, plug-ins
+included) with a toy config and a reference VOC config (``Method.config_file``: the suite's
+``configs/synthetic/<method>.yaml`` and ``configs/voc/<method>.yaml``, or a plug-in's own), or
+the one ``--config-file`` names.
 """
 
 from __future__ import annotations
@@ -16,32 +18,34 @@ import time
 from pathlib import Path
 from typing import Any
 
+from zsseg_bench.config.projects import list_methods
 from zsseg_bench.utils.errors import UserError
 from zsseg_bench.utils.run_dir import make_output_dir
 
 logger = logging.getLogger(__name__)
 SCALING_JSON = "scaling.json"
 SCALING_PNG = "speed_scaling.png"
-_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+#: The dataset of the reference configs the grid starts from (the paper setting).
+REFERENCE_DATASET = "voc"
 
 
-def default_methods(configs: Path = _CONFIGS) -> dict[str, Path]:
-    """Every toy method that has a reference VOC config: name -> ``configs/voc/<name>.yaml``."""
-    toy = sorted(p.stem for p in (configs / "synthetic").glob("*.yaml")
-                 if not p.stem.startswith("Base"))
-    return {m: configs / "voc" / f"{m}.yaml" for m in toy if (configs / "voc" / f"{m}.yaml")
-            .is_file()}
+def default_methods() -> dict[str, Path]:
+    """Every installed method with a toy config and a reference VOC config: name -> the VOC
+    config."""
+    return {m.name: m.config_file(REFERENCE_DATASET) for m in list_methods()
+            if m.toy_config is not None and m.config_file(REFERENCE_DATASET) is not None}
 
 
 def method_labels() -> dict[str, str]:
-    """Display names of the methods (the demo spec's ``labels``), by method name."""
-    from zsseg_bench.commands.demo import default_demo_spec
-    from zsseg_bench.sweep.spec import load_sweep_spec
+    """Display names of the installed methods (``Method.label``), by method name."""
+    return {m.name: m.label for m in list_methods()}
 
-    try:
-        return {m.name: m.label for m in load_sweep_spec(default_demo_spec()).methods}
-    except UserError:
-        return {}
+
+def proposal_keys() -> dict[str, str]:
+    """Head name -> the config key of its proposal count, for every installed method that has
+    one (``Method.speed.proposals_key``)."""
+    return {m.head: m.speed.proposals_key for m in list_methods()
+            if m.head is not None and m.speed.proposals_key is not None}
 
 
 def _point_args(args: argparse.Namespace, config: Path, options: dict[str, Any]
@@ -83,7 +87,6 @@ def run_scaling(args: argparse.Namespace, methods: dict[str, Path] | None = None
     from zsseg_bench.speed.presets import PAPER_SCALE_ITERATIONS
     from zsseg_bench.speed.scaling import (
         FULL_GRID,
-        PROPOSAL_HEADS,
         QUICK_GRID,
         plot_scaling,
         point_record,
@@ -96,8 +99,9 @@ def run_scaling(args: argparse.Namespace, methods: dict[str, Path] | None = None
         methods = ({Path(args.config_file).stem: Path(args.config_file)} if args.config_file
                    else default_methods())
     if not methods:
-        raise UserError("speed --scaling: no method has both configs/synthetic/<m>.yaml and "
-                        "configs/voc/<m>.yaml; pass --config-file")
+        raise UserError("speed --scaling: no installed method has both a toy config "
+                        "(synthetic/<m>.yaml) and a reference VOC config (voc/<m>.yaml); pass "
+                        "--config-file")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     out = Path(output_dir or args.output_dir or Path("output") / "speed_scaling")
@@ -109,9 +113,10 @@ def run_scaling(args: argparse.Namespace, methods: dict[str, Path] | None = None
     base_cfgs = {m: build_speed_cfg(_point_args(args, c, {"input_size": (1, 1), "mode": None,
                                                           "dataset": None, "opts": []}))
                  for m, c in methods.items()}
-    heads = {m: cfg.MODEL.HEAD.NAME for m, cfg in base_cfgs.items()}
+    keys = proposal_keys()
+    proposals = {m: keys.get(cfg.MODEL.HEAD.NAME) for m, cfg in base_cfgs.items()}
     grid = grid or (QUICK_GRID if args.quick else FULL_GRID)
-    points = scaling_points({m: heads[m] in PROPOSAL_HEADS for m in methods}, grid,
+    points = scaling_points({m: proposals[m] is not None for m in methods}, grid,
                             quick=args.quick)
     key = {**_protocol_key(args, device, iterations),
            "base": [grid.base_input, grid.base_vocabulary],
@@ -122,7 +127,7 @@ def run_scaling(args: argparse.Namespace, methods: dict[str, Path] | None = None
         state = {"protocol": key, "points": {}}
     measured: dict[str, str] = {}  # the same run reached by two factors (the paper setting)
     for i, point in enumerate(points):
-        options = point.speed_options(grid)
+        options = point.speed_options(grid, proposals[point.method])
         mode = options["mode"] or base_cfgs[point.method].TEST.MODE
         same = json.dumps([point.method, options["input_size"], mode,
                            options["dataset"], options["opts"]])

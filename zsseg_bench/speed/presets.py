@@ -13,18 +13,21 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from zsseg_bench.config.projects import list_methods
+from zsseg_bench.config.suite_configs import configs_root
 from zsseg_bench.evaluation.published import (
     PUBLISHED_EFFICIENCY,
     PUBLISHED_HARDWARE,
     PublishedEfficiency,
 )
 
-_SWEEPS = Path(__file__).resolve().parents[2] / "configs" / "sweeps"
-#: Preset name -> its sweep spec.
-PRESETS = {"paper-voc": _SWEEPS / "paper_voc.yaml", "paper-coco": _SWEEPS / "paper_coco.yaml"}
+#: Preset name -> its sweep spec, under the suite's configs
+#: (:func:`~zsseg_bench.config.suite_configs.get_config_file`).
+PRESET_SPECS = {"paper-voc": "sweeps/paper_voc.yaml", "paper-coco": "sweeps/paper_coco.yaml"}
+#: Preset name -> the absolute path of its sweep spec.
+PRESETS = {name: configs_root() / spec for name, spec in PRESET_SPECS.items()}
 #: The dataset key of published efficiency rows of each preset's vocabulary.
 PRESET_DATASET = {"paper-voc": "voc", "paper-coco": "coco_stuff"}
 #: Iterations of paper-scale runs when --warmup/--iters/--repeats are not given. CPU: one
@@ -34,10 +37,6 @@ PAPER_SCALE_ITERATIONS = {
     "cpu": {"warmup": 0, "iters": 1, "repeats": 1},
     "cuda": {"warmup": 10, "iters": 50, "repeats": 3},
 }
-#: Suite method (name prefix in a preset) -> the published method its speed compares to. The
-#: paper's two-stage baseline is ZegFormer; the suite's two-stage model is zsseg's pipeline,
-#: the same structure (proposals + CLIP on every mask crop).
-PUBLISHED_COUNTERPART = {"zegclip": "ZegCLIP", "two_stage": "ZegFormer"}
 #: The method of a preset that is the latency floor of one-stage methods.
 FLOOR_METHOD = "clip_encoder"
 _FORWARDED_VALUES = ("device", "precision", "warmup", "iters", "repeats", "num_images",
@@ -77,12 +76,15 @@ class PresetRun:
 
 
 def published_counterpart(method: str, dataset: str | None) -> PublishedEfficiency | None:
-    """The published efficiency row a suite method's speed compares to (None if none)."""
-    for prefix, published in PUBLISHED_COUNTERPART.items():
-        if method.startswith(prefix):
-            return next((e for e in PUBLISHED_EFFICIENCY
-                         if e.method == published and e.dataset == dataset), None)
-    return None
+    """The published efficiency row a run of a preset compares to (None if none): that of the
+    installed method (``Method.published``) whose name the run's name starts with
+    (``two_stage_loop``: ``two_stage``), the longest such name."""
+    owners = sorted((m for m in list_methods() if method.startswith(m.name)),
+                    key=lambda m: len(m.name), reverse=True)
+    if not owners or owners[0].published is None:
+        return None
+    return next((e for e in PUBLISHED_EFFICIENCY
+                 if e.method == owners[0].published and e.dataset == dataset), None)
 
 
 def _gflops(run: PresetRun, runs: Sequence[PresetRun]) -> tuple[float | None, str | None]:
