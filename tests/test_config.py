@@ -180,3 +180,43 @@ def test_templates_take_a_set_name_or_a_list(tmp_path):
     assert cfg.MODEL.CLIP.TEMPLATES == ["a photo of the {}."]  # a refused value changes nothing
     with pytest.raises(UserError, match="MODEL.CLIP.TEMPLATES"):
         get_templates(["a photo without a placeholder"])
+
+
+def test_suite_configs_resolve_installed_package_data_first(tmp_path, monkeypatch):
+    from zsseg_bench.config import suite_configs
+
+    repo = Path(__file__).resolve().parents[1] / "configs"
+    assert suite_configs.get_config_file("sweeps/paper_voc.yaml") == repo / "sweeps" / \
+        "paper_voc.yaml"
+    with pytest.raises(UserError, match="the suite ships no config voc/nope.yaml"):
+        suite_configs.get_config_file("voc/nope.yaml")
+    # A wheel: <site-packages>/zsseg_bench/configs (package data) wins over a folder beside it.
+    installed = tmp_path / "zsseg_bench" / "configs"
+    (installed / "sweeps").mkdir(parents=True)
+    (installed / "sweeps" / "paper_voc.yaml").write_text("name: installed\n")
+    monkeypatch.setattr(suite_configs, "_CANDIDATES", (installed, repo))
+    assert suite_configs.get_config_file("sweeps/paper_voc.yaml").read_text() == \
+        "name: installed\n"
+    monkeypatch.setattr(suite_configs, "_CANDIDATES", (tmp_path / "none",))
+    with pytest.raises(UserError, match="the suite's configs are missing"):
+        suite_configs.configs_root()
+
+
+def test_setup_installs_every_config_as_package_data(monkeypatch):
+    """setup.py maps configs/ and each folder below it into zsseg_bench.configs.<...> with its
+    YAML files and READMEs as package data (what `pip install .` / a wheel ships)."""
+    import ast
+
+    repo = Path(__file__).resolve().parents[1]
+    tree = ast.parse((repo / "setup.py").read_text(encoding="utf-8"))
+    fn = next(n for n in tree.body if isinstance(n, ast.FunctionDef)
+              and n.name == "config_packages")
+    namespace: dict = {"Path": Path}
+    exec(compile(ast.Module([fn], []), "setup.py", "exec"), namespace)  # noqa: S102
+    monkeypatch.chdir(repo)
+    mapping = namespace["config_packages"]()
+    shipped = {Path(folder) / p.name for folder in mapping.values()
+               for pattern in ("*.yaml", "*.md") for p in (repo / folder).glob(pattern)}
+    every = {p.relative_to(repo) for p in (repo / "configs").rglob("*") if p.is_file()}
+    assert every == shipped
+    assert mapping["zsseg_bench.configs.sweeps"] == str(Path("configs", "sweeps"))
