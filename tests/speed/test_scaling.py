@@ -1,12 +1,12 @@
 """The scaling sweep on tiny configs: the grid, monotonic cost where it must be, resume, PNG."""
 
-import argparse
 import json
 from pathlib import Path
 
 import pytest
 
 from zsseg_bench.cli import build_parser
+from zsseg_bench.commands.speed import request_from_args
 from zsseg_bench.commands.speed_scaling import (
     SCALING_PNG,
     default_methods,
@@ -15,6 +15,7 @@ from zsseg_bench.commands.speed_scaling import (
     run_scaling,
 )
 from zsseg_bench.config.projects import get_method, list_methods
+from zsseg_bench.speed.request import SpeedRequest
 from zsseg_bench.speed.scaling import FULL_GRID, QUICK_GRID, ScalingGrid, scaling_points
 from zsseg_bench.utils.errors import UserError
 
@@ -25,8 +26,9 @@ TINY = ScalingGrid(vocabulary=(3, 24, 96), input=(32, 64), proposals=(2, 6, 12),
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def _args(*argv: str) -> argparse.Namespace:
-    return build_parser(only="speed").parse_args(["speed", "--scaling", *argv])
+def _request(*argv: str) -> SpeedRequest:
+    return request_from_args(build_parser(only="speed-scaling").parse_args(
+        ["speed-scaling", *argv]))
 
 
 def test_full_and_quick_grids():
@@ -74,9 +76,9 @@ def test_quick_needs_scaling():
 def test_tiny_scaling_cost_grows_with_the_work_and_resumes(tmp_path):
     methods = {"zegclip": CONFIGS / "tiny_zegclip.yaml",
                "two_stage": CONFIGS / "tiny_two_stage.yaml"}
-    args = _args("--device", "cpu", "--warmup", "0", "--iters", "1", "--repeats", "1",
-                 "--no-breakdown")
-    state = run_scaling(args, methods, tmp_path, grid=TINY)
+    request = _request("--device", "cpu", "--warmup", "0", "--iters", "1", "--repeats", "1",
+                       "--no-breakdown")
+    state = run_scaling(request, methods, tmp_path, grid=TINY)
     points = state["points"]
     assert len(points) == 2 * (3 + 4) + 3
 
@@ -98,5 +100,5 @@ def test_tiny_scaling_cost_grows_with_the_work_and_resumes(tmp_path):
     assert points["zegclip/input=64/slide"]["inference_mode"] == "slide"
     assert (tmp_path / SCALING_PNG).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     before = json.loads((tmp_path / "scaling.json").read_text())
-    again = run_scaling(args, methods, tmp_path, grid=TINY)  # resumes: nothing re-measured
+    again = run_scaling(request, methods, tmp_path, grid=TINY)  # resumes: nothing re-measured
     assert again["points"] == before["points"]

@@ -178,7 +178,6 @@ def speed_spec(spec_path: Path, toy_methods: dict[str, str], out: Path,
 def run(args: argparse.Namespace) -> int:
     """Prepare, toy sweep, paper-scale speed sweep, the tables; exit 0 when every run
     finished, 1 on failures."""
-    from zsseg_bench.commands.speed import add_arguments as add_speed_arguments
     from zsseg_bench.commands.speed_preset import COMPARISON_MD, run_speed_sweep
     from zsseg_bench.modeling.build import resolve_device
     from zsseg_bench.report.aggregate import aggregate_seeds
@@ -186,6 +185,7 @@ def run(args: argparse.Namespace) -> int:
     from zsseg_bench.report.report import write_report
     from zsseg_bench.report.results import collect_results
     from zsseg_bench.speed.presets import preset_speed_args
+    from zsseg_bench.speed.request import SpeedRequest
 
     start = time.time()
     out = make_output_dir(args.output_dir or (QUICK_OUTPUT_DIR if args.quick
@@ -216,13 +216,10 @@ def run(args: argparse.Namespace) -> int:
         methods = {m.name: m.label for m in spec.methods}
         paper = speed_spec(Path(args.speed_spec) if args.speed_spec else default_speed_spec(),
                            methods, out)
-        # The options `zsseg-bench speed --preset paper-voc` gives its runs (same run ids: a
-        # preset run into <output>/paper_speed is resumed here, and the other way round).
-        speed_parser = argparse.ArgumentParser()
-        add_speed_arguments(speed_parser)
-        defaults = speed_parser.parse_args(["--preset", "paper-voc"])
+        # The options `zsseg-bench speed-preset paper-voc` gives its runs by default (same run
+        # ids: a preset run into <output>/paper_speed is resumed here, and the other way round).
         comparison = run_speed_sweep(paper, out / SPEED_DIR,
-                                     preset_speed_args(defaults, resolve_device("auto")),
+                                     preset_speed_args(SpeedRequest(), resolve_device("auto")),
                                      SPEED_DATASET)
     runs = collect_results(out / TOY_DIR).runs
     agg = aggregate_seeds(runs)

@@ -10,8 +10,7 @@ comparison of the runs' ``speed.json`` records with each other and with
 
 from __future__ import annotations
 
-import argparse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +21,8 @@ from zsseg_bench.evaluation.published import (
     PUBLISHED_HARDWARE,
     PublishedEfficiency,
 )
+from zsseg_bench.speed.request import SpeedRequest
+from zsseg_bench.utils.errors import cli_flag
 
 #: Preset name -> its sweep spec, under the suite's configs
 #: (:func:`~zsseg_bench.config.suite_configs.get_config_file`).
@@ -30,7 +31,7 @@ PRESET_SPECS = {"paper-voc": "sweeps/paper_voc.yaml", "paper-coco": "sweeps/pape
 PRESETS = {name: configs_root() / spec for name, spec in PRESET_SPECS.items()}
 #: The dataset key of published efficiency rows of each preset's vocabulary.
 PRESET_DATASET = {"paper-voc": "voc", "paper-coco": "coco_stuff"}
-#: Iterations of paper-scale runs when --warmup/--iters/--repeats are not given. CPU: one
+#: Iterations of paper-scale runs when the request gives no warmup/iters/repeats. CPU: one
 #: ViT-B/16 two-stage call at 512x512 takes ~1.5 min (crops batched) to ~4 min (in a loop) on
 #: 2 cores, so a single timed call and no warm-up (its one-time costs are small beside that).
 PAPER_SCALE_ITERATIONS = {
@@ -39,29 +40,34 @@ PAPER_SCALE_ITERATIONS = {
 }
 #: The method of a preset that is the latency floor of one-stage methods.
 FLOOR_METHOD = "clip_encoder"
+#: Request fields given to every run's ``zsseg-bench speed`` as ``--<field> VALUE`` when set.
 _FORWARDED_VALUES = ("device", "precision", "warmup", "iters", "repeats", "num_images",
                      "threads", "sdpa", "mode", "compile")
-_FORWARDED_FLAGS = ("channels_last", "cuda_graphs", "no_flops", "no_breakdown")
+#: Request fields given as ``--<flag>`` when true (flag -> whether the request asks for it).
+_FORWARDED_FLAGS: dict[str, Callable[[SpeedRequest], bool]] = {
+    "channels_last": lambda r: r.channels_last, "cuda_graphs": lambda r: r.cuda_graphs,
+    "no_flops": lambda r: not r.flops, "no_breakdown": lambda r: not r.breakdown}
 
 
-def preset_speed_args(args: argparse.Namespace, device: str) -> list[str]:
-    """The ``zsseg-bench speed`` options every run of a preset gets: the command line's speed
-    options, the iterations of :data:`PAPER_SCALE_ITERATIONS` for the device type where the
-    command line gives none, and ``--input-size`` if given."""
+def preset_speed_args(request: SpeedRequest, device: str) -> list[str]:
+    """The ``zsseg-bench speed`` options every run of a preset gets (the runs are that
+    command's processes): the request's speed options, the iterations of
+    :data:`PAPER_SCALE_ITERATIONS` for the device type where the request gives none, and
+    ``--input-size`` if given."""
     defaults = PAPER_SCALE_ITERATIONS["cuda" if device.startswith("cuda") else "cpu"]
     out: list[str] = []
     for key, value in defaults.items():
-        if getattr(args, key, None) is None:
+        if getattr(request, key) is None:
             out += [f"--{key}", str(value)]
-    for flag in _FORWARDED_VALUES:
-        value = getattr(args, flag, None)
+    for field in _FORWARDED_VALUES:
+        value = getattr(request, field)
         if value is not None:
-            out += [f"--{flag.replace('_', '-')}", str(value)]
-    for flag in _FORWARDED_FLAGS:
-        if getattr(args, flag, False):
-            out.append(f"--{flag.replace('_', '-')}")
-    if getattr(args, "input_size", None):
-        out += ["--input-size", *map(str, args.input_size)]
+            out += [cli_flag(field), str(value)]
+    for flag, wanted in _FORWARDED_FLAGS.items():
+        if wanted(request):
+            out.append(cli_flag(flag))
+    if request.input_size:
+        out += ["--input-size", *map(str, request.input_size)]
     return out
 
 
