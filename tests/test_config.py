@@ -220,3 +220,50 @@ def test_setup_installs_every_config_as_package_data(monkeypatch):
     every = {p.relative_to(repo) for p in (repo / "configs").rglob("*") if p.is_file()}
     assert every == shipped
     assert mapping["zsseg_bench.configs.sweeps"] == str(Path("configs", "sweeps"))
+
+
+#: Core files that may name a method: the published figures (the papers' own file names) and
+#: the prompt-template sets named after the code they come from.
+NAMES_ITS_SOURCES = {"evaluation/published.py", "modeling/clip/templates.py"}
+
+
+def test_no_method_is_named_in_core_code():
+    """The core learns of methods from list_methods() only: no string in its code (docstrings
+    and comments aside) names an installed method, its head or its config keys."""
+    import ast
+    import re
+
+    from zsseg_bench.config.projects import list_methods
+
+    words = set()
+    for m in list_methods():
+        words |= {m.name, f"MODEL.{m.name.upper()}"} | ({m.head} if m.head else set())
+    pattern = re.compile(r"(?<![A-Za-z])(" + "|".join(map(re.escape, sorted(words))) +
+                         r")(?![A-Za-z])")
+    core = Path(__file__).resolve().parents[1] / "zsseg_bench"
+    found = []
+    for path in sorted(core.rglob("*.py")):
+        if path.relative_to(core).as_posix() in NAMES_ITS_SOURCES:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                      if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef,
+                                           ast.AsyncFunctionDef))
+                      and node.body and isinstance(node.body[0], ast.Expr)
+                      and isinstance(node.body[0].value, ast.Constant)}
+        found += [f"{path.relative_to(core)}:{node.lineno}: {node.value!r}"
+                  for node in ast.walk(tree)
+                  if isinstance(node, ast.Constant) and isinstance(node.value, str)
+                  and id(node) not in docstrings and pattern.search(node.value)]
+    assert not found, found
+
+
+def test_projects_readme_lists_every_method_of_the_repository():
+    from zsseg_bench.config.projects import get_method
+
+    repo = Path(__file__).resolve().parents[1]
+    text = (repo / "projects" / "README.md").read_text(encoding="utf-8")
+    for init in sorted((repo / "projects").glob("*/__init__.py")):
+        name = init.parent.name
+        assert f"`{name}/` | [{name}/README.md]({name}/README.md)" in text, name
+        assert get_method(name).label
