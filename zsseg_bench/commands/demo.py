@@ -156,8 +156,11 @@ def toy_spec(spec_path: Path, seeds: int | None, out: Path) -> Path:
 def speed_spec(spec_path: Path, toy_methods: dict[str, str], out: Path,
                stream: Any = None) -> Path:
     """The paper-scale speed spec extended with every toy method it does not list (config
-    ``<config_template>`` of the method, e.g. ``configs/voc/<method>.yaml``), copied to ``out``.
-    A toy method without such a config is left out, with a message."""
+    ``<config_template>`` of the method, e.g. ``configs/voc/<method>.yaml``, else a plug-in's
+    own config for the dataset, ``Method.own_config_file``), copied to ``out``. A toy method
+    without such a config is left out, with a message."""
+    from zsseg_bench.config.projects import find_method
+
     raw = _absolute_paths(yaml.safe_load(spec_path.read_text(encoding="utf-8")),
                           spec_path.parent)
     methods = dict(raw.get("methods") or {})
@@ -166,8 +169,12 @@ def speed_spec(spec_path: Path, toy_methods: dict[str, str], out: Path,
         if name in methods:
             continue
         config = Path(raw["config_template"].format(method=name, dataset=dataset))
+        method = find_method(name)
+        own = method.own_config_file(dataset) if method is not None else None
         if config.is_file():
             methods[name] = {"label": label}
+        elif own is not None:
+            methods[name] = {"label": label, "config": str(own)}
         else:
             print(f"demo: {name} has no paper-scale config ({config}): no paper-scale speed",
                   file=stream or sys.stdout)
