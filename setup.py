@@ -1,10 +1,14 @@
-"""Installs the ``zsseg_bench`` core and maps ``projects/*`` into ``zsseg_bench.projects``.
+"""Installs the ``zsseg_bench`` core, maps ``projects/*`` into ``zsseg_bench.projects`` and
+``configs/`` into ``zsseg_bench.configs`` (package data).
 
 Detectron2 maps its ``projects/`` folder into the ``detectron2.projects`` namespace the same way:
 the method plug-ins ship with the core but the core never imports them; the CLI discovers them
 through the ``zsseg_bench.projects`` entry-point group. Each package ``projects/<name>/`` is
-one method; its ``__init__.py`` binds ``add_<name>_config``, which becomes its entry point (the
-packages are the one list of methods; see projects/README.md).
+one method; its ``__init__.py`` binds ``METHOD`` (its ``zsseg_bench.config.projects.Method``),
+which becomes its entry point (the packages are the one list of methods; see
+projects/README.md). The configs stay in the repository's top-level ``configs/`` and are
+installed as ``zsseg_bench/configs/**`` (as detectron2 ships its model-zoo configs), where
+``zsseg_bench.config.suite_configs`` finds them in a wheel or non-editable install.
 """
 
 import ast
@@ -35,18 +39,28 @@ def _bound_names(init: Path) -> set[str]:
 
 
 def project_entry_points() -> list[str]:
-    """``<name> = zsseg_bench.projects.<name>:add_<name>_config`` per method package."""
+    """``<name> = zsseg_bench.projects.<name>:METHOD`` per method package."""
     eps = []
     for init in sorted(Path("projects").glob("*/__init__.py")):
-        name, fn = init.parent.name, f"add_{init.parent.name}_config"
-        if fn not in _bound_names(init):
-            raise SystemExit(f"{init}: a method package must bind {fn} (its config function) "
-                             "at the top level; see projects/README.md")
-        eps.append(f"{name} = zsseg_bench.projects.{name}:{fn}")
+        name = init.parent.name
+        if "METHOD" not in _bound_names(init):
+            raise SystemExit(f"{init}: a method package must bind METHOD (its "
+                             "zsseg_bench.config.projects.Method) at the top level; see "
+                             "projects/README.md")
+        eps.append(f"{name} = zsseg_bench.projects.{name}:METHOD")
     return eps
 
 
+def config_packages() -> dict[str, str]:
+    """Maps ``configs/`` and every folder under it to ``zsseg_bench.configs.<...>``: data-only
+    packages whose YAML files (and READMEs) are installed as package data."""
+    folders = [Path("configs"), *sorted(p for p in Path("configs").rglob("*") if p.is_dir()
+                                        and p.name != "__pycache__")]
+    return {".".join(("zsseg_bench", *folder.parts)): str(folder) for folder in folders}
+
+
 PACKAGE_DIR = project_packages()
+CONFIG_DIR = config_packages()
 
 setup(
     name="zsseg-bench",
@@ -56,9 +70,11 @@ setup(
     long_description=Path("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["zsseg_bench", "zsseg_bench.*"]) + list(PACKAGE_DIR),
-    package_dir=PACKAGE_DIR,
-    package_data={"zsseg_bench": ["model_zoo/**/*", "configs/**/*.yaml"]},
+    packages=find_packages(include=["zsseg_bench", "zsseg_bench.*"]) + list(PACKAGE_DIR)
+    + list(CONFIG_DIR),
+    package_dir={**PACKAGE_DIR, **CONFIG_DIR},
+    package_data={"zsseg_bench": ["model_zoo/**/*"],
+                  **{package: ["*.yaml", "*.md"] for package in CONFIG_DIR}},
     include_package_data=True,
     install_requires=[
         "torch>=2.2",  # never pin 2.13.0: its local CPU wheel has no matching torchvision

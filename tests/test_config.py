@@ -64,11 +64,46 @@ def test_missing_config_file_and_bad_choice(tmp_path):
 
 
 def test_projects_are_discovered_through_entry_points():
-    from zsseg_bench.config.projects import load_projects
+    from importlib.metadata import entry_points
 
-    projects = load_projects()
-    assert {"zegclip", "two_stage"} <= set(projects)
-    assert all(callable(fn) for fn in projects.values())
+    from zsseg_bench.config.projects import GROUP, Method, get_method, list_methods, load_projects
+
+    methods = list_methods()
+    assert {"zegclip", "two_stage"} <= {m.name for m in methods}
+    # One description per entry point, named after it; the repository's methods are exactly
+    # its packages (setup.py derives the entry points from projects/<name>/__init__.py).
+    assert [m.name for m in methods] == sorted({ep.name for ep in entry_points(group=GROUP)})
+    repo = Path(__file__).resolve().parents[1] / "projects"
+    assert {p.parent.name for p in repo.glob("*/__init__.py")} <= {m.name for m in methods}
+    assert all(isinstance(m, Method) and m.label and callable(m.add_config) for m in methods)
+    assert load_projects() == {m.name: m.add_config for m in methods}
+    with pytest.raises(UserError, match="no method 'nope' is installed"):
+        get_method("nope")
+
+
+def test_a_plain_config_function_entry_point_is_a_method_with_defaults(tmp_path):
+    from importlib.metadata import EntryPoint
+
+    from zsseg_bench.config.projects import Method, _describe
+
+    pkg = tmp_path / "plug"
+    (pkg / "configs" / "synthetic").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("def add_plug_config(cfg):\n    pass\n")
+    (pkg / "configs" / "synthetic" / "plug.yaml").write_text("SEED: 1\n")
+    ep = EntryPoint("plug", "plug:add_plug_config", "zsseg_bench.projects")
+    import sys
+
+    sys.path.insert(0, str(tmp_path))
+    try:
+        method = _describe(ep, ep.load())
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("plug", None)
+    assert method.label == "plug" and method.configs == pkg / "configs"
+    assert method.toy_config == pkg / "configs" / "synthetic" / "plug.yaml"
+    assert method.own_config_file("voc") is None
+    with pytest.raises(UserError, match="Method.name must be the entry point's name"):
+        _describe(ep, Method(name="other", add_config=print))
 
 
 def test_one_table_of_allowed_values_extended_by_methods(tmp_path):
@@ -101,11 +136,14 @@ def test_changed_keys_are_what_differs_from_the_base():
 
 
 def test_get_cfg_merges_any_methods_config_as_in_detectron2():
-    repo = Path(__file__).resolve().parents[1]
-    for method in ("alignzeg", "zegclip", "two_stage"):
+    from zsseg_bench.config.projects import list_methods
+
+    for method in list_methods():
+        if method.toy_config is None:
+            continue
         cfg = get_cfg()
-        cfg.merge_from_file(str(repo / "configs" / "synthetic" / f"{method}.yaml"))
-        assert cfg.MODEL.HEAD.NAME
+        cfg.merge_from_file(str(method.toy_config))
+        assert cfg.MODEL.HEAD.NAME == method.head
     assert "ALIGNZEG" in get_cfg().MODEL and "ALIGNZEG" not in get_cfg(methods=False).MODEL
 
 
@@ -142,3 +180,90 @@ def test_templates_take_a_set_name_or_a_list(tmp_path):
     assert cfg.MODEL.CLIP.TEMPLATES == ["a photo of the {}."]  # a refused value changes nothing
     with pytest.raises(UserError, match="MODEL.CLIP.TEMPLATES"):
         get_templates(["a photo without a placeholder"])
+
+
+def test_suite_configs_resolve_installed_package_data_first(tmp_path, monkeypatch):
+    from zsseg_bench.config import suite_configs
+
+    repo = Path(__file__).resolve().parents[1] / "configs"
+    assert suite_configs.get_config_file("sweeps/paper_voc.yaml") == repo / "sweeps" / \
+        "paper_voc.yaml"
+    with pytest.raises(UserError, match="the suite ships no config voc/nope.yaml"):
+        suite_configs.get_config_file("voc/nope.yaml")
+    # A wheel: <site-packages>/zsseg_bench/configs (package data) wins over a folder beside it.
+    installed = tmp_path / "zsseg_bench" / "configs"
+    (installed / "sweeps").mkdir(parents=True)
+    (installed / "sweeps" / "paper_voc.yaml").write_text("name: installed\n")
+    monkeypatch.setattr(suite_configs, "_CANDIDATES", (installed, repo))
+    assert suite_configs.get_config_file("sweeps/paper_voc.yaml").read_text() == \
+        "name: installed\n"
+    monkeypatch.setattr(suite_configs, "_CANDIDATES", (tmp_path / "none",))
+    with pytest.raises(UserError, match="the suite's configs are missing"):
+        suite_configs.configs_root()
+
+
+def test_setup_installs_every_config_as_package_data(monkeypatch):
+    """setup.py maps configs/ and each folder below it into zsseg_bench.configs.<...> with its
+    YAML files and READMEs as package data (what `pip install .` / a wheel ships)."""
+    import ast
+
+    repo = Path(__file__).resolve().parents[1]
+    tree = ast.parse((repo / "setup.py").read_text(encoding="utf-8"))
+    fn = next(n for n in tree.body if isinstance(n, ast.FunctionDef)
+              and n.name == "config_packages")
+    namespace: dict = {"Path": Path}
+    exec(compile(ast.Module([fn], []), "setup.py", "exec"), namespace)  # noqa: S102
+    monkeypatch.chdir(repo)
+    mapping = namespace["config_packages"]()
+    shipped = {Path(folder) / p.name for folder in mapping.values()
+               for pattern in ("*.yaml", "*.md") for p in (repo / folder).glob(pattern)}
+    every = {p.relative_to(repo) for p in (repo / "configs").rglob("*") if p.is_file()}
+    assert every == shipped
+    assert mapping["zsseg_bench.configs.sweeps"] == str(Path("configs", "sweeps"))
+
+
+#: Core files that may name a method: the published figures (the papers' own file names) and
+#: the prompt-template sets named after the code they come from.
+NAMES_ITS_SOURCES = {"evaluation/published.py", "modeling/clip/templates.py"}
+
+
+def test_no_method_is_named_in_core_code():
+    """The core learns of methods from list_methods() only: no string in its code (docstrings
+    and comments aside) names an installed method, its head or its config keys."""
+    import ast
+    import re
+
+    from zsseg_bench.config.projects import list_methods
+
+    words = set()
+    for m in list_methods():
+        words |= {m.name, f"MODEL.{m.name.upper()}"} | ({m.head} if m.head else set())
+    pattern = re.compile(r"(?<![A-Za-z])(" + "|".join(map(re.escape, sorted(words))) +
+                         r")(?![A-Za-z])")
+    core = Path(__file__).resolve().parents[1] / "zsseg_bench"
+    found = []
+    for path in sorted(core.rglob("*.py")):
+        if path.relative_to(core).as_posix() in NAMES_ITS_SOURCES:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                      if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef,
+                                           ast.AsyncFunctionDef))
+                      and node.body and isinstance(node.body[0], ast.Expr)
+                      and isinstance(node.body[0].value, ast.Constant)}
+        found += [f"{path.relative_to(core)}:{node.lineno}: {node.value!r}"
+                  for node in ast.walk(tree)
+                  if isinstance(node, ast.Constant) and isinstance(node.value, str)
+                  and id(node) not in docstrings and pattern.search(node.value)]
+    assert not found, found
+
+
+def test_projects_readme_lists_every_method_of_the_repository():
+    from zsseg_bench.config.projects import get_method
+
+    repo = Path(__file__).resolve().parents[1]
+    text = (repo / "projects" / "README.md").read_text(encoding="utf-8")
+    for init in sorted((repo / "projects").glob("*/__init__.py")):
+        name = init.parent.name
+        assert f"`{name}/` | [{name}/README.md]({name}/README.md)" in text, name
+        assert get_method(name).label

@@ -4,11 +4,17 @@ one CLIP pass -- equal to the official code (MendelXu/SAN @ e19262d; README.md).
 
 Importing the package registers ``SANHead`` in ``HEAD_REGISTRY`` and the official checkpoint
 format ``san`` (``zsseg-bench convert --from san``, :mod:`.convert`); the CLI finds
-:func:`add_san_config` through the ``zsseg_bench.projects`` entry point.
+``METHOD`` (its :class:`~zsseg_bench.config.projects.Method`) through the
+``zsseg_bench.projects`` entry point.
 """
+
+from zsseg_bench.config.projects import Method
 
 from . import convert  # noqa: F401  (registers the "san" checkpoint format)
 from .config import add_san_config
 from .head import SANHead
 
-__all__ = ["SANHead", "add_san_config"]
+#: What the suite knows of the method (its entry point; zsseg_bench.config.projects).
+METHOD = Method(name="san", label="SAN", add_config=add_san_config, head="SANHead")
+
+__all__ = ["METHOD", "SANHead", "add_san_config"]

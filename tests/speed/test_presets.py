@@ -8,7 +8,8 @@ import torch
 import yaml
 
 from zsseg_bench.cli import build_parser
-from zsseg_bench.commands.speed_preset import run_speed_sweep
+from zsseg_bench.commands.speed import request_from_args
+from zsseg_bench.commands.speed_preset import request_from_preset_args, run_speed_sweep
 from zsseg_bench.speed.presets import (
     PRESETS,
     PresetRun,
@@ -16,6 +17,7 @@ from zsseg_bench.speed.presets import (
     format_comparison,
     preset_speed_args,
 )
+from zsseg_bench.speed.request import SpeedRequest
 from zsseg_bench.sweep.runner import build_stage_command
 from zsseg_bench.sweep.spec import SweepSpecError, load_sweep_spec
 
@@ -58,16 +60,34 @@ def test_coco_preset_uses_zegclip_coco_config():
     assert "NUM_TOKENS: 100" in text and "coco_stuff" in text
 
 
+def _request(*argv: str, command: str = "speed-preset") -> SpeedRequest:
+    args = build_parser(only=command).parse_args([command, *argv])
+    return request_from_preset_args(args) if command == "speed-preset" else \
+        request_from_args(args)
+
+
 def test_forwarded_speed_options_and_device_iterations():
-    parse = build_parser(only="speed").parse_args
-    cpu = preset_speed_args(parse(["speed", "--preset", "paper-voc", "--precision", "bf16"]),
-                            "cpu")
+    cpu = preset_speed_args(_request("paper-voc", "--precision", "bf16"), "cpu")
     assert cpu[:6] == ["--warmup", "0", "--iters", "1", "--repeats", "1"]
     assert cpu[cpu.index("--precision") + 1] == "bf16"
-    gpu = preset_speed_args(parse(["speed", "--preset", "paper-voc", "--iters", "7",
-                                   "--cuda-graphs"]), "cuda")
+    gpu = preset_speed_args(_request("paper-voc", "--iters", "7", "--cuda-graphs"), "cuda")
     assert gpu.count("--iters") == 1 and gpu[gpu.index("--iters") + 1] == "7"
     assert gpu[gpu.index("--warmup") + 1] == "10" and "--cuda-graphs" in gpu
+    # The defaults (the demo's paper-scale runs) as the command line's, to the argument: the
+    # run ids of `speed-preset`, its older spelling `speed --preset` and the demo agree.
+    default = preset_speed_args(SpeedRequest(), "cpu")
+    assert default == preset_speed_args(_request("paper-voc"), "cpu") == preset_speed_args(
+        _request("--preset", "paper-voc", command="speed"), "cpu") == [
+        "--warmup", "0", "--iters", "1", "--repeats", "1", "--precision", "fp32",
+        "--num-images", "4", "--sdpa", "auto"]
+    flags = preset_speed_args(_request("paper-voc", "--no-flops", "--channels-last",
+                                       "--input-size", "64", "32"), "cpu")
+    assert flags[-5:] == ["--channels-last", "--no-flops", "--input-size", "64", "32"]
+    # Options before or after NAME, and the overrides after it.
+    mixed = _request("--device", "cpu", "paper-voc", "--threads", "3", "SEED", "2",
+                     "--output-dir", "D")
+    assert (mixed.device, mixed.threads, mixed.opts, mixed.output_dir) == (
+        "cpu", 3, ("SEED", "2"), "D")
 
 
 def test_comparison_speedups_over_both_crop_modes_and_published():

@@ -1,13 +1,21 @@
 """The scaling sweep on tiny configs: the grid, monotonic cost where it must be, resume, PNG."""
 
-import argparse
 import json
 from pathlib import Path
 
 import pytest
 
 from zsseg_bench.cli import build_parser
-from zsseg_bench.commands.speed_scaling import SCALING_PNG, default_methods, run_scaling
+from zsseg_bench.commands.speed import request_from_args
+from zsseg_bench.commands.speed_scaling import (
+    SCALING_PNG,
+    default_methods,
+    method_labels,
+    proposal_keys,
+    run_scaling,
+)
+from zsseg_bench.config.projects import get_method, list_methods
+from zsseg_bench.speed.request import SpeedRequest
 from zsseg_bench.speed.scaling import FULL_GRID, QUICK_GRID, ScalingGrid, scaling_points
 from zsseg_bench.utils.errors import UserError
 
@@ -18,8 +26,9 @@ TINY = ScalingGrid(vocabulary=(3, 24, 96), input=(32, 64), proposals=(2, 6, 12),
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def _args(*argv: str) -> argparse.Namespace:
-    return build_parser(only="speed").parse_args(["speed", "--scaling", *argv])
+def _request(*argv: str) -> SpeedRequest:
+    return request_from_args(build_parser(only="speed-scaling").parse_args(
+        ["speed-scaling", *argv]))
 
 
 def test_full_and_quick_grids():
@@ -36,16 +45,24 @@ def test_full_and_quick_grids():
         "two_stage/proposals=25", "two_stage/proposals=100"}
     assert len([p for p in quick if p.method == "zegclip"]) == 6
     point = next(p for p in full if p.factor == "proposals" and p.value == 200)
-    options = point.speed_options()
+    key = get_method("two_stage").speed.proposals_key
+    options = point.speed_options(proposals_key=key)
     assert options["input_size"] == (512, 512) and options["dataset"].endswith("_20")
     assert options["opts"] == ["MODEL.CLIP.TEMPLATES", "single",
                                "MODEL.TWO_STAGE.DECODER.NUM_QUERIES", "200"]
+    with pytest.raises(ValueError, match="no proposals key"):
+        point.speed_options()
 
 
-def test_default_methods_have_toy_and_voc_configs():
+def test_default_methods_are_the_installed_ones_with_toy_and_voc_configs():
     methods = default_methods()
-    assert {"zegclip", "two_stage"} <= set(methods)
+    expected = {m.name for m in list_methods()
+                if m.toy_config is not None and m.config_file("voc") is not None}
+    assert {"zegclip", "two_stage"} <= set(methods) == expected
     assert all(p.parent.name == "voc" and p.is_file() for p in methods.values())
+    # The proposals factor is the methods' own knob, found by head.
+    assert proposal_keys() == {"TwoStageHead": "MODEL.TWO_STAGE.DECODER.NUM_QUERIES"}
+    assert method_labels()["two_stage"] == "Two-stage (zsseg)"
 
 
 def test_quick_needs_scaling():
@@ -59,9 +76,9 @@ def test_quick_needs_scaling():
 def test_tiny_scaling_cost_grows_with_the_work_and_resumes(tmp_path):
     methods = {"zegclip": CONFIGS / "tiny_zegclip.yaml",
                "two_stage": CONFIGS / "tiny_two_stage.yaml"}
-    args = _args("--device", "cpu", "--warmup", "0", "--iters", "1", "--repeats", "1",
-                 "--no-breakdown")
-    state = run_scaling(args, methods, tmp_path, grid=TINY)
+    request = _request("--device", "cpu", "--warmup", "0", "--iters", "1", "--repeats", "1",
+                       "--no-breakdown")
+    state = run_scaling(request, methods, tmp_path, grid=TINY)
     points = state["points"]
     assert len(points) == 2 * (3 + 4) + 3
 
@@ -83,5 +100,5 @@ def test_tiny_scaling_cost_grows_with_the_work_and_resumes(tmp_path):
     assert points["zegclip/input=64/slide"]["inference_mode"] == "slide"
     assert (tmp_path / SCALING_PNG).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     before = json.loads((tmp_path / "scaling.json").read_text())
-    again = run_scaling(args, methods, tmp_path, grid=TINY)  # resumes: nothing re-measured
+    again = run_scaling(request, methods, tmp_path, grid=TINY)  # resumes: nothing re-measured
     assert again["points"] == before["points"]

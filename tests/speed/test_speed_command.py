@@ -9,15 +9,12 @@ import pytest
 import torch
 
 from zsseg_bench.cli import build_parser, main
-from zsseg_bench.commands.speed import (
-    build_speed_cfg,
-    build_speed_model,
-    random_init_overrides,
-)
+from zsseg_bench.commands.speed import request_from_args
 from zsseg_bench.config import get_cfg
 from zsseg_bench.config.projects import add_project_configs
 from zsseg_bench.speed import SpeedProtocol, benchmark_model
 from zsseg_bench.speed.harness import PROTOCOL_FIELDS, RESULT_FIELDS
+from zsseg_bench.speed.request import build_speed_cfg, build_speed_model, random_init_overrides
 
 CONFIGS = Path(__file__).parent / "configs"
 REPO = Path(__file__).resolve().parents[2]
@@ -58,7 +55,7 @@ def test_two_stage_breakdown_has_its_four_stages(tmp_path):
     args = build_parser(only="speed").parse_args(
         ["speed", "--config-file", str(CONFIGS / "tiny_two_stage.yaml"), "--random-init",
          "--output-dir", str(tmp_path)])
-    cfg = build_speed_cfg(args)
+    cfg = build_speed_cfg(request_from_args(args))
     assert cfg.MODEL.TWO_STAGE.BACKBONE.RANDOM_INIT and cfg.MODEL.CLIP.RANDOM_INIT
     model = build_speed_model(cfg, random_init=True)
     result = benchmark_model(model, SpeedProtocol(input_size=(64, 64), warmup=1, iters=1,
@@ -111,3 +108,30 @@ def test_bad_precision_is_rejected_by_the_parser(capsys):
     with pytest.raises(SystemExit) as e:
         main(["speed", "--config-file", "x.yaml", "--precision", "fp8"])
     assert e.value.code == 2 and "invalid choice: 'fp8'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [
+    ["speed-preset", "paper-voc", "--threads", "0"],
+    ["speed-scaling", "--quick", "--threads", "0"],
+    ["speed", "--scaling", "--threads", "0"],  # the older spellings run the same code
+    ["speed", "--preset", "paper-voc", "--threads", "0"],
+])
+def test_preset_and_scaling_commands_name_their_flags_in_errors(argv, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--threads must be >= 1, got 0" in err and err.count("\n") == 1
+
+
+def test_the_library_takes_a_request_and_names_its_fields():
+    from zsseg_bench.speed.request import SpeedRequest
+    from zsseg_bench.utils.errors import OptionError
+
+    with pytest.raises(OptionError, match="give weights or random_init, not both"):
+        SpeedRequest(config_file="x.yaml", weights="w.pth", random_init=True).validate()
+    with pytest.raises(OptionError, match="a speed measurement needs config_file"):
+        build_speed_cfg(SpeedRequest())
+    request = SpeedRequest(config_file=str(CONFIGS / "tiny_zegclip.yaml"), random_init=True,
+                           mode="slide", dataset="synthetic_val", opts=["SEED", "3"])
+    cfg = build_speed_cfg(request)
+    assert cfg.TEST.MODE == "slide" and cfg.SEED == 3 and cfg.MODEL.CLIP.RANDOM_INIT
+    assert request.iterations("cuda:0") == {"warmup": 10, "iters": 100, "repeats": 3}

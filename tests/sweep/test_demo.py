@@ -168,3 +168,20 @@ def test_progress_lines_name_the_run_its_stage_iteration_and_eta(tmp_path):
         {"time": 2.0 + i, "type": "train", "iteration": i, "eta_s": 1.0, "loss": [0.5] * 20}
         for i in range(1, 301)]) + "\n")
     assert log.stat().st_size > 50_000 and run_progress(run) == "train 300/1000 (ETA 0:01)"
+
+
+def test_paper_speed_takes_a_plugins_own_reference_config(tmp_path, monkeypatch):
+    from zsseg_bench.commands.demo import speed_spec
+    from zsseg_bench.config import projects
+
+    own = tmp_path / "plug" / "configs"
+    (own / "voc").mkdir(parents=True)
+    (own / "voc" / "plug.yaml").write_text("SEED: 1\n")
+    plug = projects.Method(name="plug", add_config=lambda cfg: None, configs=own)
+    monkeypatch.setattr(projects, "find_method", {"plug": plug}.get)
+    stream = io.StringIO()
+    path = speed_spec(default_speed_spec(), {"plug": "Plug", "lost": "Lost"}, tmp_path / "out",
+                      stream=stream)
+    methods = yaml.safe_load(path.read_text())["methods"]
+    assert methods["plug"] == {"label": "Plug", "config": str(own / "voc" / "plug.yaml")}
+    assert "lost" not in methods and "lost has no paper-scale config" in stream.getvalue()

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from tests.sweep.helpers import write_fake_world, write_spec
+from zsseg_bench.config.projects import get_method, list_methods
 from zsseg_bench.sweep.runner import build_stage_command
 from zsseg_bench.sweep.spec import SweepSpecError, load_sweep_spec
 
@@ -125,21 +126,24 @@ def test_ids_include_the_data_stable_for_the_same_files_under_another_root(tmp_p
     assert len(set(ids["b"]) & set(ids["a"])) == 0
 
 
-def test_methods_star_discovers_every_config_of_the_dataset(tmp_path):
-    write_fake_world(tmp_path, methods={"alpha": {}, "beta": {}, "Base-fake": {}})
-    spec = load_sweep_spec(write_spec(tmp_path, methods="*"))
-    assert sorted({c.method for c in spec.expand()}) == ["alpha", "beta", "two_stage",
-                                                           "zegclip"]
+def test_methods_star_is_every_installed_method_with_a_config_of_the_dataset(tmp_path):
+    # alpha is a config file but no installed method; san is a method without a config here.
+    write_fake_world(tmp_path, methods={"alpha": {}, "Base-fake": {}})
+    spec = load_sweep_spec(write_spec(tmp_path, methods="*", labels={"zegclip": "Z"}))
+    assert sorted({c.method for c in spec.expand()}) == ["two_stage", "zegclip"]
+    # Labels: the spec's where it gives one, else the method's own (Method.label).
+    assert {m.name: m.label for m in spec.methods} == {
+        "two_stage": get_method("two_stage").label, "zegclip": "Z"}
 
 
-def test_demo_spec_covers_the_toy_method_configs():
-    toy = {p.stem for p in (REPO / "configs" / "synthetic").glob("*.yaml")
-           if not p.stem.startswith("Base")}
+def test_demo_spec_covers_the_installed_methods_with_toy_configs():
+    toy = {m.name for m in list_methods() if m.toy_config is not None}
     assert {"two_stage", "zegclip"} <= toy
     spec = load_sweep_spec(REPO / "configs" / "sweeps" / "toy_comparison.yaml")
-    assert {m.name for m in spec.methods} == toy
+    assert {m.name: m.label for m in spec.methods} == {
+        m.name: m.label for m in list_methods() if m.name in toy}
     assert list(spec.settings) == ["inductive"] and spec.seeds == [0]
-    assert spec.baseline == "two_stage"
+    assert spec.baseline == "two_stage" and get_method("two_stage").reference
 
 
 @pytest.mark.parametrize("fields, match", [

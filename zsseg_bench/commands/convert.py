@@ -42,7 +42,7 @@ def _options(parser: argparse.ArgumentParser, formats_help: str = "") -> None:
                         help="the suite checkpoint to write (then: --weights DST)")
     parser.add_argument("--config-file", metavar="FILE",
                         help="the suite config of the model the weights are for, e.g. "
-                             "configs/voc/zegclip_vitb16_512x512_20k_inductive.yaml")
+                             "configs/voc/<method>_vitb16_512x512_20k_inductive.yaml")
     parser.add_argument("--trust-source", action="store_true",
                         help="read SRC with full pickle (only for a file you trust; by default "
                              "only tensors and plain values are read)")

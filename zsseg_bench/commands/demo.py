@@ -34,6 +34,7 @@ from typing import Any
 
 import yaml
 
+from zsseg_bench.config.suite_configs import get_config_file
 from zsseg_bench.sweep.progress import DEFAULT_PERIOD_S
 from zsseg_bench.sweep.spec import load_sweep_spec
 from zsseg_bench.sweep.status import RunState
@@ -68,24 +69,14 @@ EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
 
 
-def _configs_file(relative: Path) -> Path:
-    """``configs/<relative>`` of the checkout (or of the installed package)."""
-    package = Path(__file__).resolve().parents[1]
-    for configs in (package.parent / "configs", package / "configs"):
-        if (configs / relative).is_file():
-            return configs / relative
-    raise UserError(f"demo: cannot find configs/{relative} next to the zsseg_bench package "
-                    f"({package}); pass --spec / --speed-spec")
-
-
 def default_demo_spec() -> Path:
-    """``configs/sweeps/toy_comparison.yaml``."""
-    return _configs_file(DEMO_SPEC)
+    """``configs/sweeps/toy_comparison.yaml`` (the suite's, installed or in the checkout)."""
+    return get_config_file(DEMO_SPEC)
 
 
 def default_speed_spec() -> Path:
-    """``configs/sweeps/paper_voc.yaml``."""
-    return _configs_file(SPEED_SPEC)
+    """``configs/sweeps/paper_voc.yaml`` (the suite's, installed or in the checkout)."""
+    return get_config_file(SPEED_SPEC)
 
 
 def prepare_toy_world(stream=None) -> None:  # noqa: ANN001
@@ -166,8 +157,11 @@ def toy_spec(spec_path: Path, seeds: int | None, out: Path) -> Path:
 def speed_spec(spec_path: Path, toy_methods: dict[str, str], out: Path,
                stream: Any = None) -> Path:
     """The paper-scale speed spec extended with every toy method it does not list (config
-    ``<config_template>`` of the method, e.g. ``configs/voc/<method>.yaml``), copied to ``out``.
-    A toy method without such a config is left out, with a message."""
+    ``<config_template>`` of the method, e.g. ``configs/voc/<method>.yaml``, else a plug-in's
+    own config for the dataset, ``Method.own_config_file``), copied to ``out``. A toy method
+    without such a config is left out, with a message."""
+    from zsseg_bench.config.projects import find_method
+
     raw = _absolute_paths(yaml.safe_load(spec_path.read_text(encoding="utf-8")),
                           spec_path.parent)
     methods = dict(raw.get("methods") or {})
@@ -176,8 +170,12 @@ def speed_spec(spec_path: Path, toy_methods: dict[str, str], out: Path,
         if name in methods:
             continue
         config = Path(raw["config_template"].format(method=name, dataset=dataset))
+        method = find_method(name)
+        own = method.own_config_file(dataset) if method is not None else None
         if config.is_file():
             methods[name] = {"label": label}
+        elif own is not None:
+            methods[name] = {"label": label, "config": str(own)}
         else:
             print(f"demo: {name} has no paper-scale config ({config}): no paper-scale speed",
                   file=stream or sys.stdout)
@@ -188,7 +186,6 @@ def speed_spec(spec_path: Path, toy_methods: dict[str, str], out: Path,
 def run(args: argparse.Namespace) -> int:
     """Prepare, toy sweep, paper-scale speed sweep, the tables; exit 0 when every run
     finished, 1 on failures."""
-    from zsseg_bench.commands.speed import add_arguments as add_speed_arguments
     from zsseg_bench.commands.speed_preset import COMPARISON_MD, run_speed_sweep
     from zsseg_bench.modeling.build import resolve_device
     from zsseg_bench.report.aggregate import aggregate_seeds
@@ -196,6 +193,7 @@ def run(args: argparse.Namespace) -> int:
     from zsseg_bench.report.report import write_report
     from zsseg_bench.report.results import collect_results
     from zsseg_bench.speed.presets import preset_speed_args
+    from zsseg_bench.speed.request import SpeedRequest
 
     start = time.time()
     out = make_output_dir(args.output_dir or (QUICK_OUTPUT_DIR if args.quick
@@ -226,13 +224,10 @@ def run(args: argparse.Namespace) -> int:
         methods = {m.name: m.label for m in spec.methods}
         paper = speed_spec(Path(args.speed_spec) if args.speed_spec else default_speed_spec(),
                            methods, out)
-        # The options `zsseg-bench speed --preset paper-voc` gives its runs (same run ids: a
-        # preset run into <output>/paper_speed is resumed here, and the other way round).
-        speed_parser = argparse.ArgumentParser()
-        add_speed_arguments(speed_parser)
-        defaults = speed_parser.parse_args(["--preset", "paper-voc"])
+        # The options `zsseg-bench speed-preset paper-voc` gives its runs by default (same run
+        # ids: a preset run into <output>/paper_speed is resumed here, and the other way round).
         comparison = run_speed_sweep(paper, out / SPEED_DIR,
-                                     preset_speed_args(defaults, resolve_device("auto")),
+                                     preset_speed_args(SpeedRequest(), resolve_device("auto")),
                                      SPEED_DATASET)
     runs = collect_results(out / TOY_DIR).runs
     agg = aggregate_seeds(runs)

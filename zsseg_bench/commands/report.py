@@ -15,7 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where to write results.csv, table.md/.tex and plots (default: D)")
     parser.add_argument("--baseline", default=None, metavar="METHOD",
                         help="method the speed-ups are relative to (default: the sweep's "
-                             "baseline, else two_stage)")
+                             "baseline, else the method marked as the reference, "
+                             "Method.reference)")
     parser.add_argument("--published", choices=PUBLISHED_CHOICES, default="auto",
                         help="reference rows with the papers' numbers: for the datasets among "
                              "the runs (auto), all, or none")

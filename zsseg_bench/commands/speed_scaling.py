@@ -1,9 +1,12 @@
-"""``zsseg-bench speed --scaling [--quick]``: how cost grows with vocabulary, input size and
-proposals (:mod:`zsseg_bench.speed.scaling`), every method in this process, one point after the
-other, random weights; ``scaling.json`` + ``speed_scaling.png`` in the output directory.
+"""``zsseg-bench speed-scaling [--quick]`` (older spelling ``speed --scaling``): how cost grows
+with vocabulary, input size and proposals (:mod:`zsseg_bench.speed.scaling`), every method in
+this process, one point after the other, random weights; ``scaling.json`` +
+``speed_scaling.png`` in the output directory.
 
-Methods: every method with a toy config (``configs/synthetic/<method>.yaml``) and a reference
-VOC config (``configs/voc/<method>.yaml``), or the one ``--config-file`` names.
+Methods: every installed method (:func:`~zsseg_bench.config.projects.list_methods`, plug-ins
+included) with a toy config and a reference VOC config (``Method.config_file``: the suite's
+``configs/synthetic/<method>.yaml`` and ``configs/voc/<method>.yaml``, or a plug-in's own), or
+the one ``--config-file`` names.
 """
 
 from __future__ import annotations
@@ -16,74 +19,99 @@ import time
 from pathlib import Path
 from typing import Any
 
-from zsseg_bench.utils.errors import UserError
+from zsseg_bench.config.projects import list_methods
+from zsseg_bench.speed.request import SpeedRequest
+from zsseg_bench.utils.errors import OptionError, UserError
 from zsseg_bench.utils.run_dir import make_output_dir
 
 logger = logging.getLogger(__name__)
 SCALING_JSON = "scaling.json"
 SCALING_PNG = "speed_scaling.png"
-_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+#: The dataset of the reference configs the grid starts from (the paper setting).
+REFERENCE_DATASET = "voc"
 
 
-def default_methods(configs: Path = _CONFIGS) -> dict[str, Path]:
-    """Every toy method that has a reference VOC config: name -> ``configs/voc/<name>.yaml``."""
-    toy = sorted(p.stem for p in (configs / "synthetic").glob("*.yaml")
-                 if not p.stem.startswith("Base"))
-    return {m: configs / "voc" / f"{m}.yaml" for m in toy if (configs / "voc" / f"{m}.yaml")
-            .is_file()}
+def default_methods() -> dict[str, Path]:
+    """Every installed method with a toy config and a reference VOC config: name -> the VOC
+    config."""
+    return {m.name: m.config_file(REFERENCE_DATASET) for m in list_methods()
+            if m.toy_config is not None and m.config_file(REFERENCE_DATASET) is not None}
 
 
 def method_labels() -> dict[str, str]:
-    """Display names of the methods (the demo spec's ``labels``), by method name."""
-    from zsseg_bench.commands.demo import default_demo_spec
-    from zsseg_bench.sweep.spec import load_sweep_spec
-
-    try:
-        return {m.name: m.label for m in load_sweep_spec(default_demo_spec()).methods}
-    except UserError:
-        return {}
+    """Display names of the installed methods (``Method.label``), by method name."""
+    return {m.name: m.label for m in list_methods()}
 
 
-def _point_args(args: argparse.Namespace, config: Path, options: dict[str, Any]
-                ) -> argparse.Namespace:
-    ns = argparse.Namespace(**vars(args))
-    ns.config_file = str(config)
-    ns.random_init = True
-    ns.input_size = list(options["input_size"])
-    ns.mode = options["mode"]
-    ns.dataset = options["dataset"]
-    ns.opts = list(args.opts or []) + options["opts"]
-    return ns
+def proposal_keys() -> dict[str, str]:
+    """Head name -> the config key of its proposal count, for every installed method that has
+    one (``Method.speed.proposals_key``)."""
+    return {m.head: m.speed.proposals_key for m in list_methods()
+            if m.head is not None and m.speed.proposals_key is not None}
 
 
-def _protocol_key(args: argparse.Namespace, device: str, iterations: dict[str, int]
+def _protocol_key(request: SpeedRequest, device: str, iterations: dict[str, int]
                   ) -> dict[str, Any]:
     """What must match for a saved point to be reused."""
-    return {"device": device, "precision": args.precision, "threads": args.threads,
-            "iterations": iterations, "opts": list(args.opts or [])}
+    return {"device": device, "precision": request.precision, "threads": request.threads,
+            "iterations": iterations, "opts": list(request.opts)}
 
 
-def run_scaling(args: argparse.Namespace, methods: dict[str, Path] | None = None,
-                output_dir: str | Path | None = None, grid: Any = None) -> dict[str, Any]:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``zsseg-bench speed-scaling``."""
+    from zsseg_bench.commands.speed import add_overrides_argument, add_protocol_arguments
+
+    parser.add_argument("--quick", action="store_true",
+                        help="the reduced grid (two points per factor)")
+    parser.add_argument("--config-file", metavar="FILE",
+                        help="scale this config only (default: every installed method with a "
+                             "toy and a reference VOC config)")
+    parser.add_argument("--output-dir", default=None, metavar="DIR",
+                        help="where scaling.json and speed_scaling.png go (default: "
+                             "output/speed_scaling)")
+    add_protocol_arguments(parser)
+    add_overrides_argument(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of ``zsseg-bench speed-scaling``."""
+    from zsseg_bench.commands.speed import flag_errors, request_from_args
+
+    request = request_from_args(args)
+    try:
+        request.validate()
+        run_scaling(request, quick=args.quick)
+    except OptionError as e:
+        raise flag_errors(e) from e
+    return 0
+
+
+def run_scaling(request: SpeedRequest, methods: dict[str, Path] | None = None,
+                output_dir: str | Path | None = None, grid: Any = None, quick: bool = False
+                ) -> dict[str, Any]:
     """Measures every point of the grid (resuming from ``scaling.json``); returns its content.
 
     Args:
-        args: parsed ``zsseg-bench speed`` options (device, precision, iterations, ...).
-        methods: name -> config file (default: :func:`default_methods`, or ``--config-file``).
-        output_dir: where ``scaling.json``/``speed_scaling.png`` go (default ``--output-dir``,
-            else ``output/speed_scaling``).
+        request: how to time (device, precision, iterations, threads, overrides, ...); its
+            ``config_file``, if any, is the one method to scale; each point's request is
+            derived from it (``dataclasses.replace``: random weights, the point's input size,
+            inference mode, vocabulary and overrides).
+        methods: name -> config file (default: :func:`default_methods`, or the request's
+            config file).
+        output_dir: where ``scaling.json``/``speed_scaling.png`` go (default: the request's
+            ``output_dir``, else ``output/speed_scaling``).
         grid: a :class:`~zsseg_bench.speed.scaling.ScalingGrid` (default: the full grid, or
-            the quick one with ``--quick``).
+            the quick one with ``quick``).
+        quick: the quick grid, and a model with proposals scaled in proposals only.
     """
     import torch
 
-    from zsseg_bench.commands.speed import build_speed_cfg, build_speed_model, protocol_from_args
     from zsseg_bench.modeling.build import resolve_device
     from zsseg_bench.speed.harness import benchmark_model
     from zsseg_bench.speed.presets import PAPER_SCALE_ITERATIONS
+    from zsseg_bench.speed.request import build_speed_cfg, build_speed_model, speed_protocol
     from zsseg_bench.speed.scaling import (
         FULL_GRID,
-        PROPOSAL_HEADS,
         QUICK_GRID,
         plot_scaling,
         point_record,
@@ -93,27 +121,33 @@ def run_scaling(args: argparse.Namespace, methods: dict[str, Path] | None = None
     from zsseg_bench.utils.file_io import atomic_write_json
 
     if methods is None:
-        methods = ({Path(args.config_file).stem: Path(args.config_file)} if args.config_file
-                   else default_methods())
+        methods = ({Path(request.config_file).stem: Path(request.config_file)}
+                   if request.config_file else default_methods())
     if not methods:
-        raise UserError("speed --scaling: no method has both configs/synthetic/<m>.yaml and "
-                        "configs/voc/<m>.yaml; pass --config-file")
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    out = Path(output_dir or args.output_dir or Path("output") / "speed_scaling")
+        raise UserError("speed scaling: no installed method has both a toy config "
+                        "(synthetic/<m>.yaml) and a reference VOC config (voc/<m>.yaml); give "
+                        "a config file")
+    if request.threads is not None:
+        torch.set_num_threads(request.threads)
+    out = Path(output_dir or request.output_dir or Path("output") / "speed_scaling")
     make_output_dir(out)
-    device = args.device or resolve_device("auto")
-    iterations = {k: v if getattr(args, k) is None else getattr(args, k)
-                  for k, v in PAPER_SCALE_ITERATIONS["cuda" if device.startswith("cuda")
-                                                     else "cpu"].items()}
-    base_cfgs = {m: build_speed_cfg(_point_args(args, c, {"input_size": (1, 1), "mode": None,
-                                                          "dataset": None, "opts": []}))
+    device = request.device or resolve_device("auto")
+    iterations = request.iterations(device, PAPER_SCALE_ITERATIONS)
+
+    def point_request(config: Path, options: dict[str, Any]) -> SpeedRequest:
+        return dataclasses.replace(
+            request, config_file=str(config), random_init=True,
+            input_size=tuple(options["input_size"]), mode=options["mode"],
+            dataset=options["dataset"], opts=(*request.opts, *options["opts"]), **iterations)
+
+    base_cfgs = {m: build_speed_cfg(point_request(c, {"input_size": (1, 1), "mode": None,
+                                                      "dataset": None, "opts": []}))
                  for m, c in methods.items()}
-    heads = {m: cfg.MODEL.HEAD.NAME for m, cfg in base_cfgs.items()}
-    grid = grid or (QUICK_GRID if args.quick else FULL_GRID)
-    points = scaling_points({m: heads[m] in PROPOSAL_HEADS for m in methods}, grid,
-                            quick=args.quick)
-    key = {**_protocol_key(args, device, iterations),
+    keys = proposal_keys()
+    proposals = {m: keys.get(cfg.MODEL.HEAD.NAME) for m, cfg in base_cfgs.items()}
+    grid = grid or (QUICK_GRID if quick else FULL_GRID)
+    points = scaling_points({m: proposals[m] is not None for m in methods}, grid, quick=quick)
+    key = {**_protocol_key(request, device, iterations),
            "base": [grid.base_input, grid.base_vocabulary],
            "configs": {m: str(c) for m, c in methods.items()}}
     path = out / SCALING_JSON
@@ -122,7 +156,7 @@ def run_scaling(args: argparse.Namespace, methods: dict[str, Path] | None = None
         state = {"protocol": key, "points": {}}
     measured: dict[str, str] = {}  # the same run reached by two factors (the paper setting)
     for i, point in enumerate(points):
-        options = point.speed_options(grid)
+        options = point.speed_options(grid, proposals[point.method])
         mode = options["mode"] or base_cfgs[point.method].TEST.MODE
         same = json.dumps([point.method, options["input_size"], mode,
                            options["dataset"], options["opts"]])
@@ -133,13 +167,11 @@ def run_scaling(args: argparse.Namespace, methods: dict[str, Path] | None = None
         if point.key in state["points"]:
             continue
         register_vocabulary(int(options["dataset"].rsplit("_", 1)[1]))
-        ns = _point_args(args, methods[point.method], options)
-        for k, v in iterations.items():
-            setattr(ns, k, v)
+        point_req = point_request(methods[point.method], options)
         start = time.time()
-        cfg = build_speed_cfg(ns)
+        cfg = build_speed_cfg(point_req)
         model = build_speed_model(cfg, random_init=True)
-        record = benchmark_model(model, protocol_from_args(ns, cfg, device))
+        record = benchmark_model(model, speed_protocol(point_req, cfg, device))
         state["points"][point.key] = {**point_record(point, record),
                                       "wall_s": time.time() - start}
         atomic_write_json(path, state)
@@ -150,7 +182,7 @@ def run_scaling(args: argparse.Namespace, methods: dict[str, Path] | None = None
     state["points"] = {p.key: state["points"][p.key] for p in points}
     atomic_write_json(path, state)
     plot_scaling(list(state["points"].values()), out / SCALING_PNG,
-                 f"Cost vs work, {device}, {args.precision}, random weights, batch 1 "
+                 f"Cost vs work, {device}, {request.precision}, random weights, batch 1 "
                  "(other factors at 512x512, 20 classes, the config's proposals)",
                  labels=method_labels())
     print(f"wrote {path} and {out / SCALING_PNG}")

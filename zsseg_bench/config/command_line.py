@@ -11,7 +11,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """``--config-file``, ``--output-dir`` and trailing ``KEY VALUE`` overrides (Detectron2)."""
     parser.add_argument("--config-file", required=True, metavar="FILE",
                         help="YAML config (may inherit with _BASE_), e.g. "
-                             "configs/synthetic/zegclip.yaml")
+                             "configs/synthetic/<method>.yaml")
     parser.add_argument("--output-dir", default=None, metavar="DIR",
                         help="run directory (overrides OUTPUT_DIR)")
     parser.add_argument("opts", nargs=argparse.REMAINDER, metavar="KEY VALUE",

@@ -1,4 +1,4 @@
-"""Aggregation over seeds (mean ± sample std) and speed-ups against the two-stage baseline."""
+"""Aggregation over seeds (mean ± sample std) and speed-ups against a baseline method."""
 
 from __future__ import annotations
 
@@ -13,14 +13,22 @@ GROUP_COLUMNS = ["method", "method_label", "dataset", "setting", "variant"]
 AGG_METRICS = ["mIoU-S", "mIoU-U", "hIoU", "pAcc", "mIoU", "mAcc", "fps", "latency_ms",
                "gflops", "params_learnable", "params_total", "peak_memory_mb", "iteration",
                "config_max_iter"]
-#: The method speed-ups are relative to when neither the runs nor the caller name one.
-DEFAULT_BASELINE = "two_stage"
+
+
+def default_baseline(methods: set[str] | dict[str, str]) -> str | None:
+    """The method speed-ups are relative to when neither the runs nor the caller name one: the
+    installed method marked ``reference`` (:class:`~zsseg_bench.config.projects.Method`) among
+    ``methods``, else None."""
+    from zsseg_bench.config.projects import list_methods
+
+    return next((m.name for m in list_methods() if m.reference and m.name in methods), None)
 
 
 def resolve_baseline(runs: pd.DataFrame, baseline: str | None) -> str | None:
     """The baseline method name: ``baseline`` (a method name or label) if given, else the one
-    recorded in the runs' ``cell.json`` (the spec's ``baseline``), else ``two_stage`` if
-    present, else None (no speed-up column values)."""
+    recorded in the runs' ``cell.json`` (the spec's ``baseline``), else the installed
+    reference method (:func:`default_baseline`) if present, else None (no speed-up column
+    values)."""
     methods = dict(zip(runs["method"], runs["method_label"]))
     if baseline is not None:
         if baseline in methods:
@@ -34,7 +42,7 @@ def resolve_baseline(runs: pd.DataFrame, baseline: str | None) -> str | None:
     recorded = [b for b in recorded if b in methods]
     if recorded:
         return pd.Series(recorded).mode().iloc[0]
-    return DEFAULT_BASELINE if DEFAULT_BASELINE in methods else None
+    return default_baseline(methods)
 
 
 def aggregated_metrics(runs: pd.DataFrame) -> list[str]:

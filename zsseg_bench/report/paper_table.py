@@ -6,7 +6,7 @@
   std over seeds), how long it trained (a run shorter than its config's ``SOLVER.MAX_ITER`` is
   marked *short*), its speed at paper scale from a paper-scale speed sweep's
   ``comparison.json`` (CLIP ViT-B/16 with random weights, 512x512, batch 1; written by
-  ``zsseg-bench speed --preset`` and the demo) with the device named in the header, the
+  ``zsseg-bench speed-preset`` and the demo) with the device named in the header, the
   speed-ups over the two-stage model (crops batched and in a loop), and the toy-scale FPS on
   its device. Without a comparison (``demo --quick``) the paper-scale columns are left out.
 - **Published**: the papers' accuracy on the real benchmark and FPS on their GPU, with the
@@ -189,8 +189,8 @@ def _measured_notes(agg: pd.DataFrame, comparison: dict[str, Any] | None,
             + ", measured here.",
         ]
     else:
-        notes.append("Paper-scale speed: not measured in this run (`zsseg-bench speed "
-                     "--preset paper-voc` measures it).")
+        notes.append("Paper-scale speed: not measured in this run (`zsseg-bench speed-preset "
+                     "paper-voc` measures it).")
     notes.append("toy FPS: the toy models (64 px toy CLIP) at 160x160 — not the paper's claim.")
     return notes
 

@@ -57,7 +57,7 @@ def write_report(root: str | Path, output_dir: str | Path | None = None,
         root: a sweep directory (or any directory with run directories below it).
         output_dir: where to write (default: ``root``).
         baseline: the method speed-ups are relative to (default: the sweep's ``baseline``,
-            else ``two_stage``).
+            else the installed method marked ``reference``).
         published: reference rows from the papers: ``auto`` (only for datasets among the
             runs), ``all`` or ``none``.
         title: the table's title (default: from the directory name).

@@ -37,7 +37,7 @@ from zsseg_bench.speed.knobs import (
 from zsseg_bench.speed.resources import count_parameters, peak_memory_mb, reset_peak_memory
 from zsseg_bench.speed.timing import LatencyStats, synchronize, time_calls
 from zsseg_bench.utils.env import device_name
-from zsseg_bench.utils.errors import UserError
+from zsseg_bench.utils.errors import OptionError
 
 logger = logging.getLogger(__name__)
 
@@ -110,36 +110,37 @@ class SpeedProtocol:
     seed: int = 0
 
     def validate(self) -> None:
-        """Raises :class:`UserError` naming the bad option and the valid values."""
+        """Raises :class:`~zsseg_bench.utils.errors.OptionError` naming the bad field and the
+        valid values."""
         size = tuple(self.input_size)
         if len(size) != 2 or any(not isinstance(s, int) or s <= 0 for s in size):
-            raise UserError(f"--input-size takes two positive integers H W, got {size}")
+            raise OptionError(f"<<input_size>> takes two positive integers H W, got {size}")
         for name, low in (("warmup", 0), ("iters", 1), ("repeats", 1), ("num_images", 1)):
             value = getattr(self, name)
             if not isinstance(value, int) or value < low:
-                raise UserError(f"--{name.replace('_', '-')} must be an integer >= {low}, "
-                                f"got {value!r}")
+                raise OptionError(f"<<{name}>> must be an integer >= {low}, got {value!r}")
         if self.precision not in PRECISIONS:
-            raise UserError(f"--precision {self.precision!r} is not one of "
-                            f"{', '.join(PRECISIONS)}")
+            raise OptionError(f"<<precision>> {self.precision!r} is not one of "
+                              f"{', '.join(PRECISIONS)}")
         if self.sdpa not in SDPA_BACKENDS:
-            raise UserError(f"--sdpa {self.sdpa!r} is not one of {', '.join(SDPA_BACKENDS)}")
+            raise OptionError(f"<<sdpa>> {self.sdpa!r} is not one of {', '.join(SDPA_BACKENDS)}")
         if self.compile is not None and self.compile not in COMPILE_MODES:
-            raise UserError(f"--compile {self.compile!r} is not one of {', '.join(COMPILE_MODES)}")
+            raise OptionError(f"<<compile>> {self.compile!r} is not one of "
+                              f"{', '.join(COMPILE_MODES)}")
         try:
             device = torch.device(self.device)
         except (RuntimeError, TypeError):
             device = None
         if device is None or device.type not in ("cpu", "cuda"):
-            raise UserError(f"--device {self.device!r}: use cpu or cuda")
+            raise OptionError(f"<<device>> {self.device!r}: use cpu or cuda")
         if device.type == "cuda" and not torch.cuda.is_available():
-            raise UserError(f"--device {self.device}: CUDA is not available on this machine; "
-                            "use --device cpu")
+            raise OptionError(f"<<device>> {self.device}: CUDA is not available on this "
+                              "machine; use <<device>> cpu")
         if self.cuda_graphs and device.type != "cuda":
-            raise UserError("--cuda-graphs needs --device cuda")
+            raise OptionError("<<cuda_graphs>> needs <<device>> cuda")
         if self.cuda_graphs and self.compile is not None:
-            raise UserError("--cuda-graphs and --compile cannot be combined (use "
-                            "--compile reduce-overhead for compiled CUDA graphs)")
+            raise OptionError("<<cuda_graphs>> and <<compile>> cannot be combined (use "
+                              "<<compile>> reduce-overhead for compiled CUDA graphs)")
 
 
 def make_inputs(protocol: SpeedProtocol) -> list[list[dict[str, Any]]]:

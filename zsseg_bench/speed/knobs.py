@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from zsseg_bench.utils.errors import UserError
+from zsseg_bench.utils.errors import OptionError
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ def precision_context(precision: str, device: torch.device | str
                       ) -> contextlib.AbstractContextManager[Any]:
     """``torch.autocast`` for fp16/bf16 on ``device``; a no-op for fp32."""
     if precision not in PRECISIONS:
-        raise UserError(f"--precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+        raise OptionError(f"<<precision>> {precision!r} is not one of {', '.join(PRECISIONS)}")
     dtype = PRECISIONS[precision]
     if dtype is None:
         return contextlib.nullcontext()
@@ -43,7 +43,7 @@ def precision_context(precision: str, device: torch.device | str
 def sdpa_context(backend: str) -> contextlib.AbstractContextManager[Any]:
     """Restricts ``F.scaled_dot_product_attention`` to one backend (``auto``: PyTorch chooses)."""
     if backend not in SDPA_BACKENDS:
-        raise UserError(f"--sdpa {backend!r} is not one of {', '.join(SDPA_BACKENDS)}")
+        raise OptionError(f"<<sdpa>> {backend!r} is not one of {', '.join(SDPA_BACKENDS)}")
     if backend == "auto":
         return contextlib.nullcontext()
     from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -62,7 +62,7 @@ def apply_channels_last(model: nn.Module) -> nn.Module:
 def compile_model(model: nn.Module, mode: str) -> Callable[..., Any]:
     """``torch.compile(model, mode=mode)``; compilation happens at the first (warm-up) call."""
     if mode not in COMPILE_MODES:
-        raise UserError(f"--compile {mode!r} is not one of {', '.join(COMPILE_MODES)}")
+        raise OptionError(f"<<compile>> {mode!r} is not one of {', '.join(COMPILE_MODES)}")
     return torch.compile(model, mode=mode)
 
 

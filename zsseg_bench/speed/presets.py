@@ -10,59 +10,64 @@ comparison of the runs' ``speed.json`` records with each other and with
 
 from __future__ import annotations
 
-import argparse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from zsseg_bench.config.projects import list_methods
+from zsseg_bench.config.suite_configs import configs_root
 from zsseg_bench.evaluation.published import (
     PUBLISHED_EFFICIENCY,
     PUBLISHED_HARDWARE,
     PublishedEfficiency,
 )
+from zsseg_bench.speed.request import SpeedRequest
+from zsseg_bench.utils.errors import cli_flag
 
-_SWEEPS = Path(__file__).resolve().parents[2] / "configs" / "sweeps"
-#: Preset name -> its sweep spec.
-PRESETS = {"paper-voc": _SWEEPS / "paper_voc.yaml", "paper-coco": _SWEEPS / "paper_coco.yaml"}
+#: Preset name -> its sweep spec, under the suite's configs
+#: (:func:`~zsseg_bench.config.suite_configs.get_config_file`).
+PRESET_SPECS = {"paper-voc": "sweeps/paper_voc.yaml", "paper-coco": "sweeps/paper_coco.yaml"}
+#: Preset name -> the absolute path of its sweep spec.
+PRESETS = {name: configs_root() / spec for name, spec in PRESET_SPECS.items()}
 #: The dataset key of published efficiency rows of each preset's vocabulary.
 PRESET_DATASET = {"paper-voc": "voc", "paper-coco": "coco_stuff"}
-#: Iterations of paper-scale runs when --warmup/--iters/--repeats are not given. CPU: one
+#: Iterations of paper-scale runs when the request gives no warmup/iters/repeats. CPU: one
 #: ViT-B/16 two-stage call at 512x512 takes ~1.5 min (crops batched) to ~4 min (in a loop) on
 #: 2 cores, so a single timed call and no warm-up (its one-time costs are small beside that).
 PAPER_SCALE_ITERATIONS = {
     "cpu": {"warmup": 0, "iters": 1, "repeats": 1},
     "cuda": {"warmup": 10, "iters": 50, "repeats": 3},
 }
-#: Suite method (name prefix in a preset) -> the published method its speed compares to. The
-#: paper's two-stage baseline is ZegFormer; the suite's two-stage model is zsseg's pipeline,
-#: the same structure (proposals + CLIP on every mask crop).
-PUBLISHED_COUNTERPART = {"zegclip": "ZegCLIP", "two_stage": "ZegFormer"}
 #: The method of a preset that is the latency floor of one-stage methods.
 FLOOR_METHOD = "clip_encoder"
+#: Request fields given to every run's ``zsseg-bench speed`` as ``--<field> VALUE`` when set.
 _FORWARDED_VALUES = ("device", "precision", "warmup", "iters", "repeats", "num_images",
                      "threads", "sdpa", "mode", "compile")
-_FORWARDED_FLAGS = ("channels_last", "cuda_graphs", "no_flops", "no_breakdown")
+#: Request fields given as ``--<flag>`` when true (flag -> whether the request asks for it).
+_FORWARDED_FLAGS: dict[str, Callable[[SpeedRequest], bool]] = {
+    "channels_last": lambda r: r.channels_last, "cuda_graphs": lambda r: r.cuda_graphs,
+    "no_flops": lambda r: not r.flops, "no_breakdown": lambda r: not r.breakdown}
 
 
-def preset_speed_args(args: argparse.Namespace, device: str) -> list[str]:
-    """The ``zsseg-bench speed`` options every run of a preset gets: the command line's speed
-    options, the iterations of :data:`PAPER_SCALE_ITERATIONS` for the device type where the
-    command line gives none, and ``--input-size`` if given."""
+def preset_speed_args(request: SpeedRequest, device: str) -> list[str]:
+    """The ``zsseg-bench speed`` options every run of a preset gets (the runs are that
+    command's processes): the request's speed options, the iterations of
+    :data:`PAPER_SCALE_ITERATIONS` for the device type where the request gives none, and
+    ``--input-size`` if given."""
     defaults = PAPER_SCALE_ITERATIONS["cuda" if device.startswith("cuda") else "cpu"]
     out: list[str] = []
     for key, value in defaults.items():
-        if getattr(args, key, None) is None:
+        if getattr(request, key) is None:
             out += [f"--{key}", str(value)]
-    for flag in _FORWARDED_VALUES:
-        value = getattr(args, flag, None)
+    for field in _FORWARDED_VALUES:
+        value = getattr(request, field)
         if value is not None:
-            out += [f"--{flag.replace('_', '-')}", str(value)]
-    for flag in _FORWARDED_FLAGS:
-        if getattr(args, flag, False):
-            out.append(f"--{flag.replace('_', '-')}")
-    if getattr(args, "input_size", None):
-        out += ["--input-size", *map(str, args.input_size)]
+            out += [cli_flag(field), str(value)]
+    for flag, wanted in _FORWARDED_FLAGS.items():
+        if wanted(request):
+            out.append(cli_flag(flag))
+    if request.input_size:
+        out += ["--input-size", *map(str, request.input_size)]
     return out
 
 
@@ -77,12 +82,15 @@ class PresetRun:
 
 
 def published_counterpart(method: str, dataset: str | None) -> PublishedEfficiency | None:
-    """The published efficiency row a suite method's speed compares to (None if none)."""
-    for prefix, published in PUBLISHED_COUNTERPART.items():
-        if method.startswith(prefix):
-            return next((e for e in PUBLISHED_EFFICIENCY
-                         if e.method == published and e.dataset == dataset), None)
-    return None
+    """The published efficiency row a run of a preset compares to (None if none): that of the
+    installed method (``Method.published``) whose name the run's name starts with
+    (``two_stage_loop``: ``two_stage``), the longest such name."""
+    owners = sorted((m for m in list_methods() if method.startswith(m.name)),
+                    key=lambda m: len(m.name), reverse=True)
+    if not owners or owners[0].published is None:
+        return None
+    return next((e for e in PUBLISHED_EFFICIENCY
+                 if e.method == owners[0].published and e.dataset == dataset), None)
 
 
 def _gflops(run: PresetRun, runs: Sequence[PresetRun]) -> tuple[float | None, str | None]:

@@ -10,8 +10,9 @@ Factors (:data:`FULL_GRID`; ``--quick``: :data:`QUICK_GRID`):
   with K.
 - ``input``: input side 512 / 640 / 768 / 1024, in whole-image and sliding-window inference
   (the config's ``TEST.SLIDE`` windows).
-- ``proposals``: the two-stage model's number of queries (= mask proposals = CLIP crops with
-  random weights), 25 / 50 / 100 / 200; only for methods with ``MODEL.TWO_STAGE``.
+- ``proposals``: the number of mask proposals (the two-stage model's queries = CLIP crops),
+  25 / 50 / 100 / 200; only for methods that name the config key of that number
+  (``Method.speed.proposals_key``, :class:`~zsseg_bench.config.projects.SpeedKnobs`).
 
 Each point is one :func:`~zsseg_bench.speed.harness.benchmark_model` record reduced to FPS,
 latency, GFLOPs and parameters; ``scaling.json`` holds them (written after every point, so a
@@ -29,9 +30,8 @@ from zsseg_bench.utils.plot_axes import plain_log_axis
 
 PAPER_VOCABULARY = 20
 PAPER_INPUT = 512
-#: The two-stage proposal count of the reference configs (MaskFormer's 100 queries).
+#: The proposal count of the reference configs (MaskFormer's 100 queries).
 PAPER_PROPOSALS = 100
-PROPOSALS_KEY = "MODEL.TWO_STAGE.DECODER.NUM_QUERIES"
 #: One prompt template: the text embeddings are computed and cached before timing, so the
 #: number of templates averaged changes no timed cost, only the set-up (847 classes x 15
 #: templates through a ViT-B/16 text tower take minutes on a CPU).
@@ -58,8 +58,6 @@ FULL_GRID = ScalingGrid(vocabulary=(20, 59, 171, 847), input=(512, 640, 768, 102
 #: The reduced grid of ``--quick``: every factor in two points, and a model with proposals
 #: scaled in proposals only (CPU: a two-stage call at 512 px takes ~1.5 min on 2 cores).
 QUICK_GRID = ScalingGrid(vocabulary=(20, 847), input=(512, 1024), proposals=(25, 100))
-#: Heads whose proposal count is ``PROPOSALS_KEY``.
-PROPOSAL_HEADS = ("TwoStageHead",)
 MODES = ("whole", "slide")
 VOCABULARY_DATASET = "scaling_vocabulary_{}"
 #: Fields of a speed record kept per point.
@@ -88,13 +86,22 @@ class ScalingPoint:
         return f"{self.method}/{self.factor}={self.value}" + (f"/{self.mode}" if self.mode
                                                               else "")
 
-    def speed_options(self, grid: ScalingGrid = FULL_GRID) -> dict[str, Any]:
-        """``input_size``, ``mode``, ``dataset`` and config ``opts`` of this point."""
+    def speed_options(self, grid: ScalingGrid = FULL_GRID, proposals_key: str | None = None
+                      ) -> dict[str, Any]:
+        """``input_size``, ``mode``, ``dataset`` and config ``opts`` of this point.
+
+        Args:
+            grid: the factors' values.
+            proposals_key: the method's config key of its proposal count (a ``proposals``
+                point sets it).
+        """
         size = self.value if self.factor == "input" else grid.base_input
         classes = self.value if self.factor == "vocabulary" else grid.base_vocabulary
         opts = list(TEXT_OPTS)
         if self.factor == "proposals":
-            opts += [PROPOSALS_KEY, str(self.value)]
+            if proposals_key is None:
+                raise ValueError(f"{self.key}: the method names no proposals key")
+            opts += [proposals_key, str(self.value)]
         return {"input_size": (size, size), "mode": self.mode,
                 "dataset": VOCABULARY_DATASET.format(classes), "opts": opts}
 
@@ -104,7 +111,7 @@ def scaling_points(methods: dict[str, bool], grid: ScalingGrid, quick: bool = Fa
     """Every point of the grid.
 
     Args:
-        methods: method name -> whether it has proposals (a ``MODEL.TWO_STAGE`` model).
+        methods: method name -> whether it has proposals to scale (a proposals key).
         grid: the factors' values.
         quick: a model with proposals is scaled in proposals only.
     """

@@ -5,9 +5,12 @@ A spec (see ``configs/sweeps/*.yaml`` for commented examples)::
     name: toy_comparison
     description: "..."                              # printed under the demo's table
     config_template: "../{dataset}/{method}.yaml"   # relative to the spec file
-    methods: [zegclip, two_stage]                   # or "*", or {name: {config, overrides,
-                                                    # label, speed_args}} (config may use
-                                                    # {dataset} and {method})
+    methods: [zegclip, two_stage]                   # or "*" (every installed method with
+                                                    # a config), or {name: {config,
+                                                    # overrides, label, speed_args}} (config
+                                                    # may use {dataset} and {method})
+    labels: {}                                      # {name: label}; default: the method's
+                                                    # own label (Method.label), else the name
     datasets: [synthetic]                           # or {name: {overrides}}
     settings: [inductive]                           # or {name: {overrides}}
     seeds: [0]
@@ -29,7 +32,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import glob
 import hashlib
 import itertools
 import json
@@ -535,7 +537,7 @@ def _parse_methods(ctx: _Ctx, value: Any, datasets: Any, template: str,
         config = entry.get("config")
         if config is not None and not isinstance(config, str):
             raise ctx.error(f"methods.{name}.config must be a path")
-        label = entry.get("label", labels.get(name, name))
+        label = entry.get("label", labels.get(name)) or _method_label(name)
         out.append(_MethodEntry(name=name, config=config, overrides=entry["overrides"],
                                 label=str(label),
                                 speed_args=ctx.args(entry.get("speed_args", []),
@@ -543,33 +545,42 @@ def _parse_methods(ctx: _Ctx, value: Any, datasets: Any, template: str,
     return out
 
 
-def _discover_methods(ctx: _Ctx, datasets: Any, template: str) -> dict[str, Any]:
-    """``methods: "*"``: every method with a config for every dataset of the spec.
+def _method_label(name: str) -> str:
+    """The display label of the installed method ``name`` (its ``Method.label``), else the name
+    (a spec entry that is no method of its own, e.g. another mode of one)."""
+    from zsseg_bench.config.projects import find_method
 
-    That is every config that ``config_template`` matches, and every installed method whose
-    package ships ``configs/<dataset>/<name>.yaml`` (an external plug-in; see
-    ``projects/README.md``). A config under the template wins over a plug-in's own.
+    method = find_method(name)
+    return method.label if method is not None else name
+
+
+def _discover_methods(ctx: _Ctx, datasets: Any, template: str) -> dict[str, Any]:
+    """``methods: "*"``: every installed method (:func:`~zsseg_bench.config.projects.list_methods`)
+    with a config for every dataset of the spec.
+
+    A method's config for a dataset is the file ``config_template`` names, else, for a method
+    that ships its own configs (an external plug-in; see ``projects/README.md``), its own
+    ``<configs>/<dataset>/<name>.yaml``.
     """
-    from zsseg_bench.config.projects import project_config_dirs
+    from zsseg_bench.config.projects import list_methods
 
     if "{method}" not in template:
         raise ctx.error('methods: "*" needs a config_template containing {method}')
     names = [datasets] if isinstance(datasets, str) else list(datasets or [])
-    found: set[str] | None = None
-    for dataset in names:
-        pattern = str(ctx.path.parent / template.format(method="*", dataset=dataset))
-        prefix, suffix = pattern.split("*", 1)
-        methods = {p[len(prefix):len(p) - len(suffix)] for p in glob.glob(pattern)}
-        methods = {m for m in methods if m and not m.startswith("Base") and "/" not in m}
-        found = methods if found is None else found & methods
-    out: dict[str, Any] = {name: None for name in sorted(found or ())}
-    for name, configs in sorted(project_config_dirs().items()):
-        own = str(configs / "{dataset}" / f"{name}.yaml")
-        if name not in out and all(Path(own.format(dataset=d)).is_file() for d in names):
-            out[name] = {"config": own}
+    out: dict[str, Any] = {}
+    for method in list_methods():
+        spec_configs = [ctx.path.parent / template.format(method=method.name, dataset=d)
+                        for d in names]
+        if all(p.is_file() for p in spec_configs):
+            out[method.name] = None
+            continue
+        own = [method.own_config_file(d) for d in names]
+        if names and all(own):
+            out[method.name] = {"config": str(method.configs / method.config_template.format(
+                dataset="{dataset}", name=method.name))}
     if not out:
-        raise ctx.error(f'methods: "*" found no config matching {template} for datasets '
-                        f"{names} (relative to the spec file)")
+        raise ctx.error(f'methods: "*" found no installed method with a config matching '
+                        f"{template} for datasets {names} (relative to the spec file)")
     return out
 
 
