@@ -47,7 +47,7 @@ from zsseg_bench.engine.ema import load_checkpoint_average
 from zsseg_bench.engine.evaluate import unwrap
 from zsseg_bench.engine.lr_scheduler import build_lr_scheduler
 from zsseg_bench.engine.optimizer import build_optimizer
-from zsseg_bench.engine.trainer import self_training_restart, self_training_start
+from zsseg_bench.engine.phase_schedule import PhaseSchedule
 from zsseg_bench.integrations import detectron2 as zsseg_d2
 from zsseg_bench.modeling.training_phase import TrainingPhase
 from zsseg_bench.utils.errors import UserError
@@ -91,7 +91,8 @@ class Trainer(DefaultTrainer):
 
     @classmethod
     def build_lr_scheduler(cls, cfg: Any, optimizer: Any) -> Any:
-        return build_lr_scheduler(cfg, optimizer, restart_iter=self_training_restart(cfg))
+        return build_lr_scheduler(cfg, optimizer,
+                                  restart_iter=PhaseSchedule.from_config(cfg).restart_iter)
 
     @classmethod
     def build_train_loader(cls, cfg: Any) -> Any:
@@ -131,12 +132,11 @@ class Trainer(DefaultTrainer):
         return next(iter(results.values())) if len(results) == 1 else results
 
     def build_hooks(self) -> list:
-        """detectron2's hooks, preceded by the transductive self-training switch."""
+        """detectron2's hooks, preceded by the phase schedule (transductive self-training)."""
         hooks = super().build_hooks()
-        start = self_training_start(self.cfg)
-        if start is not None:
-            restart = self_training_restart(self.cfg) is not None
-            hooks.insert(0, zsseg_d2.SelfTrainingHook(start, restart=restart))
+        schedule = PhaseSchedule.from_config(self.cfg)
+        if schedule.self_training_start is not None:
+            hooks.insert(0, zsseg_d2.PhaseScheduleHook(schedule))
         return hooks
 
     def run_step(self) -> None:

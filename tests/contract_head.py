@@ -13,6 +13,7 @@ from torch import nn
 
 from zsseg_bench.config import configurable
 from zsseg_bench.modeling import HEAD_REGISTRY
+from zsseg_bench.modeling.head import ZeroShotHead
 
 #: Seconds per image the test head sleeps in inference (default 0): a long evaluation.
 SLOW_INFERENCE_ENV = "ZSSEG_TEST_INFERENCE_SLEEP_S"
@@ -39,9 +40,11 @@ class FakeTextCLIP(nn.Module):
 if "PixelContractHead" not in HEAD_REGISTRY:
 
     @HEAD_REGISTRY.register()
-    class PixelContractHead(nn.Module):
+    class PixelContractHead(ZeroShotHead):
         """Per-pixel features (a 1x1 conv at stride 4) matched to text embeddings by cosine;
-        cross-entropy over the vocabulary in training."""
+        cross-entropy over the active vocabulary in training. It writes no zero-shot rule: its
+        labels come from ``targets.labels()`` (self-training: pseudo-labelled from its own
+        scores by the base class)."""
 
         @configurable
         def __init__(self, *, embed_dim: int, stride: int = 4):
@@ -54,18 +57,16 @@ if "PixelContractHead" not in HEAD_REGISTRY:
         def from_config(cls, cfg, clip) -> dict:  # noqa: ANN001
             return {"embed_dim": clip.embed_dim}
 
-        def forward(self, images, vocab, clip, targets=None, phase=None):  # noqa: ANN001, ANN201
-            if targets is None and not self.training:
+        def scores(self, images, vocab, clip):  # noqa: ANN001, ANN201
+            if not self.training:
                 # A stand-in for an expensive model in inference (signal tests).
                 time.sleep(float(os.environ.get(SLOW_INFERENCE_ENV, "0")) * images.shape[0])
             feats = F.avg_pool2d(images, self.stride)
             feats = F.normalize(self.proj(feats), dim=1)
             logits = torch.einsum("bdhw,kd->bkhw", feats, vocab.embeddings.to(feats.dtype))
-            logits = logits * self.logit_scale.exp()
-            if targets is None:
-                return logits
-            logits = F.interpolate(logits, size=targets.shape[-2:], mode="bilinear",
-                                   align_corners=False)
-            labels = targets.clone()
-            labels[labels >= len(vocab)] = 255
-            return {"loss_ce": F.cross_entropy(logits, labels, ignore_index=255)}
+            return logits * self.logit_scale.exp()
+
+        def losses(self, images, targets, clip):  # noqa: ANN001, ANN201
+            logits = F.interpolate(self.scores(images, targets.vocab, clip), size=targets.size,
+                                   mode="bilinear", align_corners=False)
+            return {"loss_ce": F.cross_entropy(logits, targets.labels(), ignore_index=255)}

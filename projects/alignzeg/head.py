@@ -14,9 +14,10 @@ Pipeline (a reconstruction from the abstract of Ge et al., ECCV 2024; README.md)
    proposals give per-class scores.
 
 Training: Hungarian matching + CE / focal / dice (the two-stage ``SetCriterion``), plus FES's
-``L_vir`` on virtual (mixed) proposal features, BDS's ``L_reg`` and PBC's ``L_bc``. Inductive
-training uses the seen classes only (text embeddings and labels; enforced); transductive
-self-training pseudo-labels unlabelled pixels with the argmax unseen class of the current scores.
+``L_vir`` on virtual (mixed) proposal features, BDS's ``L_reg`` and PBC's ``L_bc``. The zero-shot
+rules are the core's (:class:`~zsseg_bench.modeling.training_targets.TrainingTargets`): the seen
+classes only (text embeddings and labels) until transductive self-training, which pseudo-labels
+unlabelled pixels with the argmax unseen class of the current scores (the core policy).
 """
 
 from __future__ import annotations
@@ -30,16 +31,16 @@ from torch import nn
 
 from zsseg_bench.config import configurable
 from zsseg_bench.modeling import HEAD_REGISTRY
+from zsseg_bench.modeling.head import ZeroShotHead
 from zsseg_bench.modeling.inference_modes import resize_scores
 from zsseg_bench.modeling.stage_timer import stage
-from zsseg_bench.modeling.training_phase import TrainingPhase
+from zsseg_bench.modeling.training_targets import TrainingTargets
 from zsseg_bench.modeling.vocabulary import ClassVocabulary
 from zsseg_bench.projects.two_stage.backbone import ResNetBackbone
 from zsseg_bench.projects.two_stage.criterion import SetCriterion, semantic_targets
 from zsseg_bench.projects.two_stage.ensemble import semantic_inference
 from zsseg_bench.projects.two_stage.matcher import HungarianMatcher
 from zsseg_bench.projects.two_stage.pixel_decoder import FPNPixelDecoder
-from zsseg_bench.projects.zegclip.head import ZegCLIPHead
 from zsseg_bench.utils.errors import UserError
 
 from .gepc import ProposalClassifier, manifold_mixup, mask_pool, soft_cross_entropy
@@ -52,7 +53,7 @@ Proposals = tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]
 
 
 @HEAD_REGISTRY.register()
-class AlignZegHead(nn.Module):
+class AlignZegHead(ZeroShotHead):
     """AlignZeg (see the module docstring). CLIP stays frozen and is passed in on every call."""
 
     @configurable
@@ -173,44 +174,32 @@ class AlignZegHead(nn.Module):
                                             self.pbc_factor)
             return semantic_inference(probs, masks.float().sigmoid())
 
-    def forward(self, images: torch.Tensor, vocab: ClassVocabulary, clip: Any,
-                targets: torch.Tensor | None = None,
-                phase: TrainingPhase = TrainingPhase.SUPERVISED) -> Any:
-        """Losses (``targets`` given) or B x K x H/4 x W/4 class scores over ``vocab``.
-
-        Args:
-            images: normalised, padded B x 3 x H x W.
-            vocab: the classes (training: the meta-architecture's training vocabulary).
-            clip: the shared frozen CLIP model.
-            targets: B x H x W vocabulary indices, 255 ignore, 254 unlabelled.
-            phase: the training phase (self-training pseudo-labels unlabelled pixels).
-        """
-        if targets is None:
-            return self.semantic_scores(self.proposals(images, vocab, clip), vocab.is_seen)
-        return self.losses(images, vocab, clip, targets, phase)
+    def scores(self, images: torch.Tensor, vocab: ClassVocabulary, clip: Any) -> torch.Tensor:
+        """B x K x H/4 x W/4 class scores over ``vocab`` (``images``: normalised, padded
+        B x 3 x H x W; ``clip``: the shared frozen CLIP model)."""
+        return self.semantic_scores(self.proposals(images, vocab, clip), vocab.is_seen)
 
     # ---------------------------------------------------------------------------- training
-    def losses(self, images: torch.Tensor, vocab: ClassVocabulary, clip: Any,
-               targets: torch.Tensor, phase: TrainingPhase) -> dict[str, torch.Tensor]:
-        """L_ce, L_mask (focal + dice) on every layer, L_vir, L_reg and L_bc (weighted)."""
-        self_training = phase is TrainingPhase.SELF_TRAINING
-        # Seen classes only unless self-training (raises on an unseen label): ZegCLIP's rule.
-        active = ZegCLIPHead.training_classes(vocab, targets, self_training)
-        text = vocab.embeddings[active]
-        active_seen = vocab.is_seen[active]
+    def losses(self, images: torch.Tensor, targets: TrainingTargets,
+               clip: Any) -> dict[str, torch.Tensor]:
+        """L_ce, L_mask (focal + dice) on every layer, L_vir, L_reg and L_bc (weighted), over
+        the active vocabulary; in self-training the unlabelled pixels are pseudo-labelled from
+        the final layer's scores (before PBC)."""
+        text = targets.vocab.embeddings
+        active_seen = targets.vocab.is_seen
         dense, layers = self.encode(images, clip)
         feats = [self.proposal_features(dense, s, m) for s, m, _ in layers]
         logits = [self.classifier.logits(f, text) for f, _ in feats]
         pseudo = None
-        if self_training:
+        if targets.self_training:
             with torch.no_grad():
                 probs = logits[-1].float().softmax(-1)[..., :-1]
                 pseudo = resize_scores(semantic_inference(probs, layers[-1][1].float().sigmoid()),
-                                       targets.shape[-2:])
-        labels = ZegCLIPHead.training_labels(targets, vocab, active, pseudo, self_training)
+                                       targets.size)
+        labels = targets.labels(pseudo)
         h, w = labels.shape[-2:]
         size = (h // self.target_stride, w // self.target_stride)
-        gt = semantic_targets(labels, len(active), size=size,
+        gt = semantic_targets(labels, len(targets.vocab), size=size,
                               with_valid=self.criterion.mask_ignore_pixels)
         preds = [(lg, m if tuple(m.shape[-2:]) == size else resize_scores(m, size))
                  for lg, (_, m, _) in zip(logits, layers)]

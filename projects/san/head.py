@@ -23,9 +23,9 @@ SAN trains; CLIP itself stays frozen and shared.
 Seen and unseen classes: SAN trains on the vocabulary the meta-architecture gives (its own
 protocol, open-vocabulary, is the ``fully`` setting on COCO-Stuff: every class labelled). The
 suite's zero-shot rules (inductive: seen classes only; transductive self-training: pseudo-labels
-for unlabelled pixels = the argmax unseen class of the model's own scores) are the few lines
-marked "zero-shot rules" in :meth:`SANHead.losses`, ZegCLIP's (``ZegCLIPHead.training_classes``
-/ ``training_labels``).
+for unlabelled pixels = the argmax unseen class of the model's own scores) are the core's
+(:class:`~zsseg_bench.modeling.training_targets.TrainingTargets` and its policy), as for every
+head.
 """
 
 from __future__ import annotations
@@ -37,14 +37,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from zsseg_bench.config import configurable
-from zsseg_bench.data.zero_shot import UNLABELLED_LABEL
 from zsseg_bench.modeling import HEAD_REGISTRY
+from zsseg_bench.modeling.head import ZeroShotHead
 from zsseg_bench.modeling.stage_timer import stage
-from zsseg_bench.modeling.training_phase import TrainingPhase
+from zsseg_bench.modeling.training_targets import TrainingTargets
 from zsseg_bench.modeling.vocabulary import ClassVocabulary
 from zsseg_bench.projects.two_stage.criterion import semantic_targets
 from zsseg_bench.projects.two_stage.ensemble import semantic_inference
-from zsseg_bench.projects.zegclip.head import ZegCLIPHead
 from zsseg_bench.utils.errors import UserError
 
 from .criterion import PointMatcher, SetCriterion
@@ -58,7 +57,7 @@ Outputs = list[tuple[torch.Tensor, torch.Tensor]]
 
 
 @HEAD_REGISTRY.register()
-class SANHead(nn.Module):
+class SANHead(ZeroShotHead):
     """SAN (see the module docstring)."""
 
     @configurable
@@ -136,22 +135,11 @@ class SANHead(nn.Module):
         }
 
     # ------------------------------------------------------------------------------- forward
-    def forward(self, images: torch.Tensor, vocab: ClassVocabulary, clip: Any,
-                targets: torch.Tensor | None = None,
-                phase: TrainingPhase = TrainingPhase.SUPERVISED) -> Any:
-        """Losses (``targets`` given) or ``B x K x H x W`` scores over ``vocab``.
-
-        Args:
-            images: normalised, padded ``B x 3 x H x W``.
-            vocab: the classes (training: the meta-architecture's training vocabulary).
-            clip: the shared frozen CLIP model.
-            targets: ``B x H x W`` vocabulary indices, 255 ignore, 254 unlabelled.
-            phase: the training phase (self-training pseudo-labels unlabelled pixels).
-        """
-        if targets is None:
-            return self.scores(self.outputs(images, vocab.embeddings, clip)[-1],
-                               images.shape[-2:])
-        return self.losses(images, vocab, clip, targets, phase)
+    def scores(self, images: torch.Tensor, vocab: ClassVocabulary, clip: Any) -> torch.Tensor:
+        """``B x K x H x W`` scores over ``vocab`` (``images``: normalised, padded
+        ``B x 3 x H x W``; ``clip``: the shared frozen CLIP model)."""
+        return self.semantic_scores(self.outputs(images, vocab.embeddings, clip)[-1],
+                                    images.shape[-2:])
 
     def encode_clip(self, images: torch.Tensor, clip: Any
                     ) -> tuple[dict[int, torch.Tensor], torch.Tensor, tuple[int, int]]:
@@ -193,8 +181,8 @@ class SANHead(nn.Module):
         return [(torch.einsum("bqc,nc->bqn", e, classifier.to(e)), m)
                 for e, m in zip(embeddings, masks)]
 
-    def scores(self, output: tuple[torch.Tensor, torch.Tensor],
-               size: tuple[int, int]) -> torch.Tensor:
+    def semantic_scores(self, output: tuple[torch.Tensor, torch.Tensor],
+                        size: tuple[int, int]) -> torch.Tensor:
         """SAN's ``semantic_inference`` at ``size``: mask logits bilinearly upsampled, then
         ``softmax(logits)[..., :K] . sigmoid(masks)`` summed over proposals (B x K x H x W)."""
         with stage("post_process"):
@@ -204,18 +192,12 @@ class SANHead(nn.Module):
             return semantic_inference(probs.to(masks), masks.sigmoid())
 
     # ----------------------------------------------------------------------------- training
-    def losses(self, images: torch.Tensor, vocab: ClassVocabulary, clip: Any,
-               targets: torch.Tensor, phase: TrainingPhase) -> dict[str, torch.Tensor]:
-        """The weighted set-criterion losses of the final and the auxiliary outputs."""
-        # --- zero-shot rules (ZegCLIP's; the meta-architecture's after issue 30) ---------------
-        self_training = phase is TrainingPhase.SELF_TRAINING
-        active = ZegCLIPHead.training_classes(vocab, targets, self_training)
-        outputs = self.outputs(images, vocab.embeddings[active], clip)
-        pseudo = None
-        if self_training and bool((targets == UNLABELLED_LABEL).any()):
-            with torch.no_grad():
-                pseudo = self.scores(tuple(t.detach().float() for t in outputs[-1]),
-                                     targets.shape[-2:])
-        labels = ZegCLIPHead.training_labels(targets, vocab, active, pseudo, self_training)
-        # --- end of the zero-shot rules ---------------------------------------------------------
-        return self.criterion(outputs, semantic_targets(labels, len(active)))
+    def losses(self, images: torch.Tensor, targets: TrainingTargets,
+               clip: Any) -> dict[str, torch.Tensor]:
+        """The weighted set-criterion losses of the final and the auxiliary outputs, over the
+        active vocabulary (self-training: unlabelled pixels pseudo-labelled from the final
+        output's scores)."""
+        outputs = self.outputs(images, targets.vocab.embeddings, clip)
+        labels = targets.labels(lambda: self.semantic_scores(
+            tuple(t.detach().float() for t in outputs[-1]), targets.size))
+        return self.criterion(outputs, semantic_targets(labels, len(targets.vocab)))

@@ -203,9 +203,10 @@ def add_two_stage_config(cfg: Any) -> None:
 
     # ------------------------------------------------------------------ self-training (zsseg+ST)
     ts.SELF_TRAINING = CN()
-    # Transductive runs, once the engine starts self-training (ZERO_SHOT.SELF_TRAIN_START):
-    # "offline" (zsseg): at the first self-training step the head freezes a copy of itself (the
-    # inductive model) that labels every later batch. zsseg labels the training set with its
+    # Transductive runs, once the engine starts self-training
+    # (ZERO_SHOT.SELF_TRAIN_START_FRACTION): "offline" (zsseg): at the self-training start (the
+    # phase schedule tells the head) the head freezes a copy of itself (the inductive model)
+    # that labels every later batch. zsseg labels the training set with its
     # trained inductive model (MendelXu/zsseg.baseline @ d77c3af, train_net.py with PSEUDO True
     # -> mask_former/evaluation/pseudo_sem_seg_evaluation.py) and retrains on those labels.
     # "online" (our earlier recipe): this step's own (detached) prediction labels the batch.

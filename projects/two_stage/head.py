@@ -15,11 +15,14 @@ method                 stage                      what
                                                   sum over queries of mask x class scores
 =====================  =========================  ============================================
 
-Training: Hungarian matching + CE / focal / dice losses (+ deep supervision) over the seen
-classes (inductive, and transductive before self-training: unseen text embeddings are never
-negatives of the query classifier, as zsseg trains inductively first); in self-training over all
-classes, unlabelled pixels pseudo-labelled first (:meth:`pseudo_label`) by the frozen teacher
-(``offline``, zsseg) or by the current model (``online``).
+Training: Hungarian matching + CE / focal / dice losses (+ deep supervision) over the active
+vocabulary of the core's :class:`~zsseg_bench.modeling.training_targets.TrainingTargets`: the
+seen classes (inductive, and transductive before self-training: unseen text embeddings are never
+negatives of the query classifier, as zsseg trains inductively first); in self-training all
+classes, unlabelled pixels pseudo-labelled first by the core policy with zsseg's options
+(normalised scores, a threshold) from the scores of the frozen teacher (``offline``, zsseg;
+taken at the self-training start, :meth:`TwoStageHead.on_phase_change`) or of the current model
+(``online``).
 """
 
 from __future__ import annotations
@@ -33,10 +36,12 @@ from torch import nn
 
 from zsseg_bench.config import configurable
 from zsseg_bench.config.allowed import check_value
-from zsseg_bench.data.zero_shot import IGNORE_LABEL, UNLABELLED_LABEL
 from zsseg_bench.modeling import HEAD_REGISTRY
+from zsseg_bench.modeling.head import ZeroShotHead
+from zsseg_bench.modeling.pseudo_label import PseudoLabelPolicy
 from zsseg_bench.modeling.stage_timer import stage
 from zsseg_bench.modeling.training_phase import TrainingPhase
+from zsseg_bench.modeling.training_targets import TrainingTargets
 
 from .backbone import build_backbone
 from .clip_classifier import CropBatch, CropClassifier, learned_logit_scale
@@ -53,7 +58,7 @@ Sizes = Sequence[tuple[int, int]] | None  # each image's (h, w) without the batc
 
 
 @HEAD_REGISTRY.register()
-class TwoStageHead(nn.Module):
+class TwoStageHead(ZeroShotHead):
     """Proposal network with its own backbone + CLIP crop classification (see module doc)."""
 
     #: The meta-architecture passes each image's unpadded size (``image_sizes``): zsseg cuts the
@@ -110,7 +115,8 @@ class TwoStageHead(nn.Module):
         self.seen_calibration = seen_calibration
         self.target_stride = target_stride
         self.match_at_mask_resolution = match_at_mask_resolution
-        self.pseudo_label_threshold = pseudo_label_threshold
+        # zsseg's pseudo-labels: fused scores normalised over the vocabulary, a threshold.
+        self.pseudo_label_policy = PseudoLabelPolicy("normalised", pseudo_label_threshold)
         self.pseudo_label_with_clip = pseudo_label_with_clip
         self.self_training_recipe = check_value("MODEL.TWO_STAGE.SELF_TRAINING.RECIPE",
                                                 self_training_recipe)
@@ -118,6 +124,7 @@ class TwoStageHead(nn.Module):
         self.learned_prompts_for = check_value("MODEL.TWO_STAGE.PROMPT_LEARNER.FOR",
                                                learned_prompts_for)
         self.teacher: TwoStageHead | None = None
+        self._teacher_due = False  # set by on_phase_change at the self-training start
         if self_training_recipe == "offline":
             teacher = frozen_copy(self)
             # True once the teacher holds the weights of the self-training start (saved with
@@ -230,17 +237,11 @@ class TwoStageHead(nn.Module):
             return semseg
 
     # --------------------------------------------------------------------------- forward
-    def forward(self, images: torch.Tensor, vocab: Any, clip: Any,
-                targets: torch.Tensor | None = None,
-                phase: TrainingPhase = TrainingPhase.SUPERVISED,
-                image_sizes: Sizes = None) -> Any:
-        """Losses (``targets`` given) or B x K x H x W class scores (inference).
-
-        ``image_sizes``: each image's (h, w) without the batch padding (None: no padding).
-        """
-        if targets is None:
-            return self.inference(images, vocab, clip, image_sizes=image_sizes)
-        return self.losses(images, vocab, clip, targets, phase, image_sizes=image_sizes)
+    def scores(self, images: torch.Tensor, vocab: Any, clip: Any,
+               image_sizes: Sizes = None) -> torch.Tensor:
+        """B x K x H x W class scores (``image_sizes``: each image's (h, w) without the batch
+        padding; None: no padding)."""
+        return self.inference(images, vocab, clip, image_sizes=image_sizes)
 
     def inference(self, images: torch.Tensor, vocab: Any, clip: Any,
                   predictions: list[Prediction] | None = None,
@@ -264,29 +265,25 @@ class TwoStageHead(nn.Module):
         return self.fuse(query_logits, mask_logits, clip_probs, valid, vocab.is_seen,
                          size=tuple(images.shape[-2:]), mask_probs=probs)
 
-    def losses(self, images: torch.Tensor, vocab: Any, clip: Any, targets: torch.Tensor,
-               phase: TrainingPhase = TrainingPhase.SUPERVISED,
+    def losses(self, images: torch.Tensor, targets: TrainingTargets, clip: Any,
                image_sizes: Sizes = None) -> dict[str, torch.Tensor]:
-        """Matching losses of every decoder layer against per-class target masks.
-
-        Supervised phase: over the seen classes of ``vocab`` only (an unseen label is an
-        error; unlabelled pixels are ignored). Self-training: over every class, unlabelled pixels
-        pseudo-labelled first. Padding is labelled 255: no class (zsseg pads the target masks
-        with zeros).
+        """Matching losses of every decoder layer against per-class target masks, over the
+        active vocabulary (the seen classes before self-training: unseen text embeddings are
+        never negatives of the query classifier). In self-training the unlabelled pixels are
+        pseudo-labelled first from :meth:`labelling_scores`. Padding is labelled 255: no class
+        (zsseg pads the target masks with zeros).
         """
         predictions = self.propose(images)
+        if self._teacher_due:
+            self._take_teacher()
+        vocab = targets.vocab
         text = self.texts(clip, vocab)[0]
-        if phase is TrainingPhase.SELF_TRAINING:
-            targets = self.pseudo_label(images, vocab, clip, predictions, targets, image_sizes)
-            num_classes = len(vocab)
-        else:
-            targets, seen = seen_targets(targets, vocab)
-            if seen is not None:
-                text = text[seen]
-            num_classes = len(text)
+        targets = targets.labels(lambda: F.interpolate(
+            self.labelling_scores(images, vocab, clip, predictions, image_sizes),
+            size=targets.size, mode="bilinear", align_corners=False))
         h, w = targets.shape[-2:]
         size = (h // self.target_stride, w // self.target_stride)
-        gt = semantic_targets(targets, num_classes, size=size,
+        gt = semantic_targets(targets, len(vocab), size=size,
                               with_valid=self.criterion.mask_ignore_pixels)
         outputs = []
         for embeddings, masks in predictions:
@@ -295,71 +292,38 @@ class TwoStageHead(nn.Module):
             outputs.append((self.classify_queries(embeddings, text), masks))
         return self.criterion(outputs, gt)
 
+    def on_phase_change(self, phase: TrainingPhase) -> None:
+        """At the self-training start the offline teacher is due: the first self-training step
+        copies this head into it, after that step's proposal forward (so the teacher's
+        BatchNorm statistics include that batch, as zsseg's teacher was taken lazily before
+        heads were told of the phase; kept for bit-identical runs). A run resumed after the
+        start keeps the teacher of its checkpoint."""
+        self._teacher_due = (phase is TrainingPhase.SELF_TRAINING and self.teacher is not None
+                             and not bool(self.teacher_ready))
+
+    @torch.no_grad()
+    def _take_teacher(self) -> None:
+        """Copies this head's weights into the offline teacher (once)."""
+        student = {k: v for k, v in self.state_dict().items()
+                   if not k.startswith("teacher.") and k != "teacher_ready"}
+        self.teacher.load_state_dict(student)
+        self.teacher_ready.fill_(True)
+        self._teacher_due = False
+
     @torch.no_grad()
     def labelling_scores(self, images: torch.Tensor, vocab: Any, clip: Any,
                          predictions: list[Prediction], image_sizes: Sizes = None
                          ) -> torch.Tensor:
-        """Fused scores the pseudo-labels come from: the teacher's (``offline``; frozen at the
-        first self-training step) or this step's final prediction (``online``)."""
+        """Fused scores the pseudo-labels come from (with the CLIP crop ensemble unless
+        ``pseudo_label_with_clip`` is False): the teacher's (``offline``; frozen at the
+        self-training start, :meth:`on_phase_change`) or this step's final prediction
+        (``online``)."""
         use_clip = self.ensemble and self.pseudo_label_with_clip
         if self.teacher is None:
             return self.inference(images, vocab, clip, predictions=predictions[-1:],
                                   ensemble=use_clip, image_sizes=image_sizes)
         if not bool(self.teacher_ready):
-            student = {k: v for k, v in self.state_dict().items()
-                       if not k.startswith("teacher.") and k != "teacher_ready"}
-            self.teacher.load_state_dict(student)
-            self.teacher_ready.fill_(True)
+            raise RuntimeError("the offline teacher is taken at the self-training start: the "
+                               "phase schedule calls on_phase_change(SELF_TRAINING) first")
         return self.teacher.inference(images, vocab, clip, ensemble=use_clip,
                                       image_sizes=image_sizes)
-
-    @torch.no_grad()
-    def pseudo_label(self, images: torch.Tensor, vocab: Any, clip: Any,
-                     predictions: list[Prediction], targets: torch.Tensor,
-                     image_sizes: Sizes = None) -> torch.Tensor:
-        """Self-training (transductive): labels for the unlabelled pixels (254).
-
-        The fused scores of :meth:`labelling_scores` (with the CLIP crop ensemble unless
-        ``pseudo_label_with_clip`` is False) are normalised over the vocabulary per pixel; an
-        unlabelled pixel takes its arg-max *unseen* class if that class's normalised score
-        reaches ``pseudo_label_threshold`` (zsseg: 0, every pixel), else it is ignored (255).
-        """
-        unseen = (~vocab.is_seen).nonzero().flatten().to(targets.device)
-        unlabelled = targets == UNLABELLED_LABEL
-        out = targets.clone()
-        out[unlabelled] = IGNORE_LABEL
-        if len(unseen) == 0 or not bool(unlabelled.any()):
-            return out
-        scores = self.labelling_scores(images, vocab, clip, predictions, image_sizes)
-        scores = F.interpolate(scores, size=targets.shape[-2:], mode="bilinear",
-                               align_corners=False).clamp(min=0)
-        probs = scores / scores.sum(1, keepdim=True).clamp(min=1e-6)
-        conf, idx = probs[:, unseen].max(1)
-        label = unseen[idx]
-        keep = unlabelled & (conf >= self.pseudo_label_threshold)
-        out[keep] = label[keep]
-        return out
-
-
-def seen_targets(targets: torch.Tensor, vocab: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Targets of the supervised phase in the index space of the seen classes of ``vocab``.
-
-    Returns:
-        (targets, seen): ``seen`` the indices of the seen classes, or None when every class
-        of ``vocab`` is seen (inductive; targets returned as they are). Unlabelled pixels (254)
-        become ignored (255).
-
-    Raises:
-        RuntimeError: a pixel carries an unseen class (a transductive leak).
-    """
-    if bool(vocab.is_seen.all()):
-        return targets, None
-    seen = vocab.seen_indices.to(targets.device)
-    lut = torch.full((256,), -1, dtype=torch.long, device=targets.device)
-    lut[seen] = torch.arange(len(seen), device=targets.device)
-    lut[IGNORE_LABEL] = lut[UNLABELLED_LABEL] = IGNORE_LABEL
-    mapped = lut[targets.long().clamp(0, 255)]
-    if bool((mapped < 0).any()):
-        raise RuntimeError("training labels contain unseen classes before self-training: "
-                           "unseen pixels must be unlabelled (254) in the transductive setting")
-    return mapped, seen

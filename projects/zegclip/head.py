@@ -6,16 +6,12 @@ in a light decoder whose query-key logits (averaged over heads) are the class ma
 sigmoid focal + dice per class (non-mutually-exclusive). Inference: sigmoid scores, with a
 constant subtracted from seen classes (calibration).
 
-Seen and unseen classes (the meta-architecture's vocabulary decides which exist):
-
-- inductive: the vocabulary holds seen classes only; before transductive self-training starts
-  the head likewise restricts itself to the seen classes (the official transductive run starts
-  from an inductive model) and ignores unlabelled pixels. Either way no unseen text
-  embedding and no unseen label reaches the loss -- :meth:`ZegCLIPHead.training_classes`
-  enforces it.
-- transductive self-training (``phase=TrainingPhase.SELF_TRAINING``): all classes;
-  unlabelled pixels get pseudo-labels = argmax of the detached masks over the unseen classes
-  (:mod:`.pseudo_label`).
+Seen and unseen classes are the core's (:class:`~zsseg_bench.modeling.training_targets.
+TrainingTargets`): the seen classes only in the inductive setting and before transductive
+self-training starts (the official transductive run starts from an inductive model); in
+self-training every class, unlabelled pixels pseudo-labelled by the core policy (ZegCLIP's:
+argmax over the unseen classes of this step's detached masks,
+:class:`~zsseg_bench.modeling.pseudo_label.PseudoLabelPolicy`).
 """
 
 from __future__ import annotations
@@ -26,21 +22,20 @@ import torch
 from torch import nn
 
 from zsseg_bench.config import configurable
-from zsseg_bench.data.zero_shot import IGNORE_LABEL, UNLABELLED_LABEL
 from zsseg_bench.modeling import HEAD_REGISTRY
+from zsseg_bench.modeling.head import ZeroShotHead
 from zsseg_bench.modeling.inference_modes import resize_scores
 from zsseg_bench.modeling.stage_timer import stage
-from zsseg_bench.modeling.training_phase import TrainingPhase
+from zsseg_bench.modeling.training_targets import TrainingTargets
 from zsseg_bench.modeling.vocabulary import ClassVocabulary
 
 from .decoder import LightDecoder, RelationshipDescriptor, init_decoder_weights
 from .losses import mask_losses
 from .prompts import DeepPrompts
-from .pseudo_label import pseudo_label
 
 
 @HEAD_REGISTRY.register()
-class ZegCLIPHead(nn.Module):
+class ZegCLIPHead(ZeroShotHead):
     """ZegCLIP (Zhou et al., CVPR 2023) as a head of ``ZeroShotSegmentor``.
 
     Learnable: the deep prompts (and their shared projection), the relationship descriptor,
@@ -142,28 +137,23 @@ class ZegCLIPHead(nn.Module):
             queries = self.descriptor(dense.cls_embedding, text)
             return [m.reshape(b, -1, h, w) for m in self.decoder(queries, memory)]
 
-    def forward(self, images: torch.Tensor, vocab: ClassVocabulary, clip: Any,
-                targets: torch.Tensor | None = None,
-                phase: TrainingPhase = TrainingPhase.SUPERVISED) -> Any:
-        """Losses (``targets`` given) or ``B x K x H x W`` calibrated scores over ``vocab``.
+    def scores(self, images: torch.Tensor, vocab: ClassVocabulary, clip: Any) -> torch.Tensor:
+        """``B x K x H x W`` calibrated scores over ``vocab`` (``images``: normalised, padded
+        ``B x 3 x H x W``; ``clip``: the shared frozen CLIP model)."""
+        return self.calibrated_scores(self.mask_logits(images, vocab.embeddings, clip)[-1],
+                                      images.shape[-2:], vocab.is_seen)
 
-        Args:
-            images: normalised, padded ``B x 3 x H x W``.
-            vocab: the classes (training: the meta-architecture's training vocabulary).
-            clip: the shared frozen CLIP model.
-            targets: ``B x H x W`` vocabulary indices, 255 ignore, 254 unlabelled.
-            phase: the training phase (self-training pseudo-labels unlabelled pixels).
-        """
-        if targets is None:
-            return self.scores(self.mask_logits(images, vocab.embeddings, clip)[-1],
-                               images.shape[-2:], vocab.is_seen)
-        self_training = phase is TrainingPhase.SELF_TRAINING
-        active = self.training_classes(vocab, targets, self_training)
-        masks = self.mask_logits(images, vocab.embeddings[active], clip)
+    def losses(self, images: torch.Tensor, targets: TrainingTargets,
+               clip: Any) -> dict[str, torch.Tensor]:
+        """Focal + dice per class of the active vocabulary (and of every decoder layer with
+        deep supervision); in self-training the unlabelled pixels take the argmax unseen class
+        of this step's own detached final masks."""
+        masks = self.mask_logits(images, targets.vocab.embeddings, clip)
         # The final masks at the label size, once: for the pseudo-labels and the loss.
-        final = resize_scores(masks[-1].float(), targets.shape[-2:])
-        labels = self.training_labels(targets, vocab, active, final.detach(), self_training)
-        focal_weight = self.self_train_focal_weight if self_training else self.focal_weight
+        final = resize_scores(masks[-1].float(), targets.size)
+        labels = targets.labels(final.detach())
+        focal_weight = (self.self_train_focal_weight if targets.self_training
+                        else self.focal_weight)
         losses = mask_losses(final, labels, focal_weight=focal_weight, **self.loss_args)
         if self.deep_supervision:
             for i, aux in enumerate(masks[:-1]):
@@ -171,8 +161,8 @@ class ZegCLIPHead(nn.Module):
                 losses.update({f"{k}_{i}": v for k, v in aux_losses.items()})
         return losses
 
-    def scores(self, logits: torch.Tensor, size: tuple[int, int],
-               is_seen: torch.Tensor) -> torch.Tensor:
+    def calibrated_scores(self, logits: torch.Tensor, size: tuple[int, int],
+                          is_seen: torch.Tensor) -> torch.Tensor:
         """Sigmoid class scores at ``size``, ``seen_score_calibration`` subtracted from seen
         classes (the official ``semantic_inference``)."""
         with stage("post_process"):
@@ -183,39 +173,3 @@ class ZegCLIPHead(nn.Module):
                 offset = is_seen.to(scores.device, scores.dtype) * self.seen_score_calibration
                 scores = scores.sub_(offset.view(1, -1, 1, 1))
             return scores
-
-    # ------------------------------------------------------------------- seen / unseen logic
-    @staticmethod
-    def training_classes(vocab: ClassVocabulary, targets: torch.Tensor,
-                         self_training: bool) -> torch.Tensor:
-        """Indices of the classes whose text embeddings enter training.
-
-        Seen classes only, unless transductive self-training has started. Raises if a label of
-        an unseen class reaches the head outside self-training (an inductive leak).
-        """
-        if self_training:
-            return torch.arange(len(vocab), device=vocab.is_seen.device)
-        unseen = vocab.unseen_indices.to(targets.device)
-        if len(unseen) and torch.isin(targets, unseen).any():
-            raise RuntimeError("training labels contain unseen classes outside self-training: "
-                               "unseen pixels must be ignored (inductive) or unlabelled "
-                               "(transductive)")
-        return vocab.seen_indices
-
-    @staticmethod
-    def training_labels(targets: torch.Tensor, vocab: ClassVocabulary, active: torch.Tensor,
-                        logits: torch.Tensor, self_training: bool) -> torch.Tensor:
-        """Targets in the index space of ``active``; unlabelled pixels are pseudo-labelled in
-        self-training and ignored otherwise.
-
-        ``logits``: the final ``B x K x H x W`` mask logits at the size of ``targets``
-        (detached; used for the pseudo-labels only).
-        """
-        if self_training:
-            labels = targets
-            if (labels == UNLABELLED_LABEL).any():
-                labels = pseudo_label(targets, logits, vocab.unseen_indices)
-            return labels
-        lut = torch.full((256,), IGNORE_LABEL, dtype=torch.long, device=targets.device)
-        lut[active.to(targets.device)] = torch.arange(len(active), device=targets.device)
-        return lut[targets.long().clamp(0, 255)]

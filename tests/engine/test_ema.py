@@ -89,12 +89,12 @@ def test_trainer_evaluates_checkpoints_and_resumes_the_average(toy_root, tmp_pat
 def test_self_training_starts_from_the_average(toy_root, tmp_path):
     cfg = make_cfg(tmp_path, SOLVER__MAX_ITER=4, SOLVER__CHECKPOINT_PERIOD=100,
                    SOLVER__BASE_LR=0.05, ZERO_SHOT__SETTING="transductive",
-                   ZERO_SHOT__SELF_TRAIN_START=0.5, MODEL_EMA__ENABLED=True,
+                   ZERO_SHOT__SELF_TRAIN_START_FRACTION=0.5, MODEL_EMA__ENABLED=True,
                    MODEL_EMA__DECAY=0.5)
     same = []
 
     class _Before(HookBase):
-        def before_step(self):  # runs after the EMA hook's before_step
+        def before_step(self):  # runs after the phase schedule's before_step
             state = self.trainer.unwrapped_model.state_dict()
             same.append(all(torch.equal(state[k], v)
                             for k, v in self.trainer.ema.state.items()))

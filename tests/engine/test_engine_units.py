@@ -6,8 +6,9 @@ import torch
 
 from zsseg_bench.config import get_cfg, validate_cfg
 from zsseg_bench.engine.errors import out_of_memory_error
+from zsseg_bench.engine.phase_schedule import PhaseSchedule
 from zsseg_bench.engine.train_loop import clip_gradients
-from zsseg_bench.engine.trainer import check_solver, self_training_start
+from zsseg_bench.engine.trainer import check_solver
 from zsseg_bench.engine.writers import TensorboardWriter
 from zsseg_bench.utils.errors import UserError
 
@@ -44,12 +45,35 @@ def test_out_of_memory_message_names_the_keys_to_lower():
 def test_self_training_start_fraction_or_iteration():
     cfg = get_cfg()
     cfg.SOLVER.MAX_ITER = 20000
-    assert self_training_start(cfg) is None  # inductive
+    assert PhaseSchedule.from_config(cfg).self_training_start is None  # inductive
     cfg.ZERO_SHOT.SETTING = "transductive"
-    cfg.ZERO_SHOT.SELF_TRAIN_START = 0.5
-    assert self_training_start(cfg) == 10000  # ZegCLIP: second half of the schedule
-    cfg.ZERO_SHOT.SELF_TRAIN_START = 1500
-    assert self_training_start(cfg) == 1500
+    schedule = PhaseSchedule.from_config(cfg)
+    assert schedule.self_training_start == 10000  # ZegCLIP: second half of the schedule
+    assert schedule.restart_iter == 10000  # SELF_TRAIN_SCHEDULE restart (the default)
+    cfg.ZERO_SHOT.SELF_TRAIN_START_FRACTION = 1.0  # 1.0 is a fraction (never self-trains)
+    assert PhaseSchedule.from_config(cfg).self_training_start == 20000
+    cfg.ZERO_SHOT.SELF_TRAIN_START_ITER = 1  # an iteration replaces the fraction
+    assert PhaseSchedule.from_config(cfg).self_training_start == 1
+    cfg.ZERO_SHOT.SELF_TRAIN_SCHEDULE = "continue"
+    assert PhaseSchedule.from_config(cfg).restart_iter is None
+    cfg.ZERO_SHOT.SELF_TRAIN_START_FRACTION = 1500.0
+    with pytest.raises(UserError, match="SELF_TRAIN_START_FRACTION = 1500.0 must be in"):
+        PhaseSchedule.from_config(cfg)
+
+
+@pytest.mark.parametrize("source", ["file", "command line"])
+def test_the_ambiguous_start_key_is_a_one_line_error_naming_the_fix(source, tmp_path):
+    cfg = get_cfg()
+    with pytest.raises(UserError) as e:
+        if source == "file":
+            path = tmp_path / "old.yaml"
+            path.write_text("ZERO_SHOT:\n  SELF_TRAIN_START: 0.5\n")
+            cfg.merge_from_file(str(path))
+        else:
+            cfg.merge_from_list(["ZERO_SHOT.SELF_TRAIN_START", "1500"])
+    msg = str(e.value)
+    assert "\n" not in msg and "ZERO_SHOT.SELF_TRAIN_START " in msg
+    assert "ZERO_SHOT.SELF_TRAIN_START_FRACTION" in msg and "ZERO_SHOT.SELF_TRAIN_START_ITER" in msg
 
 
 def test_bad_solver_values_are_user_errors():

@@ -138,31 +138,32 @@ def test_nan_loss_stops_with_last_good_checkpoint_intact(toy_root, tmp_path):
 
 def test_transductive_self_training_switches_on_at_the_configured_iteration(toy_root, tmp_path):
     cfg = make_cfg(tmp_path, SOLVER__MAX_ITER=4, SOLVER__CHECKPOINT_PERIOD=100,
-                   ZERO_SHOT__SETTING="transductive", ZERO_SHOT__SELF_TRAIN_START=0.5)
+                   ZERO_SHOT__SETTING="transductive", ZERO_SHOT__SELF_TRAIN_START_FRACTION=0.5)
     seen = []
     trainer = Trainer(cfg, setup_run_dir(cfg.OUTPUT_DIR, cfg), progress_bar=False)
     head = trainer.unwrapped_model.head
-    forward = head.forward
+    losses, told = head.losses, []
 
-    def spy(images, vocab, clip, targets=None, phase=TrainingPhase.SUPERVISED):
-        if targets is not None:
-            seen.append(phase is TrainingPhase.SELF_TRAINING)
-        return forward(images, vocab, clip, targets=targets, phase=phase)
+    def spy(images, targets, clip):
+        seen.append(targets.phase is TrainingPhase.SELF_TRAINING)
+        return losses(images, targets, clip)
 
-    head.forward = spy
+    head.losses = spy
+    head.on_phase_change = told.append  # the phase schedule tells the head, once
     trainer.resume_or_load(resume=False)
     trainer.train()
     assert seen == [False, False, True, True]
+    assert told == [TrainingPhase.SELF_TRAINING]
 
 
 def test_self_training_restart_clears_the_optimizer_once_and_resumes_identically(toy_root,
                                                                                tmp_path):
     opts = dict(SOLVER__MAX_ITER=8, SOLVER__CHECKPOINT_PERIOD=2, SOLVER__WARMUP_ITERS=2,
-                ZERO_SHOT__SETTING="transductive", ZERO_SHOT__SELF_TRAIN_START=0.5)
+                ZERO_SHOT__SETTING="transductive", ZERO_SHOT__SELF_TRAIN_START_FRACTION=0.5)
     states, lrs = [], []
 
     class _Before(HookBase):
-        def before_step(self):  # runs after the self-training hook's before_step
+        def before_step(self):  # runs after the phase schedule's before_step
             states.append(len(self.trainer.optimizer.state))
             lrs.append(self.trainer.optimizer.param_groups[0]["lr"])
 

@@ -1,6 +1,6 @@
 """The suite's training step inside detectron2's engine: the phase reaches the model,
 accumulation averages the batches of one optimizer step, gradients are clipped, and the
-self-training switch is a detectron2 hook."""
+phase schedule is a detectron2 hook."""
 
 import itertools
 
@@ -15,8 +15,9 @@ require_detectron2()
 from detectron2.engine import HookBase  # noqa: E402
 from detectron2.utils.events import EventStorage  # noqa: E402
 
+from zsseg_bench.engine.phase_schedule import PhaseSchedule  # noqa: E402
 from zsseg_bench.integrations.detectron2 import (  # noqa: E402
-    SelfTrainingHook,
+    PhaseScheduleHook,
     ZeroShotStepTrainer,
 )
 from zsseg_bench.modeling.training_phase import TrainingPhase  # noqa: E402
@@ -50,6 +51,6 @@ def test_step_passes_phase_accumulates_and_clips():
     assert storage.latest()["total_loss"][0] == pytest.approx((7.0 + 14.0) / 2)
 
 
-def test_self_training_hook_is_a_detectron2_hook():
-    hook = SelfTrainingHook(5, restart=True)
-    assert isinstance(hook, HookBase) and hook.start_iter == 5 and hook.restart
+def test_phase_schedule_hook_is_a_detectron2_hook():
+    hook = PhaseScheduleHook(PhaseSchedule(5, restart=True))
+    assert isinstance(hook, HookBase) and hook.schedule.restart_iter == 5

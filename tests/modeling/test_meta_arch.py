@@ -7,6 +7,7 @@ from tests.contract_head import FakeTextCLIP
 from zsseg_bench.config import get_cfg
 from zsseg_bench.data.catalog import MetadataCatalog
 from zsseg_bench.modeling import HEAD_REGISTRY, build_head
+from zsseg_bench.modeling.head import ZeroShotHead
 from zsseg_bench.modeling.meta_arch import ZeroShotSegmentor
 from zsseg_bench.utils.errors import UserError
 
@@ -103,7 +104,7 @@ def test_registry_errors_name_the_choices():
     assert "MODEL.HEAD.NAME" in str(e.value)
 
 
-class _SizeRecordingHead(torch.nn.Module):
+class _SizeRecordingHead(ZeroShotHead):
     """Takes ``image_sizes`` (``takes_image_sizes``): records what each call gets, and returns
     scores that reveal padding (1 inside every image's unpadded size, 0 outside)."""
 
@@ -114,10 +115,12 @@ class _SizeRecordingHead(torch.nn.Module):
         self.weight = torch.nn.Parameter(torch.zeros(()))
         self.calls = []
 
-    def forward(self, images, vocab, clip, targets=None, phase=None, image_sizes=None):  # noqa: ANN001, ANN201
-        self.calls.append((tuple(images.shape[-2:]), image_sizes, targets is not None))
-        if targets is not None:
-            return {"loss": self.weight * 0 + images.mean()}
+    def losses(self, images, targets, clip, image_sizes=None):  # noqa: ANN001, ANN201
+        self.calls.append((tuple(images.shape[-2:]), image_sizes, True))
+        return {"loss": self.weight * 0 + images.mean()}
+
+    def scores(self, images, vocab, clip, image_sizes=None):  # noqa: ANN001, ANN201
+        self.calls.append((tuple(images.shape[-2:]), image_sizes, False))
         out = images.new_zeros((images.shape[0], len(vocab), *images.shape[-2:]))
         for o, (h, w) in zip(out, image_sizes):
             o[:, :h, :w] = 1.0

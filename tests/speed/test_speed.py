@@ -10,6 +10,7 @@ from torch import nn
 from tests.contract_head import FakeTextCLIP
 from zsseg_bench.data.catalog import MetadataCatalog
 from zsseg_bench.modeling import HEAD_REGISTRY
+from zsseg_bench.modeling.head import ZeroShotHead
 from zsseg_bench.modeling.meta_arch import ZeroShotSegmentor
 from zsseg_bench.modeling.stage_timer import stage
 from zsseg_bench.speed import SpeedProtocol, benchmark_model
@@ -31,7 +32,7 @@ def _metadata():
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-class StagedHead(nn.Module):
+class StagedHead(ZeroShotHead):
     """The contract head split into two named stages, optionally sleeping in the decoder."""
 
     def __init__(self, embed_dim: int, sleep_s: float = 0.0):
@@ -39,7 +40,7 @@ class StagedHead(nn.Module):
         self.inner = HEAD_REGISTRY.get("PixelContractHead")(embed_dim=embed_dim)
         self.sleep_s = sleep_s
 
-    def forward(self, images, vocab, clip, targets=None):  # noqa: ANN001, ANN201
+    def scores(self, images, vocab, clip):  # noqa: ANN001, ANN201
         with stage("encoder"):
             feats = self.inner.proj(nn.functional.avg_pool2d(images, 4))
         with stage("decoder"):

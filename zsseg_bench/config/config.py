@@ -142,7 +142,18 @@ def _iter_keys(node: Any, prefix: str = "") -> Iterator[str]:
             yield full
 
 
+#: Keys that were removed, with the one line that says what replaces them.
+REMOVED_KEYS = {
+    "ZERO_SHOT.SELF_TRAIN_START": (
+        "ZERO_SHOT.SELF_TRAIN_START (a fraction below 1, an iteration above) was split: use "
+        "ZERO_SHOT.SELF_TRAIN_START_FRACTION (of SOLVER.MAX_ITER, e.g. 0.5) or "
+        "ZERO_SHOT.SELF_TRAIN_START_ITER (an iteration, e.g. 1500)"),
+}
+
+
 def _unknown_key_message(key: str, source: str, valid: set[str]) -> str:
+    if key in REMOVED_KEYS:
+        return f"{source}: {REMOVED_KEYS[key]}"
     close = difflib.get_close_matches(key, sorted(valid), n=3, cutoff=0.5)
     if not close:  # compare the last component, e.g. a typo in a leaf name
         leaf = key.rsplit(".", 1)[-1]

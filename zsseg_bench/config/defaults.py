@@ -65,17 +65,19 @@ _C.ZERO_SHOT = CN()
 # transductive: unseen pixels are unlabelled and may be pseudo-labelled (self-training);
 # fully: every class labelled (the fully supervised upper bound, ZegCLIP's "fully" configs).
 _C.ZERO_SHOT.SETTING = "inductive"
-# When self-training starts (transductive only): a fraction of SOLVER.MAX_ITER if < 1,
-# else an iteration. ZegCLIP starts at half the schedule (ZiqinZhou66/ZegCLIP README.md: ST
-# from the inductive run's iter_10000 of 20k).
-_C.ZERO_SHOT.SELF_TRAIN_START = 0.5
+# When self-training starts (transductive only), as a fraction of SOLVER.MAX_ITER in [0, 1].
+# ZegCLIP starts at half the schedule (ZiqinZhou66/ZegCLIP README.md: ST from the inductive
+# run's iter_10000 of 20k).
+_C.ZERO_SHOT.SELF_TRAIN_START_FRACTION = 0.5
+# ... or as an iteration (>= 0), which then replaces the fraction; -1: use the fraction.
+_C.ZERO_SHOT.SELF_TRAIN_START_ITER = -1
 # The optimizer and learning-rate schedule at the start of self-training. "restart" (default):
 # as the official ZegCLIP recipe, where self-training is a second run loaded from the inductive
-# run's checkpoint at SELF_TRAIN_START with a fresh optimizer, warm-up and poly schedule over
+# run's checkpoint at the self-training start with a fresh optimizer, warm-up and poly schedule over
 # the remaining iterations (ZiqinZhou66/ZegCLIP,
 # configs/voc12/vpt_seg_zero_vit-b_512x512_10k_12_10_st.py loads the inductive 20k run's
 # iter_10000 checkpoint and trains 10k iterations); here both phases run in one run: the
-# optimizer state is cleared and the schedule restarts at SELF_TRAIN_START.
+# optimizer state is cleared and the schedule restarts at the self-training start.
 # "continue": one optimizer and one schedule over the whole run.
 _C.ZERO_SHOT.SELF_TRAIN_SCHEDULE = "restart"
 

@@ -8,7 +8,8 @@ the averaged weights, every checkpoint holds them under ``"ema"`` (so a resumed 
 the same average), and loading a checkpoint for evaluation
 (:func:`~.checkpoint.build_model_with_weights`, ``scripts/train_net.py --eval-only``) takes
 them when present, so ``zsseg-bench eval`` scores the weights ``metrics.json`` scored.
-Transductive runs start self-training from the averaged weights (:class:`EMAHook`).
+Transductive runs start self-training from the averaged weights
+(:class:`~zsseg_bench.engine.phase_schedule.PhaseScheduleHook`).
 """
 
 from __future__ import annotations
@@ -111,25 +112,15 @@ def load_checkpoint_average(model: nn.Module, entries: dict[str, Any], source: s
 
 
 class EMAHook(HookBase):
-    """Updates a :class:`ModelEMA` after every optimizer step.
+    """Updates a :class:`ModelEMA` after every optimizer step. (At the self-training start the
+    model takes the average: :class:`~zsseg_bench.engine.phase_schedule.PhaseScheduleHook`.)
 
     Args:
         ema: the average.
-        self_training_start: the iteration where transductive self-training starts (None:
-            inductive). Before its first step the model takes the averaged weights, as the
-            official second run starts from the weights the inductive run evaluated; a
-            two-stage offline teacher is therefore a copy of the average. The switch follows
-            the iteration alone, so a resumed run takes it at the same point.
     """
 
-    def __init__(self, ema: ModelEMA, self_training_start: int | None = None):
+    def __init__(self, ema: ModelEMA):
         self.ema = ema
-        self.self_training_start = self_training_start
-
-    def before_step(self) -> None:
-        if self.self_training_start is not None and \
-                self.trainer.iter == self.self_training_start:
-            load_averaged(self.ema.model, self.ema.state)
 
     def after_step(self) -> None:
         self.ema.update()

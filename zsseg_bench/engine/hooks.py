@@ -1,5 +1,6 @@
-"""Hooks of the training loop: checkpoints, periodic evaluation, the transductive schedule,
-metric writers and the progress bar (Detectron2's ``engine/hooks.py``)."""
+"""Hooks of the training loop: checkpoints, periodic evaluation, metric writers and the
+progress bar (Detectron2's ``engine/hooks.py``; the phase schedule:
+:mod:`zsseg_bench.engine.phase_schedule`)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from zsseg_bench.engine.checkpoint import TrainingPeriodicCheckpointer
 from zsseg_bench.engine.rng import preserve_rng_state
 from zsseg_bench.engine.train_loop import HookBase
 from zsseg_bench.engine.writers import MetricsWriter
-from zsseg_bench.modeling.training_phase import TrainingPhase
 from zsseg_bench.utils import comm
 
 logger = logging.getLogger(__name__)
@@ -49,34 +49,6 @@ class PeriodicCheckpointHook(HookBase):
             self._saved_iter = it
         comm.synchronize()  # rank 0 has written it
         return self.periodic.checkpointer.get_checkpoint_file() or None
-
-
-class SelfTrainingHook(HookBase):
-    """The transductive schedule: from iteration ``start_iter`` on, the trainer's ``phase`` is
-    ``TrainingPhase.SELF_TRAINING`` (passed to the model with every batch), so heads
-    pseudo-label unlabelled (unseen) pixels (ZegCLIP's recipe).
-
-    With ``restart``, the optimizer state (AdamW moments) is cleared before the first
-    self-training step, as a fresh optimizer of the official second run; the schedule restarts
-    by itself (``WarmupLR(restart_iter=...)``). The phase and the reset follow the iteration
-    alone, so a resumed run switches (and resets) at the same point.
-    """
-
-    def __init__(self, start_iter: int, restart: bool = False):
-        self.start_iter = int(start_iter)
-        self.restart = bool(restart)
-
-    def before_step(self) -> None:
-        if self.restart and self.trainer.iter == self.start_iter:
-            self.trainer.optimizer.state.clear()
-            logger.info("Self-training restarts the optimizer at iteration %d", self.start_iter)
-        phase = TrainingPhase.SELF_TRAINING if self.trainer.iter >= self.start_iter \
-            else TrainingPhase.SUPERVISED
-        if phase is not self.trainer.phase:
-            self.trainer.phase = phase
-            if phase is TrainingPhase.SELF_TRAINING:
-                logger.info("Self-training starts at iteration %d", self.trainer.iter)
-                self.trainer.storage.put_scalars(self_training=1.0)
 
 
 class EvalHook(HookBase):

@@ -26,7 +26,6 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from zsseg_bench.config.setting import Setting
 from zsseg_bench.data.build import build_train_loader
 from zsseg_bench.engine.checkpoint import TrainableCheckpointer, TrainingPeriodicCheckpointer
 from zsseg_bench.engine.ema import EMA_KEY, EMAHook, ModelEMA
@@ -37,10 +36,10 @@ from zsseg_bench.engine.hooks import (
     MetricsWriterHook,
     PeriodicCheckpointHook,
     ProgressBarHook,
-    SelfTrainingHook,
 )
 from zsseg_bench.engine.lr_scheduler import build_lr_scheduler
 from zsseg_bench.engine.optimizer import build_optimizer
+from zsseg_bench.engine.phase_schedule import PhaseSchedule, PhaseScheduleHook
 from zsseg_bench.engine.rng import gather_rng_states, preserve_rng_state, seed_all, set_rng_state
 from zsseg_bench.engine.signals import EvaluationStopped, interruptible, signal_name
 from zsseg_bench.engine.train_loop import SimpleTrainer
@@ -51,28 +50,6 @@ from zsseg_bench.utils.errors import UserError
 from zsseg_bench.utils.run_dir import JSONLWriter
 
 logger = logging.getLogger(__name__)
-
-
-def self_training_start(cfg: Any) -> int | None:
-    """The iteration where self-training starts (transductive), or None (inductive).
-
-    ``ZERO_SHOT.SELF_TRAIN_START`` is a fraction of ``SOLVER.MAX_ITER`` when below 1, else an
-    iteration.
-    """
-    if Setting.of(cfg) is not Setting.TRANSDUCTIVE:
-        return None
-    start = float(cfg.ZERO_SHOT.SELF_TRAIN_START)
-    if start < 0:
-        raise UserError(f"ZERO_SHOT.SELF_TRAIN_START = {start} must be >= 0 (a fraction of "
-                        "SOLVER.MAX_ITER below 1, else an iteration)")
-    return int(round(start * cfg.SOLVER.MAX_ITER)) if start < 1 else int(start)
-
-
-def self_training_restart(cfg: Any) -> int | None:
-    """The iteration where optimizer and schedule restart (transductive with
-    ``ZERO_SHOT.SELF_TRAIN_SCHEDULE restart``), else None."""
-    start = self_training_start(cfg)
-    return start if start is not None and cfg.ZERO_SHOT.SELF_TRAIN_SCHEDULE == "restart" else None
 
 
 def _no_buffer_sync() -> dict[str, bool]:
@@ -143,7 +120,9 @@ class Trainer(SimpleTrainer):
             model = build_model(cfg)
         self._module = model
         optimizer = build_optimizer(cfg, model)
-        scheduler = build_lr_scheduler(cfg, optimizer, restart_iter=self_training_restart(cfg))
+        self.phase_schedule = PhaseSchedule.from_config(cfg)
+        scheduler = build_lr_scheduler(cfg, optimizer,
+                                       restart_iter=self.phase_schedule.restart_iter)
         if self.world_size > 1:
             device = next(model.parameters()).device
             device_ids = [device.index] if device.type == "cuda" else None
@@ -183,15 +162,14 @@ class Trainer(SimpleTrainer):
 
     # ------------------------------------------------------------------------------- set-up
     def build_hooks(self) -> list:
-        """Weight average, self-training switch, checkpoints, evaluation, writers, progress bar
+        """Weight average, phase schedule, checkpoints, evaluation, writers, progress bar
         (in order: checkpoints and evaluations see the average of the step just taken)."""
         cfg = self.cfg
         hooks: list = []
-        st = self_training_start(cfg)
         if self.ema is not None:
-            hooks.append(EMAHook(self.ema, st))
-        if st is not None:
-            hooks.append(SelfTrainingHook(st, restart=self_training_restart(cfg) is not None))
+            hooks.append(EMAHook(self.ema))
+        if self.phase_schedule.self_training_start is not None:
+            hooks.append(PhaseScheduleHook(self.phase_schedule, self.ema, self._module))
         periodic = TrainingPeriodicCheckpointer(self.checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD,
                                                 max_iter=cfg.SOLVER.MAX_ITER)
         self.checkpoint_hook = PeriodicCheckpointHook(periodic, self.checkpoint_state)

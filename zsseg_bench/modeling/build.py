@@ -19,8 +19,9 @@ predictions in inference."""
 HEAD_REGISTRY = Registry("HEAD")
 HEAD_REGISTRY.__doc__ = """Method heads (``cfg.MODEL.HEAD.NAME``), registered by projects.
 
-A head is an ``nn.Module`` with ``forward(images, vocab, clip, targets=None, phase=...)``
-returning a dict of losses in training and ``B x K x h x w`` class scores in inference."""
+A head is a :class:`~zsseg_bench.modeling.head.ZeroShotHead`: ``scores(images, vocab, clip)``
+gives ``B x K x h x w`` class scores (inference), ``losses(images, targets, clip)`` a dict of
+losses against the core's :class:`~zsseg_bench.modeling.training_targets.TrainingTargets`."""
 
 
 def lookup(registry: Registry, name: str, key: str) -> Any:

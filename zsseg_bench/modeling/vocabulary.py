@@ -42,6 +42,13 @@ class ClassVocabulary:
         """Indices (into this vocabulary) of the unseen classes (computed once)."""
         return (~self.is_seen).nonzero().flatten()
 
+    def subset(self, indices: torch.Tensor) -> ClassVocabulary:
+        """The vocabulary of the classes ``indices`` (into this one), in that order."""
+        idx = indices.to(self.embeddings.device)
+        return ClassVocabulary([self.names[i] for i in indices.tolist()], self.embeddings[idx],
+                               self.is_seen[indices.to(self.is_seen.device)],
+                               self.class_ids[indices.to(self.class_ids.device)])
+
     def to(self, device: torch.device | str) -> ClassVocabulary:
         """A copy on ``device``."""
         return ClassVocabulary(self.names, self.embeddings.to(device), self.is_seen.to(device),

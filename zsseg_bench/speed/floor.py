@@ -13,10 +13,10 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import nn
 
 from zsseg_bench.config import configurable
 from zsseg_bench.modeling import HEAD_REGISTRY
+from zsseg_bench.modeling.head import ZeroShotHead
 from zsseg_bench.modeling.stage_timer import stage
 from zsseg_bench.utils.errors import UserError
 
@@ -25,7 +25,7 @@ FLOOR_HEAD = "CLIPEncoderFloorHead"
 if FLOOR_HEAD not in HEAD_REGISTRY:
 
     @HEAD_REGISTRY.register()
-    class CLIPEncoderFloorHead(nn.Module):
+    class CLIPEncoderFloorHead(ZeroShotHead):
         """CLIP's dense encoder alone + cosine with the text embeddings (a speed reference)."""
 
         @configurable
@@ -36,14 +36,14 @@ if FLOOR_HEAD not in HEAD_REGISTRY:
         def from_config(cls, cfg: Any, clip: Any) -> dict[str, Any]:
             return {}
 
-        def forward(self, images: torch.Tensor, vocab: Any, clip: Any,
-                    targets: torch.Tensor | None = None) -> torch.Tensor:
+        def scores(self, images: torch.Tensor, vocab: Any, clip: Any) -> torch.Tensor:
             """``B x K x h x w`` cosine scores of CLIP's patch embeddings (patch grid)."""
-            if targets is not None:
-                raise UserError(f"{FLOOR_HEAD} is a speed reference (CLIP's encoder alone) and "
-                                "cannot be trained; use it with `zsseg-bench speed` only")
             with stage("clip_encoder"):
                 patches = clip.encode_dense(images).patch_embeddings
             with stage("post_process"):
                 return torch.einsum("bdhw,kd->bkhw", patches,
                                     vocab.embeddings.to(patches.dtype))
+
+        def losses(self, images: torch.Tensor, targets: Any, clip: Any) -> Any:
+            raise UserError(f"{FLOOR_HEAD} is a speed reference (CLIP's encoder alone) and "
+                            "cannot be trained; use it with `zsseg-bench speed` only")

@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from zsseg_bench.modeling import HEAD_REGISTRY
-from zsseg_bench.modeling.training_phase import TrainingPhase
 from zsseg_bench.modeling.vocabulary import ClassVocabulary
 from zsseg_bench.projects.alignzeg import AlignZegHead
 from zsseg_bench.utils.errors import UserError
@@ -75,49 +74,6 @@ def test_pbc_on_the_head_never_touches_unseen_scores(clip):
     torch.testing.assert_close(on[:, ~vocab.is_seen], off[:, ~vocab.is_seen])
     assert bool((on[:, vocab.is_seen] <= off[:, vocab.is_seen] + 1e-7).all())
     assert float((off[:, vocab.is_seen] - on[:, vocab.is_seen]).max()) > 0
-
-
-def test_inductive_training_uses_seen_text_only_and_rejects_unseen_labels(clip, monkeypatch):
-    head = tiny_head(clip).train()
-    vocab = _vocab(clip)  # transductive-style vocabulary: 3 seen + 2 unseen classes
-    texts = []
-    logits_fn = head.classifier.logits
-
-    def spy(features, text):
-        texts.append(text)
-        return logits_fn(features, text)
-
-    monkeypatch.setattr(head.classifier, "logits", spy)
-    targets = torch.zeros(2, 32, 32, dtype=torch.long)
-    targets[:, :8, :8] = 254  # unlabelled (unseen) pixels are ignored before self-training
-    head(_images(), vocab, clip, targets=targets)
-    assert texts and all(t.shape[0] == 3 for t in texts)
-    assert all(torch.equal(t, vocab.embeddings[:3]) for t in texts)
-    targets[0, 0, 0] = 3  # a label of an unseen class outside self-training: a leak
-    with pytest.raises(RuntimeError, match="unseen"):
-        head(_images(), vocab, clip, targets=targets)
-
-
-def test_self_training_pseudo_labels_unlabelled_pixels_with_unseen_classes(clip, monkeypatch):
-    head = tiny_head(clip).train()
-    vocab = _vocab(clip)
-    seen_labels = []
-    from zsseg_bench.projects.alignzeg import head as head_module
-
-    semantic_targets = head_module.semantic_targets
-
-    def spy(labels, *args, **kwargs):
-        seen_labels.append(labels.clone())
-        return semantic_targets(labels, *args, **kwargs)
-
-    monkeypatch.setattr(head_module, "semantic_targets", spy)
-    targets = torch.zeros(2, 32, 32, dtype=torch.long)
-    targets[:, :8, :8] = 254
-    losses = head(_images(), vocab, clip, targets=targets, phase=TrainingPhase.SELF_TRAINING)
-    labels = seen_labels[-1]
-    assert set(labels[:, :8, :8].unique().tolist()) <= {3, 4}  # unseen classes only
-    assert bool((labels[:, 8:] == 0).all())  # labelled pixels unchanged
-    assert "loss_bc" in losses
 
 
 def test_config_errors_are_user_errors(clip):

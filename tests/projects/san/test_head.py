@@ -7,7 +7,6 @@ import torch.nn.functional as F
 
 from zsseg_bench.modeling import HEAD_REGISTRY
 from zsseg_bench.modeling.build import build_head
-from zsseg_bench.modeling.training_phase import TrainingPhase
 from zsseg_bench.modeling.vocabulary import ClassVocabulary
 from zsseg_bench.projects.san import SANHead
 from zsseg_bench.utils.errors import UserError
@@ -97,48 +96,6 @@ def test_training_with_the_same_seed_is_deterministic(clip):
     torch.manual_seed(4)
     other = head(_images(), vocab, clip, targets=_targets())
     assert float(other["loss_mask"].detach()) != runs[0]["loss_mask"]
-
-
-def test_inductive_training_uses_seen_text_only_and_rejects_unseen_labels(clip, monkeypatch):
-    head = tiny_head(clip).train()
-    vocab = _vocab(clip)  # 3 seen + 2 unseen classes
-    texts = []
-    outputs = head.outputs
-
-    def spy(images, text, clip_):
-        texts.append(text)
-        return outputs(images, text, clip_)
-
-    monkeypatch.setattr(head, "outputs", spy)
-    targets = _targets()
-    targets[:, :8, :8] = 254  # unlabelled (unseen) pixels are ignored before self-training
-    head(_images(), vocab, clip, targets=targets)
-    assert texts and all(torch.equal(t, vocab.embeddings[:3]) for t in texts)
-    targets[0, 0, 0] = 3  # a label of an unseen class outside self-training: a leak
-    with pytest.raises(RuntimeError, match="unseen"):
-        head(_images(), vocab, clip, targets=targets)
-
-
-def test_self_training_pseudo_labels_unlabelled_pixels_with_unseen_classes(clip, monkeypatch):
-    head = tiny_head(clip).train()
-    vocab = _vocab(clip)
-    seen_labels = []
-    from zsseg_bench.projects.san import head as head_module
-
-    semantic_targets = head_module.semantic_targets
-
-    def spy(labels, *args, **kwargs):
-        seen_labels.append(labels.clone())
-        return semantic_targets(labels, *args, **kwargs)
-
-    monkeypatch.setattr(head_module, "semantic_targets", spy)
-    targets = _targets()
-    targets[:, :8, :8] = 254
-    losses = head(_images(), vocab, clip, targets=targets, phase=TrainingPhase.SELF_TRAINING)
-    labels = seen_labels[-1]
-    assert set(labels[:, :8, :8].unique().tolist()) <= {3, 4}  # unseen classes only
-    assert torch.equal(labels[:, 8:], targets[:, 8:])  # labelled pixels unchanged
-    assert all(bool(torch.isfinite(v)) for v in losses.values())
 
 
 @pytest.mark.parametrize(("key", "value", "match"), [

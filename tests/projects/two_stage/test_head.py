@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 import torchvision
 
 from zsseg_bench.modeling import build_head
+from zsseg_bench.modeling.pseudo_label import PseudoLabelPolicy
 from zsseg_bench.modeling.stage_timer import StageTimer
 from zsseg_bench.modeling.training_phase import TrainingPhase
 from zsseg_bench.modeling.vocabulary import ClassVocabulary
@@ -91,19 +93,28 @@ def test_seen_calibration_lowers_seen_scores_only(clip):
     torch.testing.assert_close(diff[:, ~vocab.is_seen], torch.zeros_like(diff[:, ~vocab.is_seen]))
 
 
+def _pseudo_labels(head, images, vocab, clip, predictions, targets, threshold=None):  # noqa: ANN001, ANN202
+    """The core policy with the head's options on its labelling scores (as in its losses)."""
+    policy = head.pseudo_label_policy if threshold is None else PseudoLabelPolicy(
+        "normalised", threshold)
+    scores = F.interpolate(head.labelling_scores(images, vocab, clip, predictions),
+                           size=targets.shape[-2:], mode="bilinear", align_corners=False)
+    return policy(targets, scores, vocab.unseen_indices)
+
+
 def test_pseudo_labels_only_unlabelled_pixels_and_unseen_classes(clip):
     head = _head(clip).train()
+    assert head.pseudo_label_policy == PseudoLabelPolicy("normalised", 0.0)  # zsseg's options
     vocab = vocabulary(clip)  # class 4 unseen
     images, targets = _batch(1)
     targets[:, 40:, 40:] = 254
     predictions = head.propose(images)
-    head.pseudo_label_threshold = 0.0
-    labels = head.pseudo_label(images, vocab, clip, predictions, targets)
+    labels = _pseudo_labels(head, images, vocab, clip, predictions, targets, 0.0)
     region = labels[:, 40:, 40:]
     assert set(region.unique().tolist()) <= {4}
     assert torch.equal(labels[targets != 254], targets[targets != 254])
-    head.pseudo_label_threshold = 1.01  # nothing confident enough: all ignored
-    labels = head.pseudo_label(images, vocab, clip, predictions, targets)
+    # nothing confident enough: all ignored
+    labels = _pseudo_labels(head, images, vocab, clip, predictions, targets, 1.01)
     assert set(labels[:, 40:, 40:].unique().tolist()) == {255}
     losses = head(images, vocab, clip, targets=targets,
                   phase=TrainingPhase.SELF_TRAINING)  # self-training path end to end
@@ -206,6 +217,7 @@ def test_supervised_phase_classifies_over_seen_classes_only(clip):
     same = head(images, other, clip, targets=targets)
     # the unseen class is no negative: its embedding does not enter the supervised losses
     assert all(torch.equal(losses[k], same[k]) for k in losses)
+    head.on_phase_change(TrainingPhase.SELF_TRAINING)
     torch.manual_seed(3)
     st = head(images, vocab, clip, targets=targets, phase=TrainingPhase.SELF_TRAINING)
     torch.manual_seed(3)
@@ -213,7 +225,7 @@ def test_supervised_phase_classifies_over_seen_classes_only(clip):
     assert not torch.equal(st["loss_ce"], st_other["loss_ce"])  # all classes in self-training
     leak = targets.clone()
     leak[0, :2, :2] = 4
-    with pytest.raises(RuntimeError, match="unseen classes before self-training"):
+    with pytest.raises(RuntimeError, match="unseen classes outside self-training"):
         head(images, vocab, clip, targets=leak)
 
 
@@ -224,11 +236,15 @@ def test_offline_teacher_is_frozen_at_self_training_start_and_checkpointed(clip)
     vocab = vocabulary(clip)
     images, targets = _batch(1)
     targets[:, 40:, 40:] = 254
+    with pytest.raises(RuntimeError, match="on_phase_change"):  # told by the phase schedule
+        head(images, vocab, clip, targets=targets, phase=TrainingPhase.SELF_TRAINING)
+    head.on_phase_change(TrainingPhase.SELF_TRAINING)  # the teacher is due ...
+    assert not bool(head.teacher_ready)
     opt = torch.optim.SGD(head.parameters(), lr=1.0)
     losses = head(images, vocab, clip, targets=targets, phase=TrainingPhase.SELF_TRAINING)
-    assert bool(head.teacher_ready)
+    assert bool(head.teacher_ready)  # ... and taken at the first self-training step
     predictions = head.propose(images)
-    first = head.pseudo_label(images, vocab, clip, predictions, targets)
+    first = _pseudo_labels(head, images, vocab, clip, predictions, targets)
     # threshold 0 (zsseg): every unlabelled pixel gets an unseen class, nothing else changes
     assert set(first[:, 40:, 40:].unique().tolist()) == {4}
     assert torch.equal(first[targets != 254], targets[targets != 254])
@@ -237,11 +253,14 @@ def test_offline_teacher_is_frozen_at_self_training_start_and_checkpointed(clip)
     state = head.state_dict()
     assert not torch.equal(state["decoder.query_pos.weight"],
                            state["teacher.decoder.query_pos.weight"])  # the student moved
+    head.on_phase_change(TrainingPhase.SELF_TRAINING)  # a resumed run re-enters the phase
+    assert torch.equal(head.state_dict()["teacher.decoder.query_pos.weight"],
+                       state["teacher.decoder.query_pos.weight"])  # the teacher stays
     predictions = head.propose(images)
-    head.pseudo_label_threshold = 0.5  # labels from the frozen teacher, not the student
     teacher_scores = head.labelling_scores(images, vocab, clip, predictions)
     resumed = _transductive_head(clip)
     resumed.load_state_dict(state)  # as a resumed run: the teacher comes from the checkpoint
+    resumed.on_phase_change(TrainingPhase.SELF_TRAINING)
     torch.testing.assert_close(resumed.eval().labelling_scores(images, vocab, clip, predictions),
                                teacher_scores, rtol=0, atol=0)
     online = _transductive_head(clip, recipe="online")

@@ -38,7 +38,7 @@ def test_voc_recipe_constants():
     assert (z.SEEN_SCORE_CALIBRATION, z.SELF_TRAIN_SEEN_SCORE_CALIBRATION) == (0.1, 0.0)
     s = cfg.SOLVER
     assert (s.BASE_LR, s.MAX_ITER, s.IMS_PER_BATCH, s.WARMUP_ITERS) == (2e-5, 20000, 16, 1500)
-    assert cfg.ZERO_SHOT.SELF_TRAIN_START == 0.5
+    assert cfg.ZERO_SHOT.SELF_TRAIN_START_FRACTION == 0.5
     assert (cfg.TEST.MODE, tuple(cfg.TEST.SLIDE.STRIDE)) == ("slide", (426, 426))
     coco = setup_cfg(str(CONFIGS / "coco_stuff" / "zegclip_vitb16_512x512_80k_inductive.yaml"))
     assert (coco.MODEL.ZEGCLIP.PROMPT.NUM_TOKENS, coco.SOLVER.MAX_ITER) == (100, 80000)
@@ -90,10 +90,10 @@ def _mmcv_poly_with_linear_warmup(base_lr, it, max_iters, warmup_iters=1500, rat
 def test_voc_transductive_schedule_is_the_official_two_runs():
     """Iterations 0-10k: the inductive 20k run; 10k-20k: the ST run's own 10k schedule."""
     from zsseg_bench.engine.lr_scheduler import build_lr_scheduler
-    from zsseg_bench.engine.trainer import self_training_restart
+    from zsseg_bench.engine.phase_schedule import PhaseSchedule
 
     cfg = setup_cfg(str(CONFIGS / "voc" / "zegclip_vitb16_512x512_20k_transductive.yaml"))
-    restart = self_training_restart(cfg)
+    restart = PhaseSchedule.from_config(cfg).restart_iter
     assert restart == 10000
     head_lr = 2e-5 * 10  # lr_mult 10 for every learnable parameter
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=head_lr)

@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from zsseg_bench.projects.zegclip.losses import binary_targets, mask_losses
-from zsseg_bench.projects.zegclip.pseudo_label import UNLABELLED_LABEL, pseudo_label
 
 
 def _focal(logit: float, target: float, alpha: float = 0.25, gamma: float = 2.0) -> float:
@@ -59,21 +58,3 @@ def test_losses_upsample_logits_and_normalise_by_present_masks():
     # All-ignore batch: zero present masks -> divided by 1, still finite.
     empty = mask_losses(logits, torch.full((2, 16, 16), 255), focal_weight=1.0, dice_weight=1.0)
     assert empty["loss_dice"].item() == 0 and torch.isfinite(empty["loss_focal"])
-
-
-def test_pseudo_labels_touch_only_unlabelled_pixels():
-    torch.manual_seed(0)
-    labels = torch.tensor([[[0, 1, UNLABELLED_LABEL, 255],
-                            [UNLABELLED_LABEL, 2, UNLABELLED_LABEL, 1]]])  # 1 x 2 x 4
-    logits = torch.randn(1, 5, 2, 4)
-    unseen = torch.tensor([3, 4])
-    logits[0, 0] += 10  # a seen class dominating everywhere must not be chosen
-    out = pseudo_label(labels, logits, unseen)
-    unlabelled = labels == UNLABELLED_LABEL
-    assert torch.equal(out[~unlabelled], labels[~unlabelled])
-    expected = unseen[logits[:, unseen].argmax(1)]
-    assert torch.equal(out[unlabelled], expected[unlabelled])
-    assert set(out[unlabelled].tolist()) <= {3, 4}
-    assert torch.equal(labels, torch.tensor([[[0, 1, 254, 255], [254, 2, 254, 1]]]))  # no in-place
-    none = pseudo_label(labels, logits, torch.tensor([], dtype=torch.long))
-    assert (none[unlabelled] == 255).all()

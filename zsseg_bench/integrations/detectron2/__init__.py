@@ -32,7 +32,7 @@ except ImportError as e:  # a one-line reason instead of a traceback deep inside
 from zsseg_bench.integrations.detectron2.config import add_zsseg_config, finalize_cfg
 from zsseg_bench.integrations.detectron2.data import build_test_loader, build_train_loader
 from zsseg_bench.integrations.detectron2.engine import (
-    SelfTrainingHook,
+    PhaseScheduleHook,
     ZeroShotStepTrainer,
     build_step_trainer,
 )
@@ -48,7 +48,7 @@ register_meta_arch()
 
 __all__ = [
     "GZSL_TASK",
-    "SelfTrainingHook",
+    "PhaseScheduleHook",
     "SuiteEvaluator",
     "ZeroShotStepTrainer",
     "add_zsseg_config",

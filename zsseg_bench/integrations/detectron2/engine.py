@@ -1,7 +1,7 @@
 """Pieces of the suite's training step and schedule inside detectron2's engine.
 
 detectron2's ``SimpleTrainer`` calls ``model(data)``; the suite's meta-architecture takes the
-training phase as well (``model(data, phase=...)``, set by the transductive self-training hook)
+training phase as well (``model(data, phase=...)``, set by the phase schedule hook)
 and its recipes use gradient accumulation, bf16/fp16 autocast and full-model gradient clipping
 (``SOLVER.*``). :class:`ZeroShotStepTrainer` is detectron2's ``SimpleTrainer`` with that step;
 metrics go through detectron2's ``EventStorage`` (``_write_metrics``) as in detectron2.
@@ -16,14 +16,15 @@ import torch
 from detectron2.engine import HookBase, SimpleTrainer
 from torch import nn
 
-from zsseg_bench.engine import hooks as suite_hooks
+from zsseg_bench.engine import phase_schedule
 from zsseg_bench.engine.train_loop import clip_gradients, forward_backward
 from zsseg_bench.engine.trainer import amp_dtype, check_solver, grad_clip
 from zsseg_bench.modeling.training_phase import TrainingPhase
 
 
-class SelfTrainingHook(suite_hooks.SelfTrainingHook, HookBase):
-    """The suite's transductive switch (phase + optimizer restart) as a detectron2 hook."""
+class PhaseScheduleHook(phase_schedule.PhaseScheduleHook, HookBase):
+    """The suite's phase schedule (phase, optimizer restart, the model told) as a detectron2
+    hook."""
 
 
 class ZeroShotStepTrainer(SimpleTrainer):

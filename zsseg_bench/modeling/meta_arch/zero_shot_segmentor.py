@@ -14,6 +14,7 @@ from zsseg_bench.data.catalog import class_split, dataset_class_names
 from zsseg_bench.data.transfer import is_transfer, labelled_mask
 from zsseg_bench.data.zero_shot import IGNORE_LABEL, UNLABELLED_LABEL
 from zsseg_bench.modeling.build import META_ARCH_REGISTRY, build_head
+from zsseg_bench.modeling.head import ZeroShotHead
 from zsseg_bench.modeling.inference_modes import (
     pad_to_batch,
     resize_scores,
@@ -21,6 +22,7 @@ from zsseg_bench.modeling.inference_modes import (
     whole_inference,
 )
 from zsseg_bench.modeling.training_phase import TrainingPhase
+from zsseg_bench.modeling.training_targets import TrainingTargets
 from zsseg_bench.modeling.vocabulary import ClassVocabulary
 from zsseg_bench.utils.errors import UserError
 
@@ -29,11 +31,15 @@ _NOT_IN_VOCABULARY = 253  # internal marker of a label id outside the training v
 
 @META_ARCH_REGISTRY.register()
 class ZeroShotSegmentor(nn.Module):
-    """Normalisation, padding, vocabulary, whole/slide inference and post-processing.
+    """Normalisation, padding, vocabulary, the zero-shot rules, whole/slide inference and
+    post-processing.
 
-    A method is a head (``HEAD_REGISTRY``) called as ``head(images, vocab, clip, targets, phase)``:
-    in training (``targets`` given, ``phase`` the trainer's :class:`TrainingPhase`) it returns a
-    dict of losses, in inference (``head(images, vocab, clip)``) ``B x K x h x w`` class scores
+    A method is a head (``HEAD_REGISTRY``, a :class:`~zsseg_bench.modeling.head.ZeroShotHead`)
+    called as ``head(images, vocab, clip, targets)``: in training ``targets`` is the
+    :class:`~zsseg_bench.modeling.training_targets.TrainingTargets` this module builds (the
+    active vocabulary, passed as ``vocab`` too, the labels in its index space, the phase) and
+    the head returns a dict of losses; in inference (``head(images, vocab, clip)``) it returns
+    ``B x K x h x w`` class scores
     that this module upsamples, crops of their padding and resizes to each image's original size.
     ``images`` are normalised (``MODEL.PIXEL_MEAN/STD``) and padded with 0 at the bottom and right
     to a common size (a multiple of ``MODEL.SIZE_DIVISIBILITY``; detectron2's
@@ -43,9 +49,10 @@ class ZeroShotSegmentor(nn.Module):
 
     Vocabulary: in training, the training dataset's classes that are trainable in the current
     setting — seen classes only (inductive) or all classes (transductive, fully); label ids are
-    remapped to that vocabulary's index space. In inference, the full class list of the test
-    dataset (:meth:`set_test_dataset`). In the fully supervised setting every class is seen (it
-    has training labels); the dataset's split then only groups the metrics.
+    remapped to that vocabulary's index space, and :class:`TrainingTargets` narrows it to the
+    seen classes until self-training starts (transductive). In inference, the full class list
+    of the test dataset (:meth:`set_test_dataset`). In the fully supervised setting every class
+    is seen (it has training labels); the dataset's split then only groups the metrics.
     """
 
     @configurable
@@ -55,6 +62,9 @@ class ZeroShotSegmentor(nn.Module):
                  test_mode: str = "whole", slide_crop: tuple[int, int] = (512, 512),
                  slide_stride: tuple[int, int] = (426, 426)):
         super().__init__()
+        if not isinstance(head, ZeroShotHead):
+            raise TypeError(f"{type(head).__name__} is not a ZeroShotHead: a method's head "
+                            "subclasses zsseg_bench.modeling.head.ZeroShotHead")
         self.head = head
         self.clip = clip
         self.train_dataset = train_dataset
@@ -201,8 +211,12 @@ class ZeroShotSegmentor(nn.Module):
         targets = pad_to_batch(labels, self.size_divisibility, pad_value=IGNORE_LABEL)
         sizes = ({"image_sizes": [tuple(img.shape[-2:]) for img in images]}
                  if self.head_takes_image_sizes else {})
-        return self.head(batch, vocab, self.clip, targets=self.to_vocabulary_ids(targets, vocab),
-                         phase=phase, **sizes)
+        targets = TrainingTargets.build(self.to_vocabulary_ids(targets, vocab), vocab, phase)
+        return self.head(batch, targets.vocab, self.clip, targets=targets, **sizes)
+
+    def on_phase_change(self, phase: TrainingPhase) -> None:
+        """Tells the head that the training phase changed (the engine's phase schedule)."""
+        self.head.on_phase_change(phase)
 
     def to_vocabulary_ids(self, targets: torch.Tensor, vocab: ClassVocabulary) -> torch.Tensor:
         """Maps full-class-list label ids to ``vocab`` indices (255 and 254 stay as they are).
