@@ -42,12 +42,13 @@ from zsseg_bench.modeling.semantic_inference import semantic_inference
 from zsseg_bench.modeling.stage_timer import stage
 from zsseg_bench.modeling.training_phase import TrainingPhase
 
+from .build import build_crop_classifier, build_decoder
 from .clip_classifier import CropBatch, CropClassifier, learned_logit_scale
 from .config import BACKBONE, PIXEL_DECODER, check_two_stage_cfg
 from .ensemble import ensemble_probs
 from .prompt_learner import LearnedPrompts
 from .teacher import frozen_copy
-from .transformer_decoder import QueryDecoder, build_query_decoder
+from .transformer_decoder import QueryDecoder
 
 Prediction = tuple[torch.Tensor, torch.Tensor]  # (class embeddings B x Q x D, masks B x Q x h x w)
 Sizes = Sequence[tuple[int, int]] | None  # each image's (h, w) without the batch padding
@@ -141,11 +142,11 @@ class TwoStageHead(nn.Module):
         return {
             "backbone": backbone,
             "pixel_decoder": build_pixel_decoder(cfg, PIXEL_DECODER, backbone.out_channels),
-            "decoder": build_query_decoder(cfg, res5_channels=backbone.out_channels["res5"],
-                                           embed_dim=clip.embed_dim),
+            "decoder": build_decoder(cfg, res5_channels=backbone.out_channels["res5"],
+                                     embed_dim=clip.embed_dim),
             "criterion": build_set_criterion(cfg, "MODEL.TWO_STAGE",
                                              deep_supervision=ts.DECODER.DEEP_SUPERVISION),
-            "crop_classifier": CropClassifier.from_config(cfg),
+            "crop_classifier": build_crop_classifier(cfg),
             "embed_dim": clip.embed_dim,
             "temperature": ts.DECODER.TEMPERATURE or 1.0 / learned_logit_scale(
                 clip, "MODEL.TWO_STAGE.DECODER.TEMPERATURE"),
@@ -365,3 +366,4 @@ def seen_targets(targets: torch.Tensor, vocab: Any) -> tuple[torch.Tensor, torch
         raise RuntimeError("training labels contain unseen classes before self-training: "
                            "unseen pixels must be unlabelled (254) in the transductive setting")
     return mapped, seen
+

@@ -27,7 +27,6 @@ import torch.nn.functional as F
 from fvcore.common.registry import Registry
 from torch import nn
 
-from zsseg_bench.config import configurable
 from zsseg_bench.modeling.mlp import MLP
 from zsseg_bench.modeling.position_encoding import sine_position_encoding
 from zsseg_bench.utils.errors import UserError
@@ -82,7 +81,6 @@ class QueryDecoder(nn.Module):
 
     ORDER: tuple[str, ...] = ()
 
-    @configurable
     def __init__(self, *, res5_channels: int, conv_dim: int, mask_dim: int, embed_dim: int,
                  num_queries: int, hidden_dim: int, nheads: int, dim_feedforward: int,
                  num_layers: int, dropout: float, pre_norm: bool, embed_layers: int,
@@ -106,15 +104,6 @@ class QueryDecoder(nn.Module):
         for p in self.layers.parameters():  # DETR / MaskFormer: xavier_uniform on matrices
             if p.dim() > 1:
                 nn.init.xavier_uniform_(p)
-
-    @classmethod
-    def from_config(cls, cfg: Any, res5_channels: int, embed_dim: int) -> dict[str, Any]:
-        d, p = cfg.MODEL.TWO_STAGE.DECODER, cfg.MODEL.TWO_STAGE.PIXEL_DECODER
-        return {"res5_channels": res5_channels, "conv_dim": p.CONV_DIM, "mask_dim": p.MASK_DIM,
-                "embed_dim": embed_dim, "num_queries": d.NUM_QUERIES, "hidden_dim": d.HIDDEN_DIM,
-                "nheads": d.NHEADS, "dim_feedforward": d.DIM_FEEDFORWARD, "num_layers": d.LAYERS,
-                "dropout": d.DROPOUT, "pre_norm": d.PRE_NORM, "embed_layers": d.EMBED_LAYERS,
-                "embed_hidden_dim": d.EMBED_HIDDEN_DIM}
 
     def _build_memory(self, *, res5_channels: int, conv_dim: int) -> None:
         """Adds the modules that turn backbone / pixel-decoder features into memory."""
@@ -218,10 +207,10 @@ class Mask2FormerDecoder(QueryDecoder):
         return preds
 
 
-def build_query_decoder(cfg: Any, res5_channels: int, embed_dim: int) -> QueryDecoder:
-    """The decoder named by ``MODEL.TWO_STAGE.DECODER.NAME``."""
-    name = cfg.MODEL.TWO_STAGE.DECODER.NAME
+def build_query_decoder(name: str, **kwargs: Any) -> QueryDecoder:
+    """The registered decoder ``name`` (``MODEL.TWO_STAGE.DECODER.NAME``) built with the keyword
+    arguments of :class:`QueryDecoder`."""
     if name not in QUERY_DECODER_REGISTRY:
         raise UserError(f"MODEL.TWO_STAGE.DECODER.NAME = {name!r} is not a registered query "
                         f"decoder ({', '.join(sorted(n for n, _ in QUERY_DECODER_REGISTRY))})")
-    return QUERY_DECODER_REGISTRY.get(name)(cfg, res5_channels=res5_channels, embed_dim=embed_dim)
+    return QUERY_DECODER_REGISTRY.get(name)(**kwargs)
