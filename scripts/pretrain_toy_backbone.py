@@ -40,7 +40,7 @@ from torch import nn
 from zsseg_bench.config import get_cfg
 from zsseg_bench.data.synthetic import OBJECT_CLASS_IDS, render_scene
 from zsseg_bench.data.synthetic.render import SEG_OBJECT_SIZE_RANGE
-from zsseg_bench.projects.two_stage.backbone import ResNetBackbone
+from zsseg_bench.modeling.backbone import ResNetBackbone
 from zsseg_bench.utils.file_io import atomic_save, atomic_write_json
 
 CKPT_NAME = "toy_resnet18_w32.pt"

@@ -3,7 +3,8 @@
 Every module of ``zsseg_bench/`` and ``projects/`` is parsed (imports inside functions and
 ``TYPE_CHECKING`` blocks included) and each imported ``zsseg_bench`` module is mapped to its
 layer. A module may import its own layer's package and any layer below; peers (``speed``,
-``sweep``, ``report``) import none of each other, and the core never imports a project.
+``sweep``, ``report``) import none of each other, the core never imports a project, and a
+project never imports another (what methods share is a block of ``zsseg_bench/modeling/``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ LAYERS = {
 }
 #: Layers whose packages are peers: one may not import another of the same rank.
 PEERS = {"speed", "sweep", "report"}
+#: (project, project it still imports): the zero-shot rules AlignZeg and SAN call on ZegCLIP's
+#: head (``training_classes`` / ``training_labels``) until the core holds them (issue 30, item
+#: 1). Every other import of one project by another is a violation.
+PENDING_PROJECT_IMPORTS = {("alignzeg", "zegclip"), ("san", "zegclip")}
 
 
 def module_name(path: Path) -> str:
@@ -39,6 +44,12 @@ def package_of(name: str) -> str | None:
     """The layer package of a ``zsseg_bench`` module name (None: the root package itself)."""
     parts = name.split(".")
     return parts[1] if len(parts) > 1 else None
+
+
+def project_of(name: str) -> str | None:
+    """The method package of a ``zsseg_bench.projects.<name>...`` module name (else None)."""
+    parts = name.split(".")
+    return parts[2] if len(parts) > 2 and parts[1] == "projects" else None
 
 
 def imported_modules(path: Path, name: str) -> list[tuple[int, str]]:
@@ -76,9 +87,15 @@ def violations() -> list[str]:
             continue
         for line, target in imported_modules(path, name):
             dst = package_of(target)
+            where = f"{path.relative_to(ROOT)}:{line}"
+            if dst == src == "projects":
+                a, b = project_of(name), project_of(target)
+                if a and b and a != b and (a, b) not in PENDING_PROJECT_IMPORTS:
+                    found.append(f"{where}: project {a} imports another project ({target}); "
+                                 "share the block through zsseg_bench/modeling/")
+                continue
             if dst is None or dst == src:
                 continue
-            where = f"{path.relative_to(ROOT)}:{line}"
             if dst not in LAYERS:
                 found.append(f"{where}: imports {target}, a package with no layer (add it to "
                              "LAYERS and to the README's layer picture)")
@@ -110,7 +127,10 @@ def test_the_checker_sees_upward_imports(tmp_path, monkeypatch):
     (pkg / "__init__.py").write_text("")
     (pkg / "data" / "__init__.py").write_text("from ..engine import hooks\n")
     (pkg / "data" / "x.py").write_text("def f():\n    from zsseg_bench.sweep import spec\n")
-    (tmp_path / "projects").mkdir()
+    (tmp_path / "projects" / "m1").mkdir(parents=True)
+    (tmp_path / "projects" / "m1" / "head.py").write_text(
+        "from zsseg_bench.projects.m2.backbone import B\nfrom .config import C\n"
+        "from zsseg_bench.modeling.mlp import MLP\n")
     monkeypatch.setitem(globals(), "ROOT", tmp_path)
     found = violations()
     assert found == [
@@ -118,4 +138,6 @@ def test_the_checker_sees_upward_imports(tmp_path, monkeypatch):
         "(layer 5): zsseg_bench.engine",
         "zsseg_bench/data/x.py:2: data (layer 2) imports an upper layer, sweep (layer 6): "
         "zsseg_bench.sweep",
+        "projects/m1/head.py:1: project m1 imports another project "
+        "(zsseg_bench.projects.m2.backbone); share the block through zsseg_bench/modeling/",
     ]

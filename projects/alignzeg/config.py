@@ -4,8 +4,8 @@ No code of the paper is public and only its abstract is reachable: the abstract 
 components (MRPE, GEPC = feature expansion + background diversity, PBC) and the form of the loss
 ``L = L_bc + l1 L_ce + l2 L_mask + l3 L_vir + l4 L_reg``; **every constant below is a choice of
 this reconstruction** unless its comment names another source (MaskFormer / zsseg constants of
-the pieces reused from ``zsseg_bench.projects.two_stage``). ``projects/alignzeg/README.md``
-lists the choices ("Reconstructed from the abstract").
+the shared blocks of ``zsseg_bench/modeling/``, whose keys are mounted here).
+``projects/alignzeg/README.md`` lists the choices ("Reconstructed from the abstract").
 """
 
 from __future__ import annotations
@@ -13,38 +13,35 @@ from __future__ import annotations
 from typing import Any
 
 from zsseg_bench.config import CfgNode as CN
+from zsseg_bench.config.allowed import allow
+from zsseg_bench.modeling.backbone import add_backbone_config, backbone_choices
+from zsseg_bench.modeling.criterion import add_set_criterion_config
+from zsseg_bench.modeling.pixel_decoder import add_pixel_decoder_config
+
+#: Where the shared blocks' keys are mounted (``zsseg_bench/modeling/``'s config fragments).
+BACKBONE = "MODEL.ALIGNZEG.BACKBONE"
+PIXEL_DECODER = "MODEL.ALIGNZEG.PIXEL_DECODER"
+#: The backbone layouts AlignZeg offers (no ``NAME`` key: torchvision's ResNet only).
+BACKBONE_LAYOUTS = ("torchvision",)
 
 
 def add_alignzeg_config(cfg: Any) -> None:
     """Adds the ``MODEL.ALIGNZEG.*`` keys to ``cfg`` (in place; a second call is a no-op)."""
+    for key, choices in backbone_choices(BACKBONE, BACKBONE_LAYOUTS).items():
+        allow(key, choices)
     if "ALIGNZEG" in cfg.MODEL:
         return
     cfg.MODEL.ALIGNZEG = CN()
     a = cfg.MODEL.ALIGNZEG
 
     # --- Learnable image encoder (paper: "learnable and fixed feature encoders") ----------------
-    a.BACKBONE = CN()
-    # Choice: a torchvision ResNet-50 (the paper's learnable encoder is not known). 18/34/50/101.
-    a.BACKBONE.DEPTH = 50
-    # 64 = torchvision's ResNet; smaller = width-reduced (toy world, random init).
-    a.BACKBONE.WIDTH = 64
-    # Local torchvision state dict (never downloaded); empty only with RANDOM_INIT.
-    a.BACKBONE.WEIGHTS = ""
-    a.BACKBONE.RANDOM_INIT = False
-    # "BN" or "FrozenBN" (detectron2's default for pretrained backbones).
-    a.BACKBONE.NORM = "FrozenBN"
-    # Images reach the head normalised with MODEL.PIXEL_MEAN/STD; RENORMALIZE maps them to the
-    # statistics below (torchvision ImageNet, 0-255) for ImageNet weights.
-    a.BACKBONE.RENORMALIZE = False
-    a.BACKBONE.PIXEL_MEAN = [123.675, 116.28, 103.53]
-    a.BACKBONE.PIXEL_STD = [58.395, 57.12, 57.375]
+    # Choice: a torchvision ResNet-50 (the paper's learnable encoder is not known); the other
+    # keys (WIDTH 64, WEIGHTS, RANDOM_INIT, NORM FrozenBN, RENORMALIZE, PIXEL_MEAN/STD) and their
+    # sources: zsseg_bench/modeling/backbone/build.py.
+    add_backbone_config(cfg, BACKBONE, depth=50, layouts=BACKBONE_LAYOUTS)
 
-    # --- Pixel decoder (MaskFormer BasePixelDecoder, reused from the two-stage project) --------
-    a.PIXEL_DECODER = CN()
-    # MaskFormer SEM_SEG_HEAD.CONVS_DIM = MASK_DIM = 256, GroupNorm(32).
-    a.PIXEL_DECODER.CONV_DIM = 256
-    a.PIXEL_DECODER.MASK_DIM = 256
-    a.PIXEL_DECODER.NORM_GROUPS = 32
+    # --- Pixel decoder (MaskFormer BasePixelDecoder, zsseg_bench/modeling/pixel_decoder.py) ----
+    add_pixel_decoder_config(cfg, PIXEL_DECODER)
 
     # --- Fusion of the frozen CLIP encoder's dense features -------------------------------------
     # Choice: CLIP's L2-normalised patch embeddings (one CLIP pass over the whole input) go
@@ -125,26 +122,13 @@ def add_alignzeg_config(cfg: Any) -> None:
     a.PBC.FACTOR = 0.5
 
     # --- Matching and losses --------------------------------------------------------------------
-    a.MATCHER = CN()
-    # MaskFormer HungarianMatcher(cost_class 1, cost_mask 20, cost_dice 1).
-    a.MATCHER.COST_CLASS = 1.0
-    a.MATCHER.COST_MASK = 20.0
-    a.MATCHER.COST_DICE = 1.0
-    a.LOSS = CN()
+    # MaskFormer's Hungarian matcher (cost_class 1, cost_mask 20, cost_dice 1) and set criterion
+    # (CE 1 with no-object weight 0.1, focal x20 with alpha 0.25 / gamma 2, dice x1, TARGET_STRIDE
+    # 1, MASK_IGNORE_PIXELS False): MATCHER.* and LOSS.* of zsseg_bench/modeling/criterion.py.
+    add_set_criterion_config(cfg, "MODEL.ALIGNZEG")
     # L = BC_WEIGHT L_bc + CLASS_WEIGHT L_ce + (MASK_WEIGHT focal + DICE_WEIGHT dice) + VIR_WEIGHT
     # L_vir + REG_WEIGHT L_reg: the paper's form (L_bc unweighted); the values are choices
-    # (L_ce and L_mask: MaskFormer's 1 / 20 / 1, no-object weight 0.1, focal 0.25 / 2).
+    # (L_ce and L_mask: MaskFormer's, above).
     a.LOSS.BC_WEIGHT = 1.0
-    a.LOSS.CLASS_WEIGHT = 1.0
-    a.LOSS.MASK_WEIGHT = 20.0
-    a.LOSS.DICE_WEIGHT = 1.0
     a.LOSS.VIR_WEIGHT = 1.0
     a.LOSS.REG_WEIGHT = 0.1
-    a.LOSS.NO_OBJECT_WEIGHT = 0.1
-    a.LOSS.FOCAL_ALPHA = 0.25
-    a.LOSS.FOCAL_GAMMA = 2.0
-    # Mask losses at input size / TARGET_STRIDE (MaskFormer 1: predictions upsampled).
-    a.LOSS.TARGET_STRIDE = 1
-    # MaskFormer counts ignored pixels (void, and unseen pixels in the inductive setting) as
-    # negatives of every target mask (False); True leaves them out of mask losses and costs.
-    a.LOSS.MASK_IGNORE_PIXELS = False

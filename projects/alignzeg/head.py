@@ -4,7 +4,7 @@ Pipeline (a reconstruction from the abstract of Ge et al., ECCV 2024; README.md)
 
 1. ``clip_encoder``: the frozen CLIP ViT runs **once on the whole input** (no crops) and gives
    L2-normalised dense patch embeddings;
-2. ``image_encoder``: a learnable ResNet + FPN pixel decoder (the two-stage project's modules);
+2. ``image_encoder``: a learnable ResNet + FPN pixel decoder (the core's shared blocks);
    the CLIP patch embeddings are projected, upsampled to stride 4 and added (fusion);
 3. ``decoder``: MRPE -- learned mask queries and the fused pixel features refine each other;
    every layer gives class-agnostic masks and query states;
@@ -13,16 +13,16 @@ Pipeline (a reconstruction from the abstract of Ge et al., ECCV 2024; README.md)
    seen-class probabilities of proposals its indicator flags; masks x probabilities summed over
    proposals give per-class scores.
 
-Training: Hungarian matching + CE / focal / dice (the two-stage ``SetCriterion``), plus FES's
-``L_vir`` on virtual (mixed) proposal features, BDS's ``L_reg`` and PBC's ``L_bc``. The zero-shot
-rules are the core's (:class:`~zsseg_bench.modeling.training_targets.TrainingTargets`): the seen
-classes only (text embeddings and labels) until transductive self-training, which pseudo-labels
-unlabelled pixels with the argmax unseen class of the current scores (the core policy).
+Training: Hungarian matching + CE / focal / dice (the core's MaskFormer ``SetCriterion``), plus
+FES's ``L_vir`` on virtual (mixed) proposal features, BDS's ``L_reg`` and PBC's ``L_bc``. The
+zero-shot rules are the core's (:class:`~zsseg_bench.modeling.training_targets.TrainingTargets`):
+the seen classes only (text embeddings and labels) until transductive self-training, which
+pseudo-labels unlabelled pixels with the argmax unseen class of the current scores (the core
+policy).
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import torch
@@ -31,18 +31,18 @@ from torch import nn
 
 from zsseg_bench.config import configurable
 from zsseg_bench.modeling import HEAD_REGISTRY
+from zsseg_bench.modeling.backbone import build_backbone
+from zsseg_bench.modeling.criterion import SetCriterion, build_set_criterion, semantic_targets
 from zsseg_bench.modeling.head import ZeroShotHead
 from zsseg_bench.modeling.inference_modes import resize_scores
+from zsseg_bench.modeling.pixel_decoder import build_pixel_decoder
+from zsseg_bench.modeling.semantic_inference import semantic_inference
 from zsseg_bench.modeling.stage_timer import stage
 from zsseg_bench.modeling.training_targets import TrainingTargets
 from zsseg_bench.modeling.vocabulary import ClassVocabulary
-from zsseg_bench.projects.two_stage.backbone import ResNetBackbone
-from zsseg_bench.projects.two_stage.criterion import SetCriterion, semantic_targets
-from zsseg_bench.projects.two_stage.ensemble import semantic_inference
-from zsseg_bench.projects.two_stage.matcher import HungarianMatcher
-from zsseg_bench.projects.two_stage.pixel_decoder import FPNPixelDecoder
 from zsseg_bench.utils.errors import UserError
 
+from .config import BACKBONE, PIXEL_DECODER
 from .gepc import ProposalClassifier, manifold_mixup, mask_pool, soft_cross_entropy
 from .mrpe import MRPEDecoder
 from .pbc import BiasIndicator, correct_seen_scores
@@ -90,26 +90,13 @@ class AlignZegHead(ZeroShotHead):
     @classmethod
     def from_config(cls, cfg: Any, clip: Any) -> dict[str, Any]:
         a = cfg.MODEL.ALIGNZEG
-        b, p, d, c, loss = a.BACKBONE, a.PIXEL_DECODER, a.DECODER, a.CLASSIFIER, a.LOSS
-        check_backbone_keys(b)
-        backbone = ResNetBackbone(
-            depth=b.DEPTH, width=b.WIDTH, norm=b.NORM, weights=b.WEIGHTS,
-            random_init=b.RANDOM_INIT, renormalize=b.RENORMALIZE,
-            input_mean=list(cfg.MODEL.PIXEL_MEAN), input_std=list(cfg.MODEL.PIXEL_STD),
-            pixel_mean=list(b.PIXEL_MEAN), pixel_std=list(b.PIXEL_STD))
-        matcher = HungarianMatcher(cost_class=a.MATCHER.COST_CLASS,
-                                   cost_mask=a.MATCHER.COST_MASK, cost_dice=a.MATCHER.COST_DICE,
-                                   focal_alpha=loss.FOCAL_ALPHA, focal_gamma=loss.FOCAL_GAMMA)
-        criterion = SetCriterion(
-            matcher=matcher, class_weight=loss.CLASS_WEIGHT, mask_weight=loss.MASK_WEIGHT,
-            dice_weight=loss.DICE_WEIGHT, no_object_weight=loss.NO_OBJECT_WEIGHT,
-            focal_alpha=loss.FOCAL_ALPHA, focal_gamma=loss.FOCAL_GAMMA,
-            deep_supervision=d.DEEP_SUPERVISION, mask_ignore_pixels=loss.MASK_IGNORE_PIXELS)
+        p, d, c, loss = a.PIXEL_DECODER, a.DECODER, a.CLASSIFIER, a.LOSS
+        backbone = build_backbone(cfg, BACKBONE)
+        criterion = build_set_criterion(cfg, "MODEL.ALIGNZEG",
+                                        deep_supervision=d.DEEP_SUPERVISION)
         return {
             "backbone": backbone,
-            "pixel_decoder": FPNPixelDecoder(in_channels=backbone.out_channels,
-                                             conv_dim=p.CONV_DIM, mask_dim=p.MASK_DIM,
-                                             norm_groups=p.NORM_GROUPS),
+            "pixel_decoder": build_pixel_decoder(cfg, PIXEL_DECODER, backbone.out_channels),
             "decoder": MRPEDecoder(p.MASK_DIM, d.NUM_QUERIES, d.HIDDEN_DIM, d.NHEADS,
                                    d.DIM_FEEDFORWARD, d.LAYERS, d.DROPOUT, mutual=d.MRPE),
             "classifier": ProposalClassifier(
@@ -240,16 +227,3 @@ class AlignZegHead(ZeroShotHead):
             out["loss_bc"] = self.bc_weight * self.indicator.loss(matched[seen], positives)
         return out
 
-
-def check_backbone_keys(b: Any) -> None:
-    """Clear errors for the learnable encoder's keys (named as MODEL.ALIGNZEG.BACKBONE.*)."""
-    if not b.WEIGHTS and not b.RANDOM_INIT:
-        raise UserError("MODEL.ALIGNZEG.BACKBONE.WEIGHTS is empty: give a local torchvision "
-                        "ResNet state dict, or set MODEL.ALIGNZEG.BACKBONE.RANDOM_INIT True "
-                        "(speed runs, toy world)")
-    if b.WEIGHTS and not b.RANDOM_INIT and not os.path.isfile(b.WEIGHTS):
-        raise UserError(f"MODEL.ALIGNZEG.BACKBONE.WEIGHTS: file not found: {b.WEIGHTS} "
-                        "(weights are never downloaded)")
-    if b.DEPTH not in (18, 34, 50, 101):
-        raise UserError(f"MODEL.ALIGNZEG.BACKBONE.DEPTH = {b.DEPTH} is not one of 18, 34, 50, "
-                        "101")

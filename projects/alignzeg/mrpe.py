@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from zsseg_bench.modeling.mlp import MLP
-from zsseg_bench.projects.two_stage.transformer_decoder import sine_position_encoding
+from zsseg_bench.modeling.position_encoding import sine_position_encoding
 
 
 class _Attention(nn.Module):

@@ -92,7 +92,7 @@ def add_san_config(cfg: Any) -> None:
     # A learnable scalar affine a*x+b on the bias (nn.Linear(1, 1); san/config.py:74).
     b.RESCALE_ATTN_BIAS = True
 
-    # --- Training: Mask2Former's matcher and criterion (criterion.py, matcher.py) -----------------
+    # --- Training: Mask2Former's matcher and criterion (modeling/matcher.py, criterion.py) -------
     s.LOSS = CN()
     # Matching costs = loss weights (san/model/san.py:70-85; san/config.py:34-37).
     s.LOSS.CLASS_WEIGHT = 2.0

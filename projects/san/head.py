@@ -15,7 +15,9 @@ One pass of the frozen CLIP ViT, split in two (MendelXu/SAN @ e19262d, ``san/mod
    ``semantic_inference``: ``softmax over K+1, background dropped`` x ``sigmoid(mask logits
    bilinearly upsampled to the input)``, summed over proposals.
 
-Training: Mask2Former's matcher and point-sampled criterion (:mod:`.criterion`) on the final and
+Training: Mask2Former's matcher and point-sampled criterion (the core's
+:class:`~zsseg_bench.modeling.matcher.PointMatcher` and
+:class:`~zsseg_bench.modeling.criterion.PointSetCriterion`) on the final and
 the auxiliary (earlier side block) outputs. Learnable: the side network, the background
 embedding and (``train_clip_pos_embed``) a copy of CLIP's visual positional embedding, which
 SAN trains; CLIP itself stays frozen and shared.
@@ -38,15 +40,15 @@ from torch import nn
 
 from zsseg_bench.config import configurable
 from zsseg_bench.modeling import HEAD_REGISTRY
+from zsseg_bench.modeling.criterion import PointSetCriterion, semantic_targets
 from zsseg_bench.modeling.head import ZeroShotHead
+from zsseg_bench.modeling.matcher import PointMatcher
+from zsseg_bench.modeling.semantic_inference import semantic_inference
 from zsseg_bench.modeling.stage_timer import stage
 from zsseg_bench.modeling.training_targets import TrainingTargets
 from zsseg_bench.modeling.vocabulary import ClassVocabulary
-from zsseg_bench.projects.two_stage.criterion import semantic_targets
-from zsseg_bench.projects.two_stage.ensemble import semantic_inference
 from zsseg_bench.utils.errors import UserError
 
-from .criterion import PointMatcher, SetCriterion
 from .mask_decoder import MaskDecoder
 from .recognition import recognize
 from .side_adapter import SideAdapterNetwork, parse_fusion_map
@@ -61,7 +63,7 @@ class SANHead(ZeroShotHead):
     """SAN (see the module docstring)."""
 
     @configurable
-    def __init__(self, *, side_adapter: SideAdapterNetwork, criterion: SetCriterion,
+    def __init__(self, *, side_adapter: SideAdapterNetwork, criterion: PointSetCriterion,
                  embed_dim: int, first_rec_block: int, clip_resolution: float = 0.5,
                  clip_pos_embed: torch.Tensor | None = None,
                  rec_downsample_method: str = "max", rec_blocked_logit: float = -100.0):
@@ -116,12 +118,12 @@ class SANHead(ZeroShotHead):
                                   deep_supervision_idxs=list(a.DEEP_SUPERVISION_IDXS))
         matcher = PointMatcher(cost_class=loss.CLASS_WEIGHT, cost_mask=loss.MASK_WEIGHT,
                                cost_dice=loss.DICE_WEIGHT, num_points=loss.NUM_POINTS)
-        criterion = SetCriterion(matcher=matcher, class_weight=loss.CLASS_WEIGHT,
-                                 mask_weight=loss.MASK_WEIGHT, dice_weight=loss.DICE_WEIGHT,
-                                 no_object_weight=loss.NO_OBJECT_WEIGHT,
-                                 num_points=loss.NUM_POINTS,
-                                 oversample_ratio=loss.OVERSAMPLE_RATIO,
-                                 importance_sample_ratio=loss.IMPORTANCE_SAMPLE_RATIO)
+        criterion = PointSetCriterion(matcher=matcher, class_weight=loss.CLASS_WEIGHT,
+                                      mask_weight=loss.MASK_WEIGHT, dice_weight=loss.DICE_WEIGHT,
+                                      no_object_weight=loss.NO_OBJECT_WEIGHT,
+                                      num_points=loss.NUM_POINTS,
+                                      oversample_ratio=loss.OVERSAMPLE_RATIO,
+                                      importance_sample_ratio=loss.IMPORTANCE_SAMPLE_RATIO)
         return {
             "side_adapter": side,
             "criterion": criterion,

@@ -103,14 +103,6 @@ class CropClassifier:
         self.input_mean = None if input_mean is None else torch.tensor(input_mean).view(3, 1, 1)
         self.input_std = None if input_std is None else torch.tensor(input_std).view(3, 1, 1)
 
-    @classmethod
-    def from_config(cls, cfg: Any) -> CropClassifier:
-        e = cfg.MODEL.TWO_STAGE.CLIP_ENSEMBLE
-        return cls(mask_threshold=e.MASK_THRESHOLD, crop=e.CROP, mode=e.MODE, size=e.SIZE,
-                   temperature=e.TEMPERATURE, square_box=e.SQUARE_BOX, cut=e.CUT,
-                   expand_ratio=e.MASK_EXPAND_RATIO, input_mean=list(cfg.MODEL.PIXEL_MEAN),
-                   input_std=list(cfg.MODEL.PIXEL_STD))
-
     def crop_size(self, clip: Any) -> int:
         """The crop side: ``size``, or CLIP's own input size when ``size`` is 0."""
         if self.size:

@@ -12,12 +12,17 @@ from typing import Any
 
 from zsseg_bench.config.allowed import allow
 from zsseg_bench.config.config import CfgNode as CN
+from zsseg_bench.modeling.backbone import add_backbone_config, backbone_choices
+from zsseg_bench.modeling.criterion import add_set_criterion_config
+from zsseg_bench.modeling.pixel_decoder import add_pixel_decoder_config
+
+#: Where the shared blocks' keys are mounted (``zsseg_bench/modeling/``'s config fragments).
+BACKBONE = "MODEL.TWO_STAGE.BACKBONE"
+PIXEL_DECODER = "MODEL.TWO_STAGE.PIXEL_DECODER"
 
 #: Fixed choices of the two-stage keys (declared in the table of allowed values).
 CHOICES = {
-    "MODEL.TWO_STAGE.BACKBONE.NAME": ("detectron2", "torchvision"),
-    "MODEL.TWO_STAGE.BACKBONE.NORM": ("BN", "FrozenBN"),
-    "MODEL.TWO_STAGE.BACKBONE.STEM_TYPE": ("basic", "deeplab"),
+    **backbone_choices(BACKBONE),
     "MODEL.TWO_STAGE.CLIP_ENSEMBLE.CUT": ("zsseg", "grid"),
     "MODEL.TWO_STAGE.MATCHER.RESOLUTION": ("masks", "targets"),
     "MODEL.TWO_STAGE.PROMPT_LEARNER.FOR": ("both", "crops"),
@@ -37,54 +42,16 @@ def add_two_stage_config(cfg: Any) -> None:
     ts = cfg.MODEL.TWO_STAGE
 
     # ------------------------------------------------------------------ proposal backbone
-    ts.BACKBONE = CN()
-    # "detectron2": detectron2's ResNet layout and names (zsseg / MaskFormer; its ImageNet files
-    # and zsseg checkpoints load as they are; detectron2_resnet.py). "torchvision": torchvision's
-    # ResNet-18/34/50/101 (optionally width-reduced; the toy world).
-    ts.BACKBONE.NAME = "detectron2"
     # zsseg's R-101c (MendelXu/zsseg.baseline @ d77c3af, configs/voc-11k-15/zero_shot_maskformer_
-    # R101c_bs16_20k.yaml: MODEL.RESNETS.DEPTH 101). detectron2: 50, 101, 152; torchvision: 18,
-    # 34, 50, 101.
-    ts.BACKBONE.DEPTH = 101
-    # detectron2 only (same source: MODEL.BACKBONE.NAME "build_resnet_deeplab_backbone",
-    # RESNETS.STEM_TYPE "deeplab", STEM_OUT_CHANNELS 128, STRIDE_IN_1X1 False, RES5_MULTI_GRID
-    # [1, 2, 4]; RES5_DILATION is detectron2's default 1, so res5 keeps stride 32).
-    ts.BACKBONE.STEM_TYPE = "deeplab"
-    ts.BACKBONE.STEM_OUT_CHANNELS = 128
-    ts.BACKBONE.STRIDE_IN_1X1 = False
-    ts.BACKBONE.RES5_MULTI_GRID = [1, 2, 4]
-    ts.BACKBONE.RES5_DILATION = 1
-    # torchvision only: channels of the stem and of the first stage's blocks; 64 = torchvision's
-    # ResNet. A smaller value gives a width-reduced ResNet (toy world only; no pretrained weights
-    # exist for it).
-    ts.BACKBONE.WIDTH = 64
-    # Local weights, never downloaded. detectron2: its ImageNet file (zsseg's MODEL.WEIGHTS
-    # "detectron2://DeepLab/R-103.pkl") or any detectron2-layout state dict; torchvision: a
-    # torchvision ResNet state dict.
-    ts.BACKBONE.WEIGHTS = ""
-    # Random init (speed runs, or the toy world where no ImageNet weights exist): WEIGHTS is then
-    # not read. An empty WEIGHTS is an error unless this is True.
-    ts.BACKBONE.RANDOM_INIT = False
-    # "FrozenBN" (detectron2's default MODEL.RESNETS.NORM, which zsseg keeps: its "SyncBN" line is
-    # commented out) or "BN" (trainable BatchNorm).
-    ts.BACKBONE.NORM = "FrozenBN"
-    # Images reach the head normalised with MODEL.PIXEL_MEAN/STD (the paper configs: ImageNet's,
-    # zsseg's MODEL.PIXEL_MEAN). With RENORMALIZE the backbone maps them to its own mean/std
-    # below first (a config whose MODEL.PIXEL_MEAN is another method's).
-    ts.BACKBONE.RENORMALIZE = False
-    # torchvision / detectron2 ImageNet normalisation (0-255 scale).
-    ts.BACKBONE.PIXEL_MEAN = [123.675, 116.28, 103.53]
-    ts.BACKBONE.PIXEL_STD = [58.395, 57.12, 57.375]
+    # R101c_bs16_20k.yaml: MODEL.RESNETS.DEPTH 101), detectron2's layout by default; the other
+    # keys and their sources: zsseg_bench/modeling/backbone/build.py.
+    add_backbone_config(cfg, BACKBONE, depth=101, layouts=("detectron2", "torchvision"))
     # The backbone's learning-rate multiplier (MaskFormer SOLVER.BACKBONE_MULTIPLIER = 0.1, used
     # by zsseg) is set in the configs with SOLVER.LR_MULTIPLIERS [["head.backbone.", 0.1]].
 
     # ------------------------------------------------------------------ pixel decoder (FPN)
-    ts.PIXEL_DECODER = CN()
-    # MaskFormer SEM_SEG_HEAD.CONVS_DIM = 256, MASK_DIM = 256 (BasePixelDecoder).
-    ts.PIXEL_DECODER.CONV_DIM = 256
-    ts.PIXEL_DECODER.MASK_DIM = 256
-    # GroupNorm groups of the FPN convs (MaskFormer SEM_SEG_HEAD.NORM = "GN", detectron2 32 groups).
-    ts.PIXEL_DECODER.NORM_GROUPS = 32
+    # MaskFormer's BasePixelDecoder (zsseg_bench/modeling/pixel_decoder.py).
+    add_pixel_decoder_config(cfg, PIXEL_DECODER)
 
     # ------------------------------------------------------------------ transformer decoder
     ts.DECODER = CN()
@@ -112,36 +79,16 @@ def add_two_stage_config(cfg: Any) -> None:
     # model's own learned logit scale.
     ts.DECODER.TEMPERATURE = 0.01
 
-    # ------------------------------------------------------------------ Hungarian matcher
-    ts.MATCHER = CN()
-    # MaskFormer HungarianMatcher(cost_class=1, cost_mask=MASK_WEIGHT=20, cost_dice=DICE_WEIGHT=1).
-    ts.MATCHER.COST_CLASS = 1.0
-    ts.MATCHER.COST_MASK = 20.0
-    ts.MATCHER.COST_DICE = 1.0
+    # ------------------------------------------------------------------ matcher and losses
+    # MaskFormer's Hungarian matcher and set criterion: MATCHER.COST_* and LOSS.*
+    # (zsseg_bench/modeling/criterion.py, add_set_criterion_config).
+    add_set_criterion_config(cfg, "MODEL.TWO_STAGE")
     # Where the matching costs are computed. "masks": at the predicted masks' resolution (1/4 of
     # the padded input), the target masks nearest-downsampled to it (MaskFormer
     # HungarianMatcher.memory_efficient_forward, zsseg mask_former/modeling/matcher.py @ d77c3af).
     # "targets": every predicted mask upsampled to the mask-loss resolution first (the suite's
     # earlier way; the toy config keeps it).
     ts.MATCHER.RESOLUTION = "masks"
-
-    # ------------------------------------------------------------------ losses
-    ts.LOSS = CN()
-    # MaskFormer: CE weight 1 with NO_OBJECT_WEIGHT 0.1, sigmoid focal x20 (alpha 0.25, gamma 2,
-    # Detectron2's sigmoid_focal_loss defaults), dice x1.
-    ts.LOSS.CLASS_WEIGHT = 1.0
-    ts.LOSS.MASK_WEIGHT = 20.0
-    ts.LOSS.DICE_WEIGHT = 1.0
-    ts.LOSS.NO_OBJECT_WEIGHT = 0.1
-    ts.LOSS.FOCAL_ALPHA = 0.25
-    ts.LOSS.FOCAL_GAMMA = 2.0
-    # Mask losses compare masks at input resolution / TARGET_STRIDE (MaskFormer: 1, the matched
-    # predictions upsampled to the target size, SetCriterion.loss_masks). A larger stride saves
-    # time on CPU.
-    ts.LOSS.TARGET_STRIDE = 1
-    # MaskFormer counts ignore pixels as negatives of every target mask (False). True leaves
-    # them out of the mask losses and the mask costs.
-    ts.LOSS.MASK_IGNORE_PIXELS = False
 
     # ------------------------------------------------------------------ CLIP crop classification
     ts.CLIP_ENSEMBLE = CN()

@@ -1,4 +1,5 @@
-"""Fusion of the query classifier with CLIP crop classification (zsseg's CLIP ensemble).
+"""Fusion of the query classifier with CLIP crop classification (zsseg's CLIP ensemble; the sum
+over queries that follows is the core's :mod:`zsseg_bench.modeling.semantic_inference`).
 
 For every proposal, ``p`` (query classifier, softmax over vocabulary + void, void dropped) and
 ``c`` (CLIP on the proposal's crop, softmax over the vocabulary) are combined per class with the
@@ -42,15 +43,3 @@ def ensemble_probs(p: torch.Tensor, c: torch.Tensor | None, is_seen: torch.Tenso
     seen = is_seen.to(device=p.device, dtype=torch.bool)
     exp_p = seen.to(p.dtype) * weight + (~seen).to(p.dtype) * (1 - weight)  # K
     return p.pow(exp_p) * c.pow(1 - exp_p)
-
-
-def semantic_inference(class_scores: torch.Tensor, mask_probs: torch.Tensor) -> torch.Tensor:
-    """MaskFormer's semantic inference: ``sum_q score[q, k] * mask[q]``.
-
-    Args:
-        class_scores: B x Q x K. mask_probs: B x Q x h x w (sigmoid of mask logits).
-
-    Returns:
-        B x K x h x w per-class scores.
-    """
-    return torch.einsum("bqk,bqhw->bkhw", class_scores, mask_probs)

@@ -37,21 +37,23 @@ from torch import nn
 from zsseg_bench.config import configurable
 from zsseg_bench.config.allowed import check_value
 from zsseg_bench.modeling import HEAD_REGISTRY
+from zsseg_bench.modeling.backbone import build_backbone
+from zsseg_bench.modeling.criterion import SetCriterion, build_set_criterion, semantic_targets
 from zsseg_bench.modeling.head import ZeroShotHead
+from zsseg_bench.modeling.pixel_decoder import build_pixel_decoder
 from zsseg_bench.modeling.pseudo_label import PseudoLabelPolicy
+from zsseg_bench.modeling.semantic_inference import semantic_inference
 from zsseg_bench.modeling.stage_timer import stage
 from zsseg_bench.modeling.training_phase import TrainingPhase
 from zsseg_bench.modeling.training_targets import TrainingTargets
 
-from .backbone import build_backbone
+from .build import build_crop_classifier, build_decoder
 from .clip_classifier import CropBatch, CropClassifier, learned_logit_scale
-from .config import check_two_stage_cfg
-from .criterion import SetCriterion, semantic_targets
-from .ensemble import ensemble_probs, semantic_inference
-from .pixel_decoder import FPNPixelDecoder
+from .config import BACKBONE, PIXEL_DECODER, check_two_stage_cfg
+from .ensemble import ensemble_probs
 from .prompt_learner import LearnedPrompts
 from .teacher import frozen_copy
-from .transformer_decoder import QueryDecoder, build_query_decoder
+from .transformer_decoder import QueryDecoder
 
 Prediction = tuple[torch.Tensor, torch.Tensor]  # (class embeddings B x Q x D, masks B x Q x h x w)
 Sizes = Sequence[tuple[int, int]] | None  # each image's (h, w) without the batch padding
@@ -143,14 +145,15 @@ class TwoStageHead(ZeroShotHead):
     def from_config(cls, cfg: Any, clip: Any) -> dict[str, Any]:
         check_two_stage_cfg(cfg)
         ts = cfg.MODEL.TWO_STAGE
-        backbone = build_backbone(cfg)
+        backbone = build_backbone(cfg, BACKBONE)
         return {
             "backbone": backbone,
-            "pixel_decoder": FPNPixelDecoder(cfg, in_channels=backbone.out_channels),
-            "decoder": build_query_decoder(cfg, res5_channels=backbone.out_channels["res5"],
-                                           embed_dim=clip.embed_dim),
-            "criterion": SetCriterion(cfg),
-            "crop_classifier": CropClassifier.from_config(cfg),
+            "pixel_decoder": build_pixel_decoder(cfg, PIXEL_DECODER, backbone.out_channels),
+            "decoder": build_decoder(cfg, res5_channels=backbone.out_channels["res5"],
+                                     embed_dim=clip.embed_dim),
+            "criterion": build_set_criterion(cfg, "MODEL.TWO_STAGE",
+                                             deep_supervision=ts.DECODER.DEEP_SUPERVISION),
+            "crop_classifier": build_crop_classifier(cfg),
             "embed_dim": clip.embed_dim,
             "temperature": ts.DECODER.TEMPERATURE or 1.0 / learned_logit_scale(
                 clip, "MODEL.TWO_STAGE.DECODER.TEMPERATURE"),

@@ -20,7 +20,6 @@ embedding with the per-pixel mask features).
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -28,30 +27,9 @@ import torch.nn.functional as F
 from fvcore.common.registry import Registry
 from torch import nn
 
-from zsseg_bench.config import configurable
 from zsseg_bench.modeling.mlp import MLP
+from zsseg_bench.modeling.position_encoding import sine_position_encoding
 from zsseg_bench.utils.errors import UserError
-
-
-def sine_position_encoding(x: torch.Tensor, num_feats: int,
-                           temperature: float = 10000.0) -> torch.Tensor:
-    """DETR's normalised sine positional encoding of a B x C x H x W map -> B x 2F x H x W.
-
-    Constants (temperature 10000, scale 2*pi, normalised coordinates) from DETR's
-    ``PositionEmbeddingSine(normalize=True)`` as used by MaskFormer and Mask2Former.
-    """
-    b, _, h, w = x.shape
-    eps, scale = 1e-6, 2 * math.pi
-    y_embed = torch.arange(1, h + 1, device=x.device, dtype=torch.float32).view(1, h, 1)
-    x_embed = torch.arange(1, w + 1, device=x.device, dtype=torch.float32).view(1, 1, w)
-    y_embed = (y_embed / (h + eps) * scale).expand(b, h, w)
-    x_embed = (x_embed / (w + eps) * scale).expand(b, h, w)
-    dim_t = torch.arange(num_feats, device=x.device, dtype=torch.float32)
-    dim_t = temperature ** (2 * (dim_t // 2) / num_feats)
-    pos_x, pos_y = x_embed[..., None] / dim_t, y_embed[..., None] / dim_t
-    pos_x = torch.stack((pos_x[..., 0::2].sin(), pos_x[..., 1::2].cos()), dim=4).flatten(3)
-    pos_y = torch.stack((pos_y[..., 0::2].sin(), pos_y[..., 1::2].cos()), dim=4).flatten(3)
-    return torch.cat((pos_y, pos_x), dim=3).permute(0, 3, 1, 2).to(x.dtype)
 
 
 class _Block(nn.Module):
@@ -103,7 +81,6 @@ class QueryDecoder(nn.Module):
 
     ORDER: tuple[str, ...] = ()
 
-    @configurable
     def __init__(self, *, res5_channels: int, conv_dim: int, mask_dim: int, embed_dim: int,
                  num_queries: int, hidden_dim: int, nheads: int, dim_feedforward: int,
                  num_layers: int, dropout: float, pre_norm: bool, embed_layers: int,
@@ -127,15 +104,6 @@ class QueryDecoder(nn.Module):
         for p in self.layers.parameters():  # DETR / MaskFormer: xavier_uniform on matrices
             if p.dim() > 1:
                 nn.init.xavier_uniform_(p)
-
-    @classmethod
-    def from_config(cls, cfg: Any, res5_channels: int, embed_dim: int) -> dict[str, Any]:
-        d, p = cfg.MODEL.TWO_STAGE.DECODER, cfg.MODEL.TWO_STAGE.PIXEL_DECODER
-        return {"res5_channels": res5_channels, "conv_dim": p.CONV_DIM, "mask_dim": p.MASK_DIM,
-                "embed_dim": embed_dim, "num_queries": d.NUM_QUERIES, "hidden_dim": d.HIDDEN_DIM,
-                "nheads": d.NHEADS, "dim_feedforward": d.DIM_FEEDFORWARD, "num_layers": d.LAYERS,
-                "dropout": d.DROPOUT, "pre_norm": d.PRE_NORM, "embed_layers": d.EMBED_LAYERS,
-                "embed_hidden_dim": d.EMBED_HIDDEN_DIM}
 
     def _build_memory(self, *, res5_channels: int, conv_dim: int) -> None:
         """Adds the modules that turn backbone / pixel-decoder features into memory."""
@@ -239,10 +207,10 @@ class Mask2FormerDecoder(QueryDecoder):
         return preds
 
 
-def build_query_decoder(cfg: Any, res5_channels: int, embed_dim: int) -> QueryDecoder:
-    """The decoder named by ``MODEL.TWO_STAGE.DECODER.NAME``."""
-    name = cfg.MODEL.TWO_STAGE.DECODER.NAME
+def build_query_decoder(name: str, **kwargs: Any) -> QueryDecoder:
+    """The registered decoder ``name`` (``MODEL.TWO_STAGE.DECODER.NAME``) built with the keyword
+    arguments of :class:`QueryDecoder`."""
     if name not in QUERY_DECODER_REGISTRY:
         raise UserError(f"MODEL.TWO_STAGE.DECODER.NAME = {name!r} is not a registered query "
                         f"decoder ({', '.join(sorted(n for n, _ in QUERY_DECODER_REGISTRY))})")
-    return QUERY_DECODER_REGISTRY.get(name)(cfg, res5_channels=res5_channels, embed_dim=embed_dim)
+    return QUERY_DECODER_REGISTRY.get(name)(**kwargs)

@@ -1,4 +1,5 @@
-"""Modeling: registries, the meta-architecture and the shared CLIP layer."""
+"""Modeling: registries, the meta-architecture, the shared CLIP layer and the blocks heads share
+(backbone/, pixel_decoder, matcher, criterion, semantic_inference, mlp, ...: projects/README.md)."""
 
 from zsseg_bench.modeling.build import (
     HEAD_REGISTRY,

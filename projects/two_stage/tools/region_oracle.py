@@ -51,12 +51,13 @@ def region_accuracy(cfg: Any, dataset: str, square_boxes: list[bool], crops: lis
     from zsseg_bench.data.zero_shot import IGNORE_LABEL
     from zsseg_bench.modeling.clip import build_clip
 
-    from ..clip_classifier import CropBatch, CropClassifier
+    from ..build import build_crop_classifier
+    from ..clip_classifier import CropBatch
 
     names, seen_ids, unseen_ids = class_split(dataset)
     ignore = int(MetadataCatalog.get(dataset).get("ignore_label", IGNORE_LABEL))
     clip = build_clip(cfg)
-    classifier = CropClassifier.from_config(cfg)
+    classifier = build_crop_classifier(cfg)
     mean = torch.tensor(cfg.MODEL.PIXEL_MEAN).view(3, 1, 1)
     std = torch.tensor(cfg.MODEL.PIXEL_STD).view(3, 1, 1)
     settings = [(s, c) for c in crops for s in square_boxes]

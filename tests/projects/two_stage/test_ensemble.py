@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from zsseg_bench.projects.two_stage.ensemble import ensemble_probs, semantic_inference
+from zsseg_bench.modeling.semantic_inference import semantic_inference
+from zsseg_bench.projects.two_stage.ensemble import ensemble_probs
 
 
 def test_ensemble_formula_on_hand_made_numbers():

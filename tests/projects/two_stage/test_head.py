@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-import torchvision
 
 from zsseg_bench.modeling import build_head
 from zsseg_bench.modeling.pseudo_label import PseudoLabelPolicy
@@ -13,7 +12,6 @@ from zsseg_bench.modeling.stage_timer import StageTimer
 from zsseg_bench.modeling.training_phase import TrainingPhase
 from zsseg_bench.modeling.vocabulary import ClassVocabulary
 from zsseg_bench.projects.two_stage import TwoStageHead
-from zsseg_bench.projects.two_stage.backbone import ResNetBackbone
 from zsseg_bench.utils.errors import UserError
 
 from .conftest import tiny_cfg, vocabulary
@@ -119,37 +117,6 @@ def test_pseudo_labels_only_unlabelled_pixels_and_unseen_classes(clip):
     losses = head(images, vocab, clip, targets=targets,
                   phase=TrainingPhase.SELF_TRAINING)  # self-training path end to end
     assert all(torch.isfinite(v) for v in losses.values())
-
-
-def test_backbone_loads_torchvision_weights_and_renormalises(tmp_path):
-    torch.manual_seed(0)
-    ref = torchvision.models.resnet18(weights=None).eval()
-    path = tmp_path / "r18.pth"
-    torch.save(ref.state_dict(), path)
-    clip_mean, clip_std = [122.8, 116.7, 104.1], [68.5, 66.6, 70.3]
-    in_mean, in_std = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
-    bb = ResNetBackbone(depth=18, weights=str(path), renormalize=True, input_mean=clip_mean,
-                        input_std=clip_std, pixel_mean=in_mean, pixel_std=in_std).eval()
-    raw = torch.rand(1, 3, 64, 64) * 255
-    clip_in = (raw - torch.tensor(clip_mean).view(1, 3, 1, 1)) / torch.tensor(clip_std).view(
-        1, 3, 1, 1)
-    imnet_in = (raw - torch.tensor(in_mean).view(1, 3, 1, 1)) / torch.tensor(in_std).view(
-        1, 3, 1, 1)
-    with torch.no_grad():
-        res5 = bb(clip_in)["res5"]
-        x = ref.maxpool(ref.relu(ref.bn1(ref.conv1(imnet_in))))
-        expected = ref.layer4(ref.layer3(ref.layer2(ref.layer1(x))))
-    torch.testing.assert_close(res5, expected, atol=1e-4, rtol=1e-4)
-    assert bb.out_channels == {"res2": 64, "res3": 128, "res4": 256, "res5": 512}
-    frozen = ResNetBackbone(depth=18, norm="FrozenBN", weights=str(path)).eval()
-    torch.testing.assert_close(frozen.bn1.running_var, ref.bn1.running_var)
-    with pytest.raises(UserError, match=r"does not match.*missing keys"):
-        ResNetBackbone(depth=50, weights=str(path))
-    with pytest.raises(UserError, match=r"does not match.*shape mismatch"):
-        ResNetBackbone(depth=18, width=32, weights=str(path))
-    (tmp_path / "garbage.pth").write_bytes(b"not a checkpoint")
-    with pytest.raises(UserError, match="cannot read"):
-        ResNetBackbone(depth=18, weights=str(tmp_path / "garbage.pth"))
 
 
 def test_config_errors_are_user_errors(clip):

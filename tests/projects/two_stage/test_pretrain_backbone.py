@@ -9,7 +9,7 @@ import json
 import torch
 
 from tests.cli_helpers import REPO
-from zsseg_bench.projects.two_stage.backbone import ResNetBackbone
+from zsseg_bench.modeling.backbone import ResNetBackbone
 
 SCRIPT = REPO / "scripts" / "pretrain_toy_backbone.py"
 

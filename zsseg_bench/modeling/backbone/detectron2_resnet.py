@@ -11,7 +11,8 @@ bias-free and followed by its norm, named as detectron2 names them (``stem.conv1
 zsseg checkpoint's ``backbone.*`` tensors and detectron2's ImageNet files (``R-103.pkl``,
 ``R-50.pkl``; :func:`read_detectron2_weights`) load as they are.
 
-The block takes keyword arguments only (no config), so other methods reuse it.
+The block takes keyword arguments only (no config); a method builds it from its config keys
+with :func:`~zsseg_bench.modeling.backbone.build_backbone`.
 """
 
 from __future__ import annotations
@@ -120,7 +121,8 @@ class Detectron2ResNet(nn.Module):
                  stem_out_channels: int = 128, res2_out_channels: int = 256,
                  stride_in_1x1: bool = False, res5_dilation: int = 1,
                  res5_multi_grid: Sequence[int] = (1, 2, 4), norm: str = "FrozenBN",
-                 renormalize: tuple[Sequence[float], ...] | None = None):
+                 renormalize: tuple[Sequence[float], ...] | None = None,
+                 prefix: str = "BACKBONE"):
         """
         Args:
             depth: 50, 101 or 152.
@@ -135,20 +137,23 @@ class Detectron2ResNet(nn.Module):
             renormalize: ``(input_mean, input_std, mean, std)`` (0-255 scale): inputs normalised
                 with the first pair are mapped to the second before the stem; None: inputs are
                 normalised as the weights expect.
+            prefix: the config node of these arguments (``MODEL.<METHOD>.BACKBONE``), named by
+                the errors (``<prefix>.DEPTH``, ``<prefix>.WEIGHTS``, ...).
         """
         super().__init__()
+        self.prefix = prefix
         if depth not in BLOCKS_PER_STAGE:
-            raise UserError(f"MODEL.TWO_STAGE.BACKBONE.DEPTH = {depth}: the detectron2 ResNet "
+            raise UserError(f"{prefix}.DEPTH = {depth}: the detectron2 ResNet "
                             f"has depth {', '.join(map(str, BLOCKS_PER_STAGE))}")
         if stem_type not in STEM_TYPES or norm not in NORMS:
             raise UserError(f"detectron2 ResNet: stem {stem_type!r} / norm {norm!r} is not one "
                             f"of {STEM_TYPES} / {NORMS}")
         blocks = BLOCKS_PER_STAGE[depth]
         if len(res5_multi_grid) != blocks[3]:
-            raise UserError(f"MODEL.TWO_STAGE.BACKBONE.RES5_MULTI_GRID = {list(res5_multi_grid)} "
+            raise UserError(f"{prefix}.RES5_MULTI_GRID = {list(res5_multi_grid)} "
                             f"needs one factor per res5 block ({blocks[3]})")
         if res5_dilation not in (1, 2, 4):
-            raise UserError(f"MODEL.TWO_STAGE.BACKBONE.RES5_DILATION = {res5_dilation} is not "
+            raise UserError(f"{prefix}.RES5_DILATION = {res5_dilation} is not "
                             "one of 1, 2, 4")
         self.depth = depth
         self.stem = Stem(stem_type, stem_out_channels, norm)
@@ -184,9 +189,10 @@ class Detectron2ResNet(nn.Module):
             out[name] = x
         return out
 
-    def load_weights(self, path: str, key: str = "MODEL.TWO_STAGE.BACKBONE.WEIGHTS") -> None:
+    def load_weights(self, path: str) -> None:
         """Loads a detectron2-layout ResNet state dict from ``path`` (strict; see
         :func:`read_detectron2_weights` for the formats)."""
+        key = f"{self.prefix}.WEIGHTS"
         state = read_detectron2_weights(path, key)
         target = self.state_dict()
         # Classifier and BN step counters: in ImageNet files, not in the backbone.
@@ -197,10 +203,10 @@ class Detectron2ResNet(nn.Module):
         problems = state_dict_mismatch(state, target, required=required)
         if problems:
             raise UserError(f"{key} {path} does not match a detectron2 ResNet-{self.depth} "
-                            f"with this stem (check MODEL.TWO_STAGE.BACKBONE.DEPTH / STEM_TYPE / "
+                            f"with this stem (check {self.prefix}.DEPTH / STEM_TYPE / "
                             f"STEM_OUT_CHANNELS): {problems}")
         self.load_state_dict(state, strict=False)
-        logger.info("two-stage backbone: loaded %s", path)
+        logger.info("%s: loaded %s", self.prefix, path)
 
 
 def renormalization(input_mean: Sequence[float], input_std: Sequence[float],

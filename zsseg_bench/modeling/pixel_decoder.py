@@ -4,6 +4,9 @@ Top-down over ``res5 .. res2``: ``res5`` goes through a 3x3 conv; every finer le
 lateral projection to the upsampled coarser output and applies a 3x3 conv. A last 3x3 conv on
 the stride-4 output gives the mask features (``mask_dim`` channels). The coarser outputs
 (strides 32, 16, 8) are the multi-scale memory of the Mask2Former-style decoder.
+
+Keyword arguments only; :func:`add_pixel_decoder_config` mounts its keys below a prefix the
+method chooses (``MODEL.TWO_STAGE.PIXEL_DECODER``) and :func:`build_pixel_decoder` reads them.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zsseg_bench.config import configurable
+from zsseg_bench.modeling.config_fragment import mount, node_at
 
 
 def _conv_norm_relu(cin: int, cout: int, kernel: int, groups: int,
@@ -33,7 +36,6 @@ class FPNPixelDecoder(nn.Module):
     32, 16 and 8 (coarse to fine), each B x conv_dim x h x w.
     """
 
-    @configurable
     def __init__(self, *, in_channels: dict[str, int], conv_dim: int, mask_dim: int,
                  norm_groups: int):
         super().__init__()
@@ -57,12 +59,6 @@ class FPNPixelDecoder(nn.Module):
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
 
-    @classmethod
-    def from_config(cls, cfg: Any, in_channels: dict[str, int]) -> dict[str, Any]:
-        p = cfg.MODEL.TWO_STAGE.PIXEL_DECODER
-        return {"in_channels": in_channels, "conv_dim": p.CONV_DIM, "mask_dim": p.MASK_DIM,
-                "norm_groups": p.NORM_GROUPS}
-
     def forward(self, features: dict[str, torch.Tensor]
                 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         multi_scale: list[torch.Tensor] = []
@@ -77,3 +73,23 @@ class FPNPixelDecoder(nn.Module):
             if name != self.in_features[0]:
                 multi_scale.append(y)
         return self.mask_features(y), multi_scale
+
+
+def add_pixel_decoder_config(cfg: Any, prefix: str) -> None:
+    """Adds the pixel decoder's keys below ``prefix`` (in place; nothing if the node exists)."""
+    p, created = mount(cfg, prefix)
+    if not created:
+        return
+    # MaskFormer SEM_SEG_HEAD.CONVS_DIM = 256, MASK_DIM = 256 (BasePixelDecoder; facebookresearch/
+    # MaskFormer configs/ade20k-150/maskformer_R50_bs16_160k.yaml and mask_former/config.py).
+    p.CONV_DIM = 256
+    p.MASK_DIM = 256
+    # GroupNorm groups of the FPN convs (MaskFormer SEM_SEG_HEAD.NORM = "GN", detectron2 32 groups).
+    p.NORM_GROUPS = 32
+
+
+def build_pixel_decoder(cfg: Any, prefix: str, in_channels: dict[str, int]) -> FPNPixelDecoder:
+    """The pixel decoder of the keys below ``prefix`` over features of ``in_channels``."""
+    p = node_at(cfg, prefix)
+    return FPNPixelDecoder(in_channels=in_channels, conv_dim=p.CONV_DIM, mask_dim=p.MASK_DIM,
+                           norm_groups=p.NORM_GROUPS)

@@ -7,8 +7,8 @@ import itertools
 import pytest
 import torch
 
-from zsseg_bench.projects.two_stage.criterion import dice_loss, sigmoid_focal_loss
-from zsseg_bench.projects.two_stage.matcher import (
+from zsseg_bench.modeling.criterion import dice_loss, sigmoid_focal_loss
+from zsseg_bench.modeling.matcher import (
     HungarianMatcher,
     pairwise_dice_cost,
     pairwise_focal_cost,

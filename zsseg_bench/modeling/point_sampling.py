@@ -1,4 +1,6 @@
-"""PointRend's point sampling, as Mask2Former's (and so SAN's) matcher and mask losses use it.
+"""PointRend's point sampling, as Mask2Former's (and so SAN's) matcher and mask losses use it
+(:class:`~zsseg_bench.modeling.matcher.PointMatcher`, :class:`~zsseg_bench.modeling.criterion.
+PointSetCriterion`).
 
 Written after detectron2 ``projects/PointRend/point_rend/point_features.py`` (``point_sample``,
 ``get_uncertain_point_coords_with_randomness``; detectron2 @ 02b5c4e2), which MendelXu/SAN @

@@ -1,24 +1,31 @@
-"""Hungarian matching of predicted queries to target masks (MaskFormer's ``HungarianMatcher``).
+"""Hungarian matching of predicted queries to target masks: two matchers, one cost form.
 
 Cost of assigning query ``q`` to target ``t``::
 
-    cost_class * (-p_q[class_t]) + cost_mask * focal(q, t) + cost_dice * dice(q, t)
+    cost_class * (-p_q[class_t]) + cost_mask * mask_cost(q, t) + cost_dice * dice(q, t)
 
-with ``p_q`` the softmax over the vocabulary plus the no-object class, ``focal`` the sigmoid
-focal loss averaged over pixels and ``dice`` one minus the soft dice coefficient. The assignment
-minimising the total cost is found by ``scipy.optimize.linear_sum_assignment``.
+with ``p_q`` the softmax over the vocabulary plus the no-object class and ``dice`` one minus the
+soft dice coefficient (+1 smoothing); the assignment minimising the total cost is found by
+``scipy.optimize.linear_sum_assignment``. The two differ in where the masks are compared, which
+is not an option of one matcher (other pixels, other randomness, other mask cost):
+
+- :class:`HungarianMatcher` (MaskFormer's ``HungarianMatcher``, zsseg ``mask_former/modeling/
+  matcher.py`` @ d77c3af): on every pixel of the given masks, ``mask_cost`` the sigmoid focal
+  loss averaged over (optionally only valid) pixels; deterministic.
+- :class:`PointMatcher` (Mask2Former's ``memory_efficient_forward``, as MendelXu/SAN @ e19262d
+  copies it in ``san/model/matcher.py:99-164``): on ``num_points`` uniform random points shared
+  by every predicted and target mask of an image, ``mask_cost`` the sigmoid cross-entropy, in
+  float32. One ``torch.rand`` draw per image from the global generator, in the official order.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 from torch import nn
 
-from zsseg_bench.config import configurable
+from zsseg_bench.modeling.point_sampling import point_sample
 
 
 def pairwise_focal_cost(logits: torch.Tensor, targets: torch.Tensor, alpha: float, gamma: float,
@@ -59,9 +66,8 @@ def pairwise_dice_cost(logits: torch.Tensor, targets: torch.Tensor,
 
 
 class HungarianMatcher(nn.Module):
-    """One-to-one assignment of queries to targets per image."""
+    """One-to-one assignment of queries to targets per image, on every pixel (module doc)."""
 
-    @configurable
     def __init__(self, *, cost_class: float, cost_mask: float, cost_dice: float,
                  focal_alpha: float, focal_gamma: float):
         super().__init__()
@@ -72,12 +78,6 @@ class HungarianMatcher(nn.Module):
         self.cost_dice = cost_dice
         self.focal_alpha = focal_alpha
         self.focal_gamma = focal_gamma
-
-    @classmethod
-    def from_config(cls, cfg: Any) -> dict[str, Any]:
-        m, loss = cfg.MODEL.TWO_STAGE.MATCHER, cfg.MODEL.TWO_STAGE.LOSS
-        return {"cost_class": m.COST_CLASS, "cost_mask": m.COST_MASK, "cost_dice": m.COST_DICE,
-                "focal_alpha": loss.FOCAL_ALPHA, "focal_gamma": loss.FOCAL_GAMMA}
 
     def cost_matrix(self, logits: torch.Tensor, masks: torch.Tensor, labels: torch.Tensor,
                     target_masks: torch.Tensor, valid: torch.Tensor | None = None
@@ -122,6 +122,45 @@ class HungarianMatcher(nn.Module):
             cost = self.cost_matrix(logits[b], masks[b], tgt["labels"], tgt["masks"],
                                     tgt.get("valid"))
             rows, cols = linear_sum_assignment(cost.cpu().numpy())
+            out.append((torch.as_tensor(rows, dtype=torch.int64),
+                        torch.as_tensor(cols, dtype=torch.int64)))
+        return out
+
+
+class PointMatcher(nn.Module):
+    """Mask2Former's Hungarian matcher on randomly sampled points (module docstring)."""
+
+    def __init__(self, *, cost_class: float, cost_mask: float, cost_dice: float,
+                 num_points: int):
+        super().__init__()
+        if cost_class == 0 and cost_mask == 0 and cost_dice == 0:
+            raise ValueError("all matcher costs are 0")
+        self.cost_class = cost_class
+        self.cost_mask = cost_mask
+        self.cost_dice = cost_dice
+        self.num_points = num_points
+
+    @torch.no_grad()
+    def forward(self, logits: torch.Tensor, masks: torch.Tensor,
+                targets: list[dict[str, torch.Tensor]]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """``logits``: B x Q x (K+1); ``masks``: B x Q x h x w; ``targets``: per image
+        ``labels`` (T) and ``masks`` (T x H x W). Returns per image (query, target) indices."""
+        out = []
+        for b, tgt in enumerate(targets):
+            prob = logits[b].softmax(-1)
+            cost_class = -prob[:, tgt["labels"]]
+            coords = torch.rand(1, self.num_points, 2, device=masks.device)
+            tgt_masks = tgt["masks"].to(masks)[:, None]
+            tgt_points = point_sample(tgt_masks, coords.expand(len(tgt_masks), -1, -1))[:, 0]
+            pred_points = point_sample(masks[b][:, None], coords.expand(masks.shape[1], -1, -1))
+            with torch.autocast(masks.device.type, enabled=False):
+                pred_points, tgt_points = pred_points[:, 0].float(), tgt_points.float()
+                # Sigmoid cross-entropy = the focal cost without focusing (gamma 0, no alpha).
+                cost_mask = pairwise_focal_cost(pred_points, tgt_points, alpha=-1.0, gamma=0.0)
+                cost_dice = pairwise_dice_cost(pred_points, tgt_points)
+            cost = (self.cost_mask * cost_mask + self.cost_class * cost_class
+                    + self.cost_dice * cost_dice)
+            rows, cols = linear_sum_assignment(cost.reshape(masks.shape[1], -1).cpu())
             out.append((torch.as_tensor(rows, dtype=torch.int64),
                         torch.as_tensor(cols, dtype=torch.int64)))
         return out

@@ -8,13 +8,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from zsseg_bench.projects.two_stage.criterion import (
+from zsseg_bench.modeling.criterion import (
     SetCriterion,
     dice_loss,
     semantic_targets,
     sigmoid_focal_loss,
 )
-from zsseg_bench.projects.two_stage.matcher import HungarianMatcher
+from zsseg_bench.modeling.matcher import HungarianMatcher
 
 
 def _criterion(deep_supervision: bool = True, mask_ignore_pixels: bool = False,
