@@ -22,10 +22,6 @@ LAYERS = {
 }
 #: Layers whose packages are peers: one may not import another of the same rank.
 PEERS = {"speed", "sweep", "report"}
-#: (project, project it still imports): the zero-shot rules AlignZeg and SAN call on ZegCLIP's
-#: head (``training_classes`` / ``training_labels``) until the core holds them (issue 30, item
-#: 1). Every other import of one project by another is a violation.
-PENDING_PROJECT_IMPORTS = {("alignzeg", "zegclip"), ("san", "zegclip")}
 
 
 def module_name(path: Path) -> str:
@@ -90,7 +86,7 @@ def violations() -> list[str]:
             where = f"{path.relative_to(ROOT)}:{line}"
             if dst == src == "projects":
                 a, b = project_of(name), project_of(target)
-                if a and b and a != b and (a, b) not in PENDING_PROJECT_IMPORTS:
+                if a and b and a != b:
                     found.append(f"{where}: project {a} imports another project ({target}); "
                                  "share the block through zsseg_bench/modeling/")
                 continue
