@@ -281,12 +281,12 @@ class TwoStageHead(ZeroShotHead):
             self._take_teacher()
         vocab = targets.vocab
         text = self.texts(clip, vocab)[0]
-        targets = targets.labels(lambda: F.interpolate(
+        labels = targets.labels(lambda: F.interpolate(
             self.labelling_scores(images, vocab, clip, predictions, image_sizes),
             size=targets.size, mode="bilinear", align_corners=False))
-        h, w = targets.shape[-2:]
+        h, w = labels.shape[-2:]
         size = (h // self.target_stride, w // self.target_stride)
-        gt = semantic_targets(targets, len(vocab), size=size,
+        gt = semantic_targets(labels, len(vocab), size=size,
                               with_valid=self.criterion.mask_ignore_pixels)
         outputs = []
         for embeddings, masks in predictions:

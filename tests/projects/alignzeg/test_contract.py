@@ -1,6 +1,6 @@
 """The meta-architecture contract (the one tests/contract_head.py proves with a test-only head)
 with AlignZegHead: loss dict with gradients, full-size scores over the full vocabulary, whole
-and slide inference, inductive training never sees unseen names or labels."""
+and slide inference (the zero-shot rules: tests/projects/test_head_contract.py, every head)."""
 
 import pytest
 import torch
