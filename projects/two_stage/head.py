@@ -36,6 +36,7 @@ from torch import nn
 
 from zsseg_bench.config import configurable
 from zsseg_bench.config.allowed import check_value
+from zsseg_bench.config.setting import Setting
 from zsseg_bench.modeling import HEAD_REGISTRY
 from zsseg_bench.modeling.backbone import build_backbone
 from zsseg_bench.modeling.criterion import SetCriterion, build_set_criterion, semantic_targets
@@ -166,7 +167,7 @@ class TwoStageHead(ZeroShotHead):
             "pseudo_label_with_clip": ts.SELF_TRAINING.USE_CLIP,
             # The teacher exists in transductive runs only (inductive checkpoints stay as they are).
             "self_training_recipe": (ts.SELF_TRAINING.RECIPE
-                                     if cfg.ZERO_SHOT.SETTING == "transductive" else "online"),
+                                     if Setting.of(cfg) is Setting.TRANSDUCTIVE else "online"),
             "prompt_learner": (LearnedPrompts(
                 prefix_length=ts.PROMPT_LEARNER.PREFIX_LENGTH,
                 suffix_length=ts.PROMPT_LEARNER.SUFFIX_LENGTH,

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from zsseg_bench.config import configurable
+from zsseg_bench.config.setting import Setting
 from zsseg_bench.modeling import HEAD_REGISTRY
 from zsseg_bench.modeling.head import ZeroShotHead
 from zsseg_bench.modeling.inference_modes import resize_scores
@@ -111,7 +112,7 @@ class ZegCLIPHead(ZeroShotHead):
             "self_train_focal_weight": z.LOSS.SELF_TRAIN_FOCAL_WEIGHT,
             "ignore_as_negative": z.LOSS.IGNORE_AS_NEGATIVE,
             "seen_score_calibration": (z.SELF_TRAIN_SEEN_SCORE_CALIBRATION
-                                       if cfg.ZERO_SHOT.SETTING == "transductive"
+                                       if Setting.of(cfg) is Setting.TRANSDUCTIVE
                                        else z.SEEN_SCORE_CALIBRATION),
         }
 

@@ -6,6 +6,7 @@ Values here are generic; dataset- and method-specific constants (with their sour
 """
 
 from zsseg_bench.config.config import CfgNode as CN
+from zsseg_bench.config.setting import Setting
 
 _C = CN()
 _C.OUTPUT_DIR = "./output"
@@ -64,7 +65,7 @@ _C.ZERO_SHOT = CN()
 # inductive: train on seen classes only (unseen pixels ignored, unseen names never seen);
 # transductive: unseen pixels are unlabelled and may be pseudo-labelled (self-training);
 # fully: every class labelled (the fully supervised upper bound, ZegCLIP's "fully" configs).
-_C.ZERO_SHOT.SETTING = "inductive"
+_C.ZERO_SHOT.SETTING = Setting.INDUCTIVE.value
 # When self-training starts (transductive only), as a fraction of SOLVER.MAX_ITER in [0, 1].
 # ZegCLIP starts at half the schedule (ZiqinZhou66/ZegCLIP README.md: ST from the inductive
 # run's iter_10000 of 20k).

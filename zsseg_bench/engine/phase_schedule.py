@@ -26,6 +26,7 @@ from typing import Any
 
 from torch import nn
 
+from zsseg_bench.config.setting import Setting
 from zsseg_bench.engine.ema import ModelEMA, load_averaged
 from zsseg_bench.engine.train_loop import HookBase
 from zsseg_bench.modeling.training_phase import TrainingPhase
@@ -53,7 +54,7 @@ class PhaseSchedule:
         if it < -1:
             raise UserError(f"ZERO_SHOT.SELF_TRAIN_START_ITER = {it} must be >= 0 (an "
                             "iteration), or -1 to use ZERO_SHOT.SELF_TRAIN_START_FRACTION")
-        if z.SETTING != "transductive":
+        if Setting.of(cfg) is not Setting.TRANSDUCTIVE:
             return cls()
         start = it if it >= 0 else int(round(fraction * cfg.SOLVER.MAX_ITER))
         return cls(start, restart=z.SELF_TRAIN_SCHEDULE == "restart")

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from zsseg_bench.config.configurable import configurable
+from zsseg_bench.config.setting import Setting
 from zsseg_bench.data.catalog import class_split, dataset_class_names
 from zsseg_bench.data.transfer import is_transfer, labelled_mask
 from zsseg_bench.data.zero_shot import IGNORE_LABEL, UNLABELLED_LABEL
@@ -69,7 +70,7 @@ class ZeroShotSegmentor(nn.Module):
         self.clip = clip
         self.train_dataset = train_dataset
         self.test_dataset = test_dataset
-        self.setting = setting
+        self.setting = Setting(setting)
         # a set name or a tuple of templates (hashable: a key of the vocabulary cache)
         self.templates = templates if isinstance(templates, str) else tuple(templates)
         self.size_divisibility = size_divisibility
@@ -104,7 +105,7 @@ class ZeroShotSegmentor(nn.Module):
             "clip": clip,
             "train_dataset": cfg.DATASETS.TRAIN[0] if cfg.DATASETS.TRAIN else None,
             "test_dataset": cfg.DATASETS.TEST[0] if cfg.DATASETS.TEST else None,
-            "setting": cfg.ZERO_SHOT.SETTING,
+            "setting": Setting.of(cfg),
             "templates": cfg.MODEL.CLIP.TEMPLATES,
             "pixel_mean": list(cfg.MODEL.PIXEL_MEAN),
             "pixel_std": list(cfg.MODEL.PIXEL_STD),
@@ -135,8 +136,8 @@ class ZeroShotSegmentor(nn.Module):
             return self.vocabulary_from_names(dataset_class_names(dataset))
         names, seen_ids, _ = class_split(dataset)
         ids = list(range(len(names)))
-        seen = set(ids) if self.setting == "fully" else set(seen_ids)
-        if trainable_only and self.setting == "inductive":
+        seen = set(ids) if self.setting is Setting.FULLY else set(seen_ids)
+        if trainable_only and self.setting is Setting.INDUCTIVE:
             ids = [i for i in ids if i in seen]
         key = (dataset, tuple(ids), self.templates)
         if key not in self._vocab_cache:
@@ -227,7 +228,7 @@ class ZeroShotSegmentor(nn.Module):
         lut = torch.full((256,), _NOT_IN_VOCABULARY, dtype=torch.long, device=targets.device)
         lut[vocab.class_ids] = torch.arange(len(vocab), device=targets.device)
         lut[IGNORE_LABEL] = IGNORE_LABEL
-        lut[UNLABELLED_LABEL] = UNLABELLED_LABEL if self.setting == "transductive" else \
+        lut[UNLABELLED_LABEL] = UNLABELLED_LABEL if self.setting is Setting.TRANSDUCTIVE else \
             _NOT_IN_VOCABULARY
         mapped = lut[targets.long().clamp(0, 255)]
         outside = mapped == _NOT_IN_VOCABULARY
