@@ -15,6 +15,11 @@ work="${1:-}"
 python="${PYTHON:-python}"
 rm -rf "$work/wheel" "$work/venv" "$work/run" && mkdir -p "$work/run"
 
+# --no-build-isolation builds with this environment's setuptools: before 70.1 it needs `wheel`
+"$python" -c "import importlib.util, setuptools
+v = tuple(int(x) for x in setuptools.__version__.split('.')[:2])
+raise SystemExit(v < (70, 1) and importlib.util.find_spec('wheel') is None)" \
+  || "$python" -m pip install -q wheel
 # the wheel (setup.py installs configs/ as zsseg_bench/configs; a stale build/ could add files)
 (cd "$repo" && rm -rf build && "$python" -m pip wheel --no-deps --no-build-isolation -q \
   -w "$work/wheel" . && rm -rf build)

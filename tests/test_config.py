@@ -84,7 +84,7 @@ def test_projects_are_discovered_through_entry_points():
 def test_a_plain_config_function_entry_point_is_a_method_with_defaults(tmp_path):
     from importlib.metadata import EntryPoint
 
-    from zsseg_bench.config.projects import Method, _describe
+    from zsseg_bench.config.projects import Method, _describe, get_method
 
     pkg = tmp_path / "plug"
     (pkg / "configs" / "synthetic").mkdir(parents=True)
@@ -104,6 +104,12 @@ def test_a_plain_config_function_entry_point_is_a_method_with_defaults(tmp_path)
     assert method.own_config_file("voc") is None
     with pytest.raises(UserError, match="Method.name must be the entry point's name"):
         _describe(ep, Method(name="other", add_config=print))
+    # A module that binds METHOD for that function is described by it (what an install whose
+    # entry points still name the config function finds).
+    fn = get_method("zegclip").add_config
+    stale = EntryPoint("zegclip", "zsseg_bench.projects.zegclip:add_zegclip_config",
+                       "zsseg_bench.projects")
+    assert _describe(stale, fn) is get_method("zegclip")
 
 
 def test_one_table_of_allowed_values_extended_by_methods(tmp_path):

@@ -15,6 +15,7 @@ speed presets and scaling, reports, tests and docs ask :func:`list_methods` /
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Callable
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
@@ -114,6 +115,13 @@ def _package_configs(ep: EntryPoint) -> Path | None:
 
 
 def _describe(ep: EntryPoint, obj: Any) -> Method:
+    """The :class:`Method` an entry point names, or describes by its config function."""
+    if callable(obj) and not isinstance(obj, Method):
+        # The module's own description of that function, if it binds one (also what an install
+        # made before the entry points named METHOD finds: re-run `pip install -e .`).
+        described = getattr(sys.modules.get(ep.module), "METHOD", None)
+        if isinstance(described, Method) and described.add_config is obj:
+            obj = described
     if isinstance(obj, Method):
         if obj.name != ep.name:
             raise UserError(f"method project '{ep.name}' ({ep.value}) describes itself as "
