@@ -94,6 +94,9 @@ _C.DATALOADER.NUM_WORKERS = 2
 
 _C.INPUT = CN()
 _C.INPUT.FORMAT = "RGB"
+# The augmentation values are mmseg's defaults (mmseg/datasets/pipelines/transforms.py: Resize,
+# RandomCrop, RandomFlip, PhotoMetricDistortion), as used by ZegCLIP's configs
+# (ZiqinZhou66/ZegCLIP configs/_base_/datasets/voc12_20_512x512.py).
 # Training: resize to a random scale of RESIZE.SCALE (long, short) times a ratio in
 # RESIZE.RATIO_RANGE (mmseg's Resize(img_scale, ratio_range, keep_ratio=True)).
 _C.INPUT.RESIZE = CN()
@@ -103,28 +106,22 @@ _C.INPUT.RESIZE.RATIO_RANGE = (0.5, 2.0)
 _C.INPUT.CROP = CN()
 _C.INPUT.CROP.ENABLED = True
 _C.INPUT.CROP.SIZE = (512, 512)
-# Re-draw a crop (up to 10 times) while one class covers more than this fraction of it.
+# Re-draw a crop while one class covers more than this fraction of it, up to MAX_TRIES crops
+# (the last draw is kept).
 _C.INPUT.CROP.CAT_MAX_RATIO = 0.75
+_C.INPUT.CROP.MAX_TRIES = 10
 _C.INPUT.FLIP = True
+_C.INPUT.FLIP_PROB = 0.5
 # mmseg's PhotoMetricDistortion (brightness, contrast, saturation, hue).
 _C.INPUT.COLOR_AUG = True
-# Test: resize so the image fits (long, short) keeping the aspect ratio (mmseg's test Resize).
-_C.INPUT.TEST_SCALE = (2048, 512)
-
-# --- data layer (data worker): augmentation parameters, data loading, test batching ----------
-# Values are mmseg's defaults (mmseg/datasets/pipelines/transforms.py: RandomCrop, RandomFlip,
-# PhotoMetricDistortion), as used by ZegCLIP's configs (ZiqinZhou66/ZegCLIP
-# configs/_base_/datasets/voc12_20_512x512.py).
-# Crop: how many crops are checked against CAT_MAX_RATIO before the last draw is kept.
-_C.INPUT.CROP.MAX_TRIES = 10
-_C.INPUT.FLIP_PROB = 0.5
 _C.INPUT.PHOTOMETRIC = CN()
 _C.INPUT.PHOTOMETRIC.BRIGHTNESS_DELTA = 32  # added to all channels, uniform in [-d, d]
 _C.INPUT.PHOTOMETRIC.CONTRAST_RANGE = (0.5, 1.5)  # multiplicative factor
 _C.INPUT.PHOTOMETRIC.SATURATION_RANGE = (0.5, 1.5)  # factor on the HSV saturation
 _C.INPUT.PHOTOMETRIC.HUE_DELTA = 18  # in OpenCV hue units (0..179), i.e. +-36 degrees
-# TEST_SCALE: an empty tuple or a zero disables the test-time resize.
-# --- end of the data layer block -------------------------------------------------------------
+# Test: resize so the image fits (long, short) keeping the aspect ratio (mmseg's test Resize);
+# an empty tuple or a zero disables it.
+_C.INPUT.TEST_SCALE = (2048, 512)
 
 # ---------------------------------------------------------------------------------------------
 # Solver

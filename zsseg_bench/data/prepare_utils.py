@@ -370,7 +370,10 @@ def run_jobs(jobs: Sequence[ConvertJob], workers: int, desc: str,
         results = [fn(job) for job in bar(jobs)]
     else:
         chunksize = max(1, min(64, len(jobs) // (workers * 8)))
-        with multiprocessing.get_context().Pool(workers) as pool:
+        # forkserver, not fork: a process forked while another thread holds a lock (a
+        # progress bar's, an imported library's) can hang forever in the child, and did once in
+        # the suite (a 2-worker run that never returned).
+        with multiprocessing.get_context("forkserver").Pool(workers) as pool:
             results = list(bar(pool.imap_unordered(fn, jobs, chunksize=chunksize)))
     return sorted(results, key=lambda r: r.stem)
 
