@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import logging
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -12,6 +13,8 @@ from fvcore.common.config import CfgNode as _FvcoreCfgNode
 
 from zsseg_bench.config.allowed import check_allowed_values
 from zsseg_bench.utils.errors import UserError, config_file_not_found
+
+logger = logging.getLogger(__name__)
 
 #: Keys whose value may be a string or a list of strings (yacs otherwise requires a merged
 #: value to have the default's type), with what the value means.
@@ -44,6 +47,8 @@ class CfgNode(_FvcoreCfgNode):
         except Exception as e:  # yaml errors, bad _BASE_ paths
             raise UserError(f"cannot read config file {cfg_filename}: {e}") from e
         loaded = type(self)(loaded)
+        for note in migrate_removed_keys(loaded):
+            logger.warning("%s: %s", cfg_filename, note)
         self._check_keys(_iter_keys(loaded), source=cfg_filename)
         try:
             self.merge_from_other_cfg(loaded)
@@ -140,6 +145,32 @@ def _iter_keys(node: Any, prefix: str = "") -> Iterator[str]:
             yield from _iter_keys(v, full + ".")
         else:
             yield full
+
+
+def migrate_removed_keys(tree: dict[str, Any]) -> list[str]:
+    """Rewrites, in place, the removed keys of a config read from a file (a run's own
+    ``config.yaml`` written before they were removed, or an older config file) into the keys
+    that replace them; returns one note per key rewritten.
+
+    ``ZERO_SHOT.SELF_TRAIN_START`` (a fraction of ``SOLVER.MAX_ITER`` below 1, an iteration
+    from 1 on) becomes ``ZERO_SHOT.SELF_TRAIN_START_FRACTION`` or ``..._START_ITER`` with the
+    same meaning. On the command line the removed key stays an error (:data:`REMOVED_KEYS`).
+    """
+    zero_shot = tree.get("ZERO_SHOT")
+    if not isinstance(zero_shot, dict) or "SELF_TRAIN_START" not in zero_shot:
+        return []
+    value = float(zero_shot.pop("SELF_TRAIN_START"))
+    if value < 1:
+        zero_shot["SELF_TRAIN_START_FRACTION"], zero_shot["SELF_TRAIN_START_ITER"] = value, -1
+        new = f"ZERO_SHOT.SELF_TRAIN_START_FRACTION {value}"
+    else:
+        from zsseg_bench.config.defaults import _C  # (imports this module: not at the top)
+
+        zero_shot["SELF_TRAIN_START_ITER"] = int(value)
+        zero_shot.setdefault("SELF_TRAIN_START_FRACTION", _C.ZERO_SHOT.SELF_TRAIN_START_FRACTION)
+        new = f"ZERO_SHOT.SELF_TRAIN_START_ITER {int(value)}"
+    return [f"the removed key ZERO_SHOT.SELF_TRAIN_START {value:g} is read as {new} (rename "
+            "it in the file)"]
 
 
 #: Keys that were removed, with the one line that says what replaces them.

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from zsseg_bench.config.config import flat_items
+from zsseg_bench.config.config import flat_items, migrate_removed_keys
 from zsseg_bench.engine.checkpoint import LAST_CHECKPOINT, PERIODIC_NAME
 from zsseg_bench.utils.errors import UserError
 from zsseg_bench.utils.run_dir import CONFIG_FILE, METRICS_FILE
@@ -46,7 +46,9 @@ def config_differences(new: Any, old_yaml: str) -> dict[str, tuple[Any, Any]]:
     ``config.yaml`` text and the config ``new`` (both read back from YAML, so tuples and lists
     compare equal; a key one side lacks is ``"(absent)"`` there), :data:`FREE_KEYS` left out."""
     absent = "(absent)"
-    old = flat_items(yaml.safe_load(old_yaml) or {})
+    stored = yaml.safe_load(old_yaml) or {}
+    migrate_removed_keys(stored)  # a run written before a key was renamed resumes as it was
+    old = flat_items(stored)
     cur = flat_items(yaml.safe_load(new.dump()) or {})
     return {k: (old.get(k, absent), cur.get(k, absent)) for k in sorted(set(old) | set(cur))
             if k not in FREE_KEYS and old.get(k, absent) != cur.get(k, absent)}
