@@ -274,7 +274,7 @@ class TwoStageHead(ZeroShotHead):
         """Matching losses of every decoder layer against per-class target masks, over the
         active vocabulary (the seen classes before self-training: unseen text embeddings are
         never negatives of the query classifier). In self-training the unlabelled pixels are
-        pseudo-labelled first from :meth:`labelling_scores`. Padding is labelled 255: no class
+        pseudo-labelled first from :meth:`_pseudo_label_scores`. Padding is labelled 255: no class
         (zsseg pads the target masks with zeros).
         """
         predictions = self.propose(images)
@@ -283,7 +283,7 @@ class TwoStageHead(ZeroShotHead):
         vocab = targets.vocab
         text = self.texts(clip, vocab)[0]
         labels = targets.labels(lambda: F.interpolate(
-            self.labelling_scores(images, vocab, clip, predictions, image_sizes),
+            self._pseudo_label_scores(images, vocab, clip, predictions, image_sizes),
             size=targets.size, mode="bilinear", align_corners=False))
         h, w = labels.shape[-2:]
         size = (h // self.target_stride, w // self.target_stride)
@@ -299,9 +299,11 @@ class TwoStageHead(ZeroShotHead):
     def on_phase_change(self, phase: TrainingPhase) -> None:
         """At the self-training start the offline teacher is due: the first self-training step
         copies this head into it, after that step's proposal forward (so the teacher's
-        BatchNorm statistics include that batch, as zsseg's teacher was taken lazily before
-        heads were told of the phase; kept for bit-identical runs). A run resumed after the
-        start keeps the teacher of its checkpoint."""
+        BatchNorm statistics include that batch, as the suite's teacher was taken lazily
+        before heads were told of the phase; kept: the toy runs stay bit-identical). One
+        difference from that lazy copy: it waited for the first batch with unlabelled pixels
+        of unseen classes, this one takes the first self-training batch, whatever it holds. A
+        run resumed after the start keeps the teacher of its checkpoint."""
         self._teacher_due = (phase is TrainingPhase.SELF_TRAINING and self.teacher is not None
                              and not bool(self.teacher_ready))
 
@@ -315,7 +317,7 @@ class TwoStageHead(ZeroShotHead):
         self._teacher_due = False
 
     @torch.no_grad()
-    def labelling_scores(self, images: torch.Tensor, vocab: Any, clip: Any,
+    def _pseudo_label_scores(self, images: torch.Tensor, vocab: Any, clip: Any,
                          predictions: list[Prediction], image_sizes: Sizes = None
                          ) -> torch.Tensor:
         """Fused scores the pseudo-labels come from (with the CLIP crop ensemble unless

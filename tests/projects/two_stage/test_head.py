@@ -95,7 +95,7 @@ def _pseudo_labels(head, images, vocab, clip, predictions, targets, threshold=No
     """The core policy with the head's options on its labelling scores (as in its losses)."""
     policy = head.pseudo_label_policy if threshold is None else PseudoLabelPolicy(
         "normalised", threshold)
-    scores = F.interpolate(head.labelling_scores(images, vocab, clip, predictions),
+    scores = F.interpolate(head._pseudo_label_scores(images, vocab, clip, predictions),
                            size=targets.shape[-2:], mode="bilinear", align_corners=False)
     return policy(targets, scores, vocab.unseen_indices)
 
@@ -224,11 +224,11 @@ def test_offline_teacher_is_frozen_at_self_training_start_and_checkpointed(clip)
     assert torch.equal(head.state_dict()["teacher.decoder.query_pos.weight"],
                        state["teacher.decoder.query_pos.weight"])  # the teacher stays
     predictions = head.propose(images)
-    teacher_scores = head.labelling_scores(images, vocab, clip, predictions)
+    teacher_scores = head._pseudo_label_scores(images, vocab, clip, predictions)
     resumed = _transductive_head(clip)
     resumed.load_state_dict(state)  # as a resumed run: the teacher comes from the checkpoint
     resumed.on_phase_change(TrainingPhase.SELF_TRAINING)
-    torch.testing.assert_close(resumed.eval().labelling_scores(images, vocab, clip, predictions),
-                               teacher_scores, rtol=0, atol=0)
+    resumed_scores = resumed.eval()._pseudo_label_scores(images, vocab, clip, predictions)
+    torch.testing.assert_close(resumed_scores, teacher_scores, rtol=0, atol=0)
     online = _transductive_head(clip, recipe="online")
     assert online.teacher is None and "teacher_ready" not in online.state_dict()
