@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from zsseg_bench.commands.speed import random_init_overrides
 from zsseg_bench.config import get_cfg
 from zsseg_bench.config.command_line import setup_cfg
 from zsseg_bench.config.projects import add_project_configs
 from zsseg_bench.modeling import build_model
+from zsseg_bench.speed.request import random_init_overrides
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 PAPER = {"voc": "20k", "coco_stuff": "80k", "pcontext": "40k"}

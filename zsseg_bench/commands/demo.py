@@ -36,9 +36,9 @@ import yaml
 
 from zsseg_bench.config.suite_configs import get_config_file
 from zsseg_bench.sweep.progress import DEFAULT_PERIOD_S
-from zsseg_bench.sweep.spec import load_sweep_spec
+from zsseg_bench.sweep.spec import LAUNCHER_NAMES, load_sweep_spec
 from zsseg_bench.sweep.status import RunState
-from zsseg_bench.sweep.sweep import LAUNCHERS, SweepOptions, run_sweep
+from zsseg_bench.sweep.sweep import SweepOptions, run_sweep
 from zsseg_bench.utils.errors import UserError
 from zsseg_bench.utils.file_io import atomic_write_text
 from zsseg_bench.utils.run_dir import make_output_dir
@@ -114,7 +114,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, default=None, metavar="N",
                         help="toy runs with seeds 0..N-1, reported as mean ± std (default: "
                              "the spec's seeds)")
-    parser.add_argument("--launcher", choices=LAUNCHERS, default="local")
+    parser.add_argument("--launcher", choices=LAUNCHER_NAMES, default="local")
     parser.add_argument("--jobs", type=int, default=None, metavar="N",
                         help=f"toy runs in parallel, each with cpus / N threads (default "
                              f"{DEFAULT_JOBS} with the local launcher)")

@@ -25,13 +25,7 @@ from typing import Any
 from zsseg_bench.config.allowed import allowed_values
 from zsseg_bench.speed.harness import DEFAULT_ITERATIONS
 from zsseg_bench.speed.knobs import COMPILE_MODES, PRECISIONS, SDPA_BACKENDS
-from zsseg_bench.speed.request import (  # noqa: F401  (build_speed_*: the library's, re-exported)
-    SpeedRequest,
-    build_speed_cfg,
-    build_speed_model,
-    measure_speed,
-    random_init_overrides,
-)
+from zsseg_bench.speed.request import SpeedRequest, measure_speed
 from zsseg_bench.utils.errors import OptionError, UserError, cli_flag
 
 

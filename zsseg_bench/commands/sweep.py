@@ -7,7 +7,8 @@ import argparse
 from typing import Any
 
 from zsseg_bench.commands.argparse_utils import add_options_then_rest
-from zsseg_bench.sweep.sweep import LAUNCHERS, SweepOptions, run_sweep
+from zsseg_bench.sweep.spec import LAUNCHER_NAMES
+from zsseg_bench.sweep.sweep import SweepOptions, run_sweep
 from zsseg_bench.utils.errors import UserError
 
 EXIT_INTERRUPTED = 130
@@ -17,7 +18,7 @@ _OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     (("--output-dir",), dict(default=None, metavar="D",
                              help="sweep directory (required); re-launching into it skips "
                                   "finished runs and retries failed ones")),
-    (("--launcher",), dict(choices=LAUNCHERS, default=None,
+    (("--launcher",), dict(choices=LAUNCHER_NAMES, default=None,
                            help="local subprocesses or Slurm through submitit (settings: the "
                                 "spec's launcher.slurm); default: the spec's launcher.default "
                                 "or local")),

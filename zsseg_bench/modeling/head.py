@@ -81,7 +81,9 @@ class ZeroShotHead(nn.Module):
     def labelling_scores(self, images: torch.Tensor, targets: TrainingTargets, clip: Any,
                          **kwargs: Any) -> torch.Tensor:
         """The scores self-training pseudo-labels from when :meth:`losses` gives none: this
-        head's :meth:`scores` over the active vocabulary at the labels' size."""
+        head's :meth:`scores` over the active vocabulary at the labels' size (an extra forward
+        pass without gradients, in training mode: BatchNorm statistics see it; a head to which
+        that matters passes its own scores to ``targets.labels``)."""
         return resize_scores(self.scores(images, targets.vocab, clip, **kwargs).float(),
                              targets.size)
 

@@ -93,7 +93,8 @@ class TrainingTargets:
         return replace(self, policy=policy, default_scores=default_scores, _resolved=None)
 
     def labels(self, scores: Scores | None = None) -> torch.Tensor:
-        """The loss labels: ``B x H x W`` indices into :attr:`vocab`, 255 ignore.
+        """The loss labels: ``B x H x W`` indices into :attr:`vocab`, 255 ignore. Computed once:
+        later calls return the first call's labels (whatever ``scores`` they pass).
 
         Args:
             scores: in self-training, the head's detached ``B x K x H x W`` scores over

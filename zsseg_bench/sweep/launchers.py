@@ -26,7 +26,7 @@ from zsseg_bench.sweep.runner import (
     read_cell,
     run_cell,
 )
-from zsseg_bench.sweep.spec import SweepSpec
+from zsseg_bench.sweep.spec import Cell, SweepSpec
 from zsseg_bench.sweep.status import RunState, RunStatus, read_status_or_none
 from zsseg_bench.utils.errors import UserError
 from zsseg_bench.utils.file_io import atomic_write_text
@@ -119,7 +119,7 @@ class LocalLauncher:
     def __init__(self, jobs: int = 1, registry: ProcessRegistry = REGISTRY,
                  first: Sequence[str] = ()):
         if jobs < 1:
-            raise UserError(f"--jobs must be >= 1, got {jobs}")
+            raise UserError(f"jobs (runs side by side) must be >= 1, got {jobs}")
         self.jobs = jobs
         self.registry = registry
         self.first = tuple(first)
@@ -134,7 +134,11 @@ class LocalLauncher:
     def prepare(self, run_dirs: Sequence[Path], stream: TextIO) -> list[Path]:
         """The runs of the methods in :attr:`first` first, the spec's order otherwise."""
         first = set(self.first)
-        return sorted(run_dirs, key=lambda d: _method(d) not in first)  # stable
+        def method(run_dir: Path) -> str | None:
+            cell = _cell_or_none(run_dir)
+            return cell.method if cell else None
+
+        return sorted(run_dirs, key=lambda d: method(d) not in first)  # stable
 
     def _env(self, stage: str) -> dict[str, str] | None:
         if self.jobs == 1 or stage in EXCLUSIVE_STAGES:
@@ -145,23 +149,24 @@ class LocalLauncher:
             env.setdefault(key, threads)
         return env
 
-    def _run_one(self, run_dir: Path, lock: _StageLock) -> RunStatus:
-        return run_cell_job(run_dir, registry=self.registry, env_for=self._env,
-                            guard_for=lock.for_stage)
-
     def launch(self, run_dirs: Sequence[Path], progress: Progress | None = None
                ) -> dict[str, RunStatus]:
         """Runs every run in ``run_dirs``; returns run dir -> final status."""
         lock = _StageLock()
         results: dict[str, RunStatus] = {}
+
+        def run(run_dir: Path, only: Sequence[str] | None = None) -> RunStatus:
+            return run_cell_job(run_dir, registry=self.registry, env_for=self._env,
+                                guard_for=lock.for_stage, only=only)
+
         if self.jobs == 1:
-            self._pool(run_dirs, lambda d: self._run_one(d, lock), results, progress)
+            self._pool(run_dirs, run, results, progress)
             return results
         timed: list[Path] = []
 
         def first(run_dir: Path) -> RunStatus:
-            status = run_cell_job(run_dir, registry=self.registry, env_for=self._env,
-                                  guard_for=lock.for_stage, only=_untimed(status_stages(run_dir)))
+            cell = _cell_or_none(run_dir)
+            status = run(run_dir, only=_untimed(cell.stages if cell else ()))
             if status.done_except(EXCLUSIVE_STAGES):
                 timed.append(run_dir)  # reported after its timing
             return status
@@ -191,19 +196,13 @@ class LocalLauncher:
                         progress(futures[fut], results[futures[fut]])
 
 
-def _method(run_dir: Path) -> str | None:
+def _cell_or_none(run_dir: Path) -> Cell | None:
+    """The cell of ``run_dir`` (``cell.json``), or None if it is unreadable (the run then
+    fails in :func:`run_cell_job`, with the reason in its status)."""
     try:
-        return read_cell(run_dir).method
+        return read_cell(run_dir)
     except UserError:
         return None
-
-
-def status_stages(run_dir: Path) -> tuple[str, ...]:
-    """The stages of the cell in ``run_dir`` (from ``cell.json``; none if unreadable)."""
-    try:
-        return read_cell(run_dir).stages
-    except UserError:
-        return ()
 
 
 def _untimed(stages: Sequence[str]) -> tuple[str, ...]:

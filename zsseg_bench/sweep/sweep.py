@@ -27,7 +27,7 @@ from zsseg_bench.sweep.runner import (
     init_status,
     stop_orphans,
 )
-from zsseg_bench.sweep.spec import LAUNCHER_NAMES, Cell, SweepSpec, load_sweep_spec
+from zsseg_bench.sweep.spec import Cell, SweepSpec, load_sweep_spec
 from zsseg_bench.sweep.status import RunState, RunStatus, read_status
 from zsseg_bench.utils.errors import UserError
 from zsseg_bench.utils.file_io import atomic_write_json, atomic_write_text
@@ -41,9 +41,6 @@ from zsseg_bench.utils.sweep_layout import (
     SUMMARY_FILE,
     run_finished,
 )
-
-LAUNCHERS = LAUNCHER_NAMES
-DONE, FAILED = RunState.DONE, RunState.FAILED
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,12 +97,12 @@ class SweepSummary:
     @property
     def failed(self) -> list[RunOutcome]:
         """Runs that failed (their logs are listed by :meth:`format`)."""
-        return [r for r in self.runs if r.state == FAILED]
+        return [r for r in self.runs if r.state is RunState.FAILED]
 
     @property
     def ok(self) -> bool:
         """Whether every run is done."""
-        return all(r.state == DONE for r in self.runs)
+        return all(r.state is RunState.DONE for r in self.runs)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form (states as their string values)."""
@@ -117,9 +114,9 @@ class SweepSummary:
     def format(self) -> str:
         """A human-readable summary listing failed runs with the paths of their logs."""
         skipped = sum(r.skipped for r in self.runs)
-        head = (f"sweep {self.name}: {len(self.runs)} runs: {self.count(DONE)} done "
-                f"({skipped} already finished), {self.count(FAILED)} failed")
-        unfinished = len(self.runs) - self.count(DONE) - self.count(FAILED)
+        head = (f"sweep {self.name}: {len(self.runs)} runs: {self.count(RunState.DONE)} done "
+                f"({skipped} already finished), {self.count(RunState.FAILED)} failed")
+        unfinished = len(self.runs) - self.count(RunState.DONE) - self.count(RunState.FAILED)
         if unfinished:
             head += f", {unfinished} not finished"
         lines = [head + f" [{self.wall_time_s:.0f} s]"]
