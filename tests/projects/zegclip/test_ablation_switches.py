@@ -270,3 +270,52 @@ def test_every_variant_keeps_the_zero_shot_contract(variant, _split):
     for check in (check_supervised, check_self_training, check_inference):
         clip = tiny_clip()  # fresh: the fine-tuned variant makes its encoder trainable
         check(_head(clip, **VARIANTS[variant]), clip)
+
+
+# ------------------------------------------------------------------------------ configs
+ABLATION = {  # config name -> (ENCODER_ADAPTATION, LOSS.TYPE, CLASS_QUERY)
+    "baseline_fix": ("frozen", "softmax_ce", "text"),
+    "baseline_ft": ("finetune", "softmax_ce", "text"),
+    "dpt": ("deep_prompts", "softmax_ce", "text"),
+    "dpt_nel": ("deep_prompts", "focal_dice", "text"),
+    "zegclip": ("deep_prompts", "focal_dice", "relationship_descriptor"),
+    "zegclip_no_dpt_ft": ("finetune", "focal_dice", "relationship_descriptor"),
+    "zegclip_no_dpt_fix": ("frozen", "focal_dice", "relationship_descriptor"),
+    "zegclip_no_nel": ("deep_prompts", "softmax_ce", "relationship_descriptor"),
+    "zegclip_shallow": ("shallow_prompts", "focal_dice", "relationship_descriptor"),
+}
+SWITCHES = ("MODEL.ZEGCLIP.ENCODER_ADAPTATION", "MODEL.ZEGCLIP.LOSS.TYPE",
+            "MODEL.ZEGCLIP.CLASS_QUERY")
+
+
+def _flat(node, prefix=""):  # noqa: ANN001, ANN202
+    out = {}
+    for key, value in node.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+@pytest.mark.parametrize("dataset,base", [("synthetic", "synthetic/zegclip.yaml"),
+                                          ("voc", "voc/zegclip_vitb16_512x512_20k_inductive.yaml")])
+def test_ablation_configs_change_the_switches_only(dataset, base):
+    """Each step of the ablation is the method's own config (toy, or the official VOC recipe)
+    with only the three switches set; the sweep specs run exactly these steps."""
+    from zsseg_bench.config.command_line import setup_cfg
+    from zsseg_bench.sweep.spec import load_sweep_spec
+
+    files = {p.stem for p in (CONFIGS / dataset / "zegclip_ablation").glob("*.yaml")}
+    assert files == set(ABLATION)
+    reference = _flat(setup_cfg(str(CONFIGS / base)))
+    for name, switches in ABLATION.items():
+        cfg = _flat(setup_cfg(str(CONFIGS / dataset / "zegclip_ablation" / f"{name}.yaml")))
+        assert tuple(cfg[k] for k in SWITCHES) == switches, name
+        changed = {k for k in cfg if cfg[k] != reference[k]}
+        assert changed <= set(SWITCHES), (name, changed)
+    spec = load_sweep_spec(str(CONFIGS / "sweeps" / "zegclip_ablation.yaml"))
+    assert {m.name for m in spec.methods} == set(ABLATION) - {"zegclip_shallow"}
+    assert (list(spec.settings), spec.seeds) == (["inductive"], [0, 1, 2])
+    voc = load_sweep_spec(str(CONFIGS / "sweeps" / "zegclip_ablation_voc_speed.yaml"))
+    assert {m.name for m in voc.methods} == set(ABLATION)
