@@ -37,7 +37,7 @@ from zsseg_bench.modeling.training_targets import TrainingTargets
 from zsseg_bench.modeling.vocabulary import ClassVocabulary
 
 from .decoder import LightDecoder, build_class_query, init_decoder_weights
-from .losses import mask_losses, softmax_ce_loss
+from .losses import LOSS_TYPES, mask_losses, softmax_ce_loss
 from .prompts import ENCODER_ADAPTATIONS, DeepPrompts
 
 
@@ -80,8 +80,8 @@ class ZegCLIPHead(ZeroShotHead):
         if encoder_adaptation not in ENCODER_ADAPTATIONS:
             raise ValueError(f"unknown encoder adaptation {encoder_adaptation!r}; choices: "
                              f"{ENCODER_ADAPTATIONS}")
-        if loss_type not in ("focal_dice", "softmax_ce"):
-            raise ValueError(f"unknown loss type {loss_type!r}")
+        if loss_type not in LOSS_TYPES:
+            raise ValueError(f"unknown loss type {loss_type!r}; choices: {LOSS_TYPES}")
         dim = hidden_dim or embed_dim
         self.encoder_adaptation = encoder_adaptation
         self.prompts = None
