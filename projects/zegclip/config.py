@@ -15,16 +15,40 @@ from typing import Any
 from zsseg_bench.config import CfgNode as CN
 from zsseg_bench.config.allowed import allow
 
-from .decoder import DECODER_INITS
+from .decoder import CLASS_QUERIES, DECODER_INITS
+from .losses import LOSS_TYPES
+from .prompts import ENCODER_ADAPTATIONS
 
 
 def add_zegclip_config(cfg: Any) -> None:
     """Adds the ``MODEL.ZEGCLIP.*`` keys to ``cfg`` (in place; a second call is a no-op)."""
     allow("MODEL.ZEGCLIP.DECODER.INIT", DECODER_INITS)
+    allow("MODEL.ZEGCLIP.ENCODER_ADAPTATION", ENCODER_ADAPTATIONS)
+    allow("MODEL.ZEGCLIP.LOSS.TYPE", LOSS_TYPES)
+    allow("MODEL.ZEGCLIP.CLASS_QUERY", CLASS_QUERIES)
     if "ZEGCLIP" in cfg.MODEL:
         return
     cfg.MODEL.ZEGCLIP = CN()
     z = cfg.MODEL.ZEGCLIP
+
+    # --- The paper's three designs as switches (ablation; projects/zegclip/README.md) ----------
+    # How the CLIP image encoder is adapted (design 1, "deep prompt tuning", paper Sec. 3.3,
+    # against the one-stage baseline's frozen or fine-tuned encoder, Sec. 3.2: "Baseline-Fix" /
+    # "Baseline-FT"). "deep_prompts": ZegCLIP (official VPTCLIPVisionTransformer,
+    # total_d_layer=11: fresh prompts in all 12 layers; frozen encoder). "shallow_prompts": one
+    # set of prompts inserted before the first layer and carried through all layers (official
+    # total_d_layer=0, img_encoder.py forward_shallow-path; no prompt_norm there). "frozen": the
+    # frozen encoder without prompts (official CLIPVisionTransformer, ft_backbone=False).
+    # "finetune": every parameter of the image encoder trains, no prompts (official
+    # CLIPVisionTransformer with ft_backbone=True, models/segmentor/zegclip.py; the text encoder
+    # stays frozen); its learning rate is SOLVER.LR_MULTIPLIERS' CLIP-visual entry (the official
+    # 'backbone' lr_mult 10).
+    z.ENCODER_ADAPTATION = "deep_prompts"
+    # Class queries of the decoder (design 3, "relationship descriptor", paper Sec. 3.5).
+    # "relationship_descriptor": Linear([cls * t_c, t_c]) (decode_seg.py:325-332, always on in
+    # the official code). "text": the baseline's query, the class text embedding alone through
+    # a Linear(D, D) (the paper's phi_q(T), Sec. 3.2; the official code has no such path).
+    z.CLASS_QUERY = "relationship_descriptor"
 
     # --- Deep prompt tuning of the frozen CLIP ViT (VPT-deep) -------------------------------
     z.PROMPT = CN()
@@ -76,6 +100,15 @@ def add_zegclip_config(cfg: Any) -> None:
 
     # --- Loss (criterion.py: SegPlusCriterion; VOC config: SegLossPlus) ------------------------
     z.LOSS = CN()
+    # Design 2 (paper Sec. 3.4, "non-mutually exclusive loss"). "focal_dice": per-class
+    # sigmoid focal + dice, the official SegPlusCriterion (atm_loss.py, criterion.py).
+    # "softmax_ce": the one-stage baseline's exclusive loss (paper Sec. 3.2: softmax over the
+    # classes and cross-entropy; the official code has no such option), ignored pixels left out;
+    # inference then scores with a softmax over the vocabulary instead of sigmoids.
+    z.LOSS.TYPE = "focal_dice"
+    # Weight of the softmax cross-entropy (LOSS.TYPE softmax_ce). The paper gives none
+    # (Sec. 3.2 names the loss only); 1.0 = mmseg's CrossEntropyLoss default loss_weight.
+    z.LOSS.CE_WEIGHT = 1.0
     # Per-class sigmoid focal loss (RetinaNet) and dice loss; VOC config: mask_weight=100.0,
     # dice_weight=1.0; criterion.py: alpha=0.25, gamma=2.
     z.LOSS.FOCAL_WEIGHT = 100.0

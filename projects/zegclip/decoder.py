@@ -31,6 +31,43 @@ class RelationshipDescriptor(nn.Module):
         return self.proj(torch.cat([joint, text], dim=-1))
 
 
+class TextQuery(nn.Module):
+    """The one-stage baseline's class queries: the text embedding alone, ``Linear(t_c)``.
+
+    The paper's baseline (Sec. 3.2) takes the queries ``phi_q(T)`` from the CLIP text embeddings
+    only; the relationship descriptor (Sec. 3.5) replaces that. No ``[CLS]`` path: the queries
+    are the same for every image.
+
+    Args:
+        embed_dim: size of the CLIP joint space (text embeddings).
+        out_dim: size of the queries (the decoder width).
+    """
+
+    def __init__(self, embed_dim: int, out_dim: int):
+        super().__init__()
+        self.proj = nn.Linear(embed_dim, out_dim)
+
+    def forward(self, cls_embedding: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """``text`` K x D -> queries B x K x C; ``cls_embedding`` (B x D) gives B and the dtype
+        only (the signature of :class:`RelationshipDescriptor`)."""
+        queries = self.proj(text.to(cls_embedding.dtype))
+        return queries.unsqueeze(0).expand(cls_embedding.shape[0], -1, -1)
+
+
+#: ``MODEL.ZEGCLIP.CLASS_QUERY`` choices (see projects/zegclip/config.py).
+CLASS_QUERIES = ("relationship_descriptor", "text")
+
+
+def build_class_query(kind: str, embed_dim: int, out_dim: int) -> nn.Module:
+    """The module that turns ``(cls_embedding, text)`` into class queries: ``kind`` is
+    ``"relationship_descriptor"`` (ZegCLIP) or ``"text"`` (the baseline's text-only query)."""
+    if kind == "relationship_descriptor":
+        return RelationshipDescriptor(embed_dim, out_dim)
+    if kind == "text":
+        return TextQuery(embed_dim, out_dim)
+    raise ValueError(f"unknown class query {kind!r}; choices: {CLASS_QUERIES}")
+
+
 class QueryKeyAttention(nn.Module):
     """Multi-head cross-attention that also returns its pre-softmax logits averaged over heads.
 

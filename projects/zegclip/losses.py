@@ -1,4 +1,6 @@
-"""ZegCLIP's non-mutually-exclusive loss: per-class sigmoid focal loss + dice loss.
+"""ZegCLIP's non-mutually-exclusive loss: per-class sigmoid focal loss + dice loss; and the
+one-stage baseline's exclusive loss it replaces, a softmax cross-entropy over the classes
+(:func:`softmax_ce_loss`; ``MODEL.ZEGCLIP.LOSS.TYPE``).
 
 As the official ``SegPlusCriterion`` (``models/losses/criterion.py``): every class of the
 vocabulary gets a binary mask; the focal loss averages over pixels and sums over (image, class)
@@ -13,6 +15,9 @@ import torch.nn.functional as F
 
 from zsseg_bench.data.zero_shot import IGNORE_LABEL
 from zsseg_bench.modeling.inference_modes import resize_scores
+
+#: ``MODEL.ZEGCLIP.LOSS.TYPE`` choices (see projects/zegclip/config.py).
+LOSS_TYPES = ("focal_dice", "softmax_ce")
 
 
 def binary_targets(labels: torch.Tensor, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -121,3 +126,25 @@ def mask_losses(logits: torch.Tensor, labels: torch.Tensor, *, focal_weight: flo
     dice = dice_loss(logits[image, cls], targets[image, cls],
                      None if weights is None else weights[image, 0]).sum() / num_masks
     return {"loss_focal": focal_weight * focal, "loss_dice": dice_weight * dice}
+
+
+def softmax_ce_loss(logits: torch.Tensor, labels: torch.Tensor, *,
+                    ce_weight: float = 1.0) -> dict[str, torch.Tensor]:
+    """The one-stage baseline's exclusive loss: cross-entropy of a softmax over the K classes,
+    averaged over the pixels that are not ignored (255 = ignore; none left: a zero loss that
+    keeps the graph).
+
+    Args:
+        logits: ``B x K x h x w`` mask logits (upsampled here to the label size, unless
+            already there).
+        labels: ``B x H x W`` indices into the K classes, 255 = ignore.
+        ce_weight: loss weight.
+
+    Returns:
+        ``{"loss_ce": ...}`` (a scalar, already weighted).
+    """
+    logits = resize_scores(logits.float(), labels.shape[-2:])
+    if not (labels != IGNORE_LABEL).any():
+        return {"loss_ce": logits.sum() * 0.0}
+    loss = F.cross_entropy(logits, labels.long(), ignore_index=IGNORE_LABEL)
+    return {"loss_ce": ce_weight * loss}

@@ -1,4 +1,5 @@
-"""Deep visual prompts of ZegCLIP (VPT-deep on a frozen CLIP ViT)."""
+"""Deep visual prompts of ZegCLIP (VPT-deep on a frozen CLIP ViT), and the other ways of adapting
+the image encoder that the paper's ablation compares them with (``ENCODER_ADAPTATIONS``)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,11 @@ import math
 
 import torch
 from torch import nn
+
+#: ``MODEL.ZEGCLIP.ENCODER_ADAPTATION`` choices (see projects/zegclip/config.py): prompts in every
+#: layer (ZegCLIP), prompts before the first layer only, no prompts on the frozen encoder, the
+#: whole image encoder fine-tuned without prompts.
+ENCODER_ADAPTATIONS = ("deep_prompts", "shallow_prompts", "frozen", "finetune")
 
 
 class DeepPrompts(nn.Module):
@@ -22,8 +28,11 @@ class DeepPrompts(nn.Module):
     layer's tokens before CLIP's ``ln_post``; the head passes it to the CLIP layer
     (``encode_dense(..., final_norm=prompts.norm)``).
 
+    With ``num_layers=1`` the prompts are *shallow* (official ``total_d_layer=0``): inserted
+    before the first layer and carried through all the others.
+
     Args:
-        num_layers: layers of the visual transformer (one set of tokens each).
+        num_layers: layers of the visual transformer that get fresh tokens (one set each).
         num_tokens: tokens per layer.
         width: width of the visual transformer.
         patch_size: patch size of the ViT (enters the initialisation range only).

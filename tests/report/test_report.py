@@ -221,7 +221,7 @@ def test_empty_directory_is_a_user_error(tmp_path):
 def test_plots_are_valid_pngs(report):
     out = report
     assert [p.name for p in out.plots] == ["hiou_vs_fps.png", "per_class_iou.png",
-                                           "speed_breakdown.png"]
+                                           "speed_breakdown.png", "seen_vs_unseen.png"]
     for p in out.plots:
         assert p.read_bytes()[:8] == PNG_SIGNATURE
         img = matplotlib.image.imread(p)

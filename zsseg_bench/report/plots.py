@@ -3,6 +3,9 @@
 - ``hiou_vs_fps.png``: accuracy-speed scatter, one marker per method, error bars over seeds.
 - ``per_class_iou.png``: IoU of every class per method, unseen classes highlighted.
 - ``speed_breakdown.png``: per-stage latency (stacked bars), end-to-end latency marked.
+- ``seen_vs_unseen.png``: mIoU of seen and of unseen classes side by side per row of the table
+  (method, setting, variant), error bars over seeds: whether a model overfits the seen classes
+  shows at a glance (an ablation's rows, e.g. configs/sweeps/zegclip_ablation.yaml).
 """
 
 from __future__ import annotations
@@ -142,6 +145,44 @@ def plot_per_class_iou(per_class: pd.DataFrame, path: str | Path) -> Path:
         handles.append(Patch(facecolor=UNSEEN_COLOUR, label="unseen class"))
         ax.legend(handles=handles, fontsize=8, loc="upper right")
         ax.grid(True, axis="y", alpha=0.3, zorder=1)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_seen_unseen(agg: pd.DataFrame, path: str | Path) -> Path:
+    """Horizontal bars of mIoU-S and mIoU-U (mean ± std over seeds) for every row of ``agg``
+    (one subplot per dataset, rows in the table's order, top to bottom), hIoU written beside
+    them. Rows without both metrics are left out."""
+    path = Path(path)
+    title = "Seen vs unseen mIoU"
+    data = agg.dropna(subset=["mIoU-S_mean", "mIoU-U_mean"])
+    if data.empty:
+        return _no_data(path, title, "no run with both seen and unseen classes")
+    datasets = list(dict.fromkeys(data["dataset"]))
+    n_rows = max(int((data["dataset"] == d).sum()) for d in datasets)
+    fig = _new_figure(8.0 * len(datasets), 1.0 + 0.55 * n_rows)
+    axes = fig.subplots(1, len(datasets), squeeze=False)[0]
+    bars = (("mIoU-S", "seen classes", "C0", 0.2), ("mIoU-U", "unseen classes", "C3", -0.2))
+    for ax, dataset in zip(axes, datasets):
+        d = data[data["dataset"] == dataset]
+        labels = [_group_label(*t) for t in zip(d["method_label"], d["setting"], d["variant"])]
+        ys = list(range(len(d)))[::-1]  # the first row on top
+        for col, name, colour, shift in bars:
+            means = d[f"{col}_mean"].tolist()
+            stds = [0.0 if math.isnan(s) else s for s in d[f"{col}_std"].fillna(math.nan)]
+            ax.barh([y + shift for y in ys], means, height=0.4, xerr=stds, capsize=2,
+                    color=colour, label=f"mIoU, {name}", zorder=2)
+        for y, (_, r) in zip(ys, d.iterrows()):
+            h = r.get("hIoU_mean", math.nan)
+            if not math.isnan(h):
+                ax.text(101, y, f"hIoU {h:.1f}", va="center", fontsize=8)
+        ax.set_yticks(ys)
+        ax.set_yticklabels(labels, fontsize=8)
+        ax.set_xlim(0, 100)
+        ax.set_xlabel("mIoU (%), mean ± std over seeds")
+        ax.set_title(f"{title}: {dataset}")
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2)
+        ax.grid(True, axis="x", alpha=0.3, zorder=1)
     fig.tight_layout()
     return _save(fig, path)
 

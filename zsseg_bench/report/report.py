@@ -14,7 +14,12 @@ from pathlib import Path
 from typing import TextIO
 
 from zsseg_bench.report.aggregate import aggregate_seeds
-from zsseg_bench.report.plots import plot_hiou_vs_fps, plot_per_class_iou, plot_speed_breakdown
+from zsseg_bench.report.plots import (
+    plot_hiou_vs_fps,
+    plot_per_class_iou,
+    plot_seen_unseen,
+    plot_speed_breakdown,
+)
 from zsseg_bench.report.published import canonical_dataset, published_rows
 from zsseg_bench.report.results import TARGET_SEP, collect_results, target_names
 from zsseg_bench.report.tables import (
@@ -32,7 +37,8 @@ RESULTS_CSV = "results.csv"
 AGGREGATE_CSV = "results_aggregated.csv"
 TABLE_MD = "table.md"
 TABLE_TEX = "table.tex"
-PLOT_FILES = ("hiou_vs_fps.png", "per_class_iou.png", "speed_breakdown.png")
+PLOT_FILES = ("hiou_vs_fps.png", "per_class_iou.png", "speed_breakdown.png",
+              "seen_vs_unseen.png")
 
 
 @dataclasses.dataclass
@@ -118,6 +124,7 @@ def write_report(root: str | Path, output_dir: str | Path | None = None,
     plot_hiou_vs_fps(in_domain, outputs.plots[0])
     plot_per_class_iou(collected.per_class, outputs.plots[1])
     plot_speed_breakdown(collected.breakdown, agg, outputs.plots[2])
+    plot_seen_unseen(in_domain, outputs.plots[3])
     return outputs
 
 

@@ -9,18 +9,25 @@ from zsseg_bench.config.command_line import setup_cfg
 from zsseg_bench.modeling.clip import get_templates
 
 CONFIGS = Path(__file__).resolve().parents[3] / "configs"
-ZEGCLIP_CONFIGS = sorted(CONFIGS.glob("*/zegclip*.yaml"))
+# The method's configs and its ablation's (configs/*/zegclip_ablation/), not the sweep specs.
+ZEGCLIP_CONFIGS = sorted(p for p in [*CONFIGS.glob("*/zegclip*.yaml"),
+                                     *CONFIGS.glob("*/zegclip_ablation/*.yaml")]
+                         if p.parent.name != "sweeps")
+
+
+def _id(path: Path) -> str:
+    return str(path.relative_to(CONFIGS).with_suffix(""))
 
 
 def test_configs_exist_for_every_dataset_and_setting():
-    names = {f"{p.parent.name}/{p.name}" for p in ZEGCLIP_CONFIGS}
+    names = {str(p.relative_to(CONFIGS)) for p in ZEGCLIP_CONFIGS}
     for dataset, iters in (("voc", "20k"), ("coco_stuff", "80k"), ("pcontext", "40k")):
         for setting in ("inductive", "transductive", "fully"):
             assert f"{dataset}/zegclip_vitb16_512x512_{iters}_{setting}.yaml" in names
     assert "synthetic/zegclip.yaml" in names
 
 
-@pytest.mark.parametrize("path", ZEGCLIP_CONFIGS, ids=lambda p: f"{p.parent.name}/{p.stem}")
+@pytest.mark.parametrize("path", ZEGCLIP_CONFIGS, ids=_id)
 def test_config_loads(path):
     cfg = setup_cfg(str(path))
     assert cfg.MODEL.HEAD.NAME == "ZegCLIPHead"
@@ -48,10 +55,11 @@ def test_voc_recipe_constants():
     assert len(coco_templates) == 15 and coco_templates[-1] == "This is one {} in the scene."
 
 
-REFERENCE_CONFIGS = [p for p in ZEGCLIP_CONFIGS if p.parent.name != "synthetic"]
+REFERENCE_CONFIGS = [p for p in ZEGCLIP_CONFIGS
+                     if "synthetic" not in p.relative_to(CONFIGS).parts]
 
 
-@pytest.mark.parametrize("path", REFERENCE_CONFIGS, ids=lambda p: f"{p.parent.name}/{p.stem}")
+@pytest.mark.parametrize("path", REFERENCE_CONFIGS, ids=_id)
 def test_reference_configs_use_the_official_image_encoder(path):
     """Doubled [CLS] embedding and bilinear positional interpolation (img_encoder.py)."""
     clip = setup_cfg(str(path)).MODEL.CLIP
@@ -106,7 +114,7 @@ def test_voc_transductive_schedule_is_the_official_two_runs():
             _mmcv_poly_with_linear_warmup(head_lr, it, 10000), rel=1e-9)
 
 
-@pytest.mark.parametrize("path", REFERENCE_CONFIGS, ids=lambda p: f"{p.parent.name}/{p.stem}")
+@pytest.mark.parametrize("path", REFERENCE_CONFIGS, ids=_id)
 def test_reference_configs_initialise_the_decoder_as_official_training(path):
     """PyTorch's default init: official train.py never calls the decode head's init_weights."""
     assert setup_cfg(str(path)).MODEL.ZEGCLIP.DECODER.INIT == "pytorch"
