@@ -65,17 +65,31 @@ def pairwise_dice_cost(logits: torch.Tensor, targets: torch.Tensor,
     return 1 - (numerator + 1) / (denominator + 1)
 
 
-class HungarianMatcher(nn.Module):
-    """One-to-one assignment of queries to targets per image, on every pixel (module doc)."""
+class _Matcher(nn.Module):
+    """What both matchers share: the weights of the three costs and the assignment."""
 
-    def __init__(self, *, cost_class: float, cost_mask: float, cost_dice: float,
-                 focal_alpha: float, focal_gamma: float):
+    def __init__(self, *, cost_class: float, cost_mask: float, cost_dice: float):
         super().__init__()
         if cost_class == 0 and cost_mask == 0 and cost_dice == 0:
             raise ValueError("all matcher costs are 0")
         self.cost_class = cost_class
         self.cost_mask = cost_mask
         self.cost_dice = cost_dice
+
+    @staticmethod
+    def assign(cost: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(query indices, target indices), int64, of the least-cost assignment of a Q x T
+        cost matrix."""
+        rows, cols = linear_sum_assignment(cost.cpu().numpy())
+        return torch.as_tensor(rows, dtype=torch.int64), torch.as_tensor(cols, dtype=torch.int64)
+
+
+class HungarianMatcher(_Matcher):
+    """One-to-one assignment of queries to targets per image, on every pixel (module doc)."""
+
+    def __init__(self, *, cost_class: float, cost_mask: float, cost_dice: float,
+                 focal_alpha: float, focal_gamma: float):
+        super().__init__(cost_class=cost_class, cost_mask=cost_mask, cost_dice=cost_dice)
         self.focal_alpha = focal_alpha
         self.focal_gamma = focal_gamma
 
@@ -121,23 +135,16 @@ class HungarianMatcher(nn.Module):
                 continue
             cost = self.cost_matrix(logits[b], masks[b], tgt["labels"], tgt["masks"],
                                     tgt.get("valid"))
-            rows, cols = linear_sum_assignment(cost.cpu().numpy())
-            out.append((torch.as_tensor(rows, dtype=torch.int64),
-                        torch.as_tensor(cols, dtype=torch.int64)))
+            out.append(self.assign(cost))
         return out
 
 
-class PointMatcher(nn.Module):
+class PointMatcher(_Matcher):
     """Mask2Former's Hungarian matcher on randomly sampled points (module docstring)."""
 
     def __init__(self, *, cost_class: float, cost_mask: float, cost_dice: float,
                  num_points: int):
-        super().__init__()
-        if cost_class == 0 and cost_mask == 0 and cost_dice == 0:
-            raise ValueError("all matcher costs are 0")
-        self.cost_class = cost_class
-        self.cost_mask = cost_mask
-        self.cost_dice = cost_dice
+        super().__init__(cost_class=cost_class, cost_mask=cost_mask, cost_dice=cost_dice)
         self.num_points = num_points
 
     @torch.no_grad()
@@ -160,7 +167,5 @@ class PointMatcher(nn.Module):
                 cost_dice = pairwise_dice_cost(pred_points, tgt_points)
             cost = (self.cost_mask * cost_mask + self.cost_class * cost_class
                     + self.cost_dice * cost_dice)
-            rows, cols = linear_sum_assignment(cost.reshape(masks.shape[1], -1).cpu())
-            out.append((torch.as_tensor(rows, dtype=torch.int64),
-                        torch.as_tensor(cols, dtype=torch.int64)))
+            out.append(self.assign(cost.reshape(masks.shape[1], -1)))
         return out
