@@ -21,6 +21,23 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(scope="session")
+def toy_root(tmp_path_factory):
+    """A datasets root holding a toy world of 8 train + 4 val images, registered in this
+    process as ``engine_test_train`` / ``engine_test_val``: one per session, shared by the
+    engine's and the methods' tests (tests/integrations and the two-stage CLI tests have their
+    own)."""
+    import zsseg_bench.data.datasets  # noqa: F401  (registers the built-in datasets)
+    from tests.engine.helpers import NUM_TRAIN, NUM_VAL, PREFIX
+    from zsseg_bench.data.datasets.synthetic import register_all_synthetic
+    from zsseg_bench.data.synthetic import prepare_synthetic
+
+    root = tmp_path_factory.mktemp("datasets")
+    prepare_synthetic(str(root), num_train=NUM_TRAIN, num_val=NUM_VAL)
+    register_all_synthetic(str(root), prefix=PREFIX, num_train=NUM_TRAIN, num_val=NUM_VAL)
+    return root
+
+
 @pytest.fixture(autouse=True)
 def _fresh_suite_logger() -> Iterator[None]:
     """Every test starts with the ``zsseg_bench`` logger as a new process has it (no handlers):

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.engine.conftest import toy_root  # noqa: F401  (the shared session fixture)
 from tests.engine.helpers import PREFIX, write_config
 
-#: The in-process registration of the tiny toy world (tests.engine.conftest.toy_root).
+#: The in-process registration of the tiny toy world (tests/conftest.py, toy_root).
 DATASETS = ["DATASETS.TRAIN", f"('{PREFIX}_train',)", "DATASETS.TEST", f"('{PREFIX}_val',)"]
 
 
 @pytest.fixture(scope="module")
-def trained(toy_root, tmp_path_factory):  # noqa: F811
+def trained(toy_root, tmp_path_factory):
     """(config file, model_final.pth) of the test-only head trained 8 steps on the toy world."""
     from zsseg_bench.cli import main
 

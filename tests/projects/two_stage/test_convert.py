@@ -8,7 +8,6 @@ import re
 import pytest
 import torch
 
-from tests.engine.conftest import toy_root  # noqa: F401  (the shared session fixture)
 from zsseg_bench.modeling.meta_arch import ZeroShotSegmentor
 from zsseg_bench.projects.two_stage.convert import converted_state
 from zsseg_bench.projects.two_stage.head import TwoStageHead
@@ -116,7 +115,7 @@ def test_unknown_missing_and_misshapen_keys_are_one_line_errors(clip):
         converted_state(["not", "a", "dict"], model)
 
 
-def test_the_cli_converts_a_zsseg_file_that_eval_then_loads(toy_root, tmp_path):  # noqa: F811
+def test_the_cli_converts_a_zsseg_file_that_eval_then_loads(toy_root, tmp_path):
     """``zsseg-bench convert --from zsseg`` (the registry) on a detectron2-layout file of the
     toy model (zsseg's R-50c layout), then ``eval --weights`` on the result."""
     from tests.cli_helpers import REPO

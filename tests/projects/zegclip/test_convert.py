@@ -13,7 +13,6 @@ import pytest
 import torch
 
 from tests.cli_helpers import REPO
-from tests.engine.conftest import toy_root  # noqa: F401  (the shared session fixture)
 from tests.engine.helpers import PREFIX
 from zsseg_bench.cli import main
 
@@ -79,7 +78,7 @@ def _write_official(model, path, **edits):
 
 
 @pytest.fixture(scope="module")
-def toy_model(toy_root):  # noqa: F811
+def toy_model(toy_root):
     """The toy ZegCLIP with its learned tensors moved off their initialisation."""
     from zsseg_bench.config.command_line import setup_cfg
     from zsseg_bench.modeling import build_model
@@ -115,7 +114,7 @@ def test_the_learned_tensors_arrive_under_the_suites_names(toy_model, converted)
     assert origin["source"] == "ZiqinZhou66/ZegCLIP @ 9ba4bb5" and len(origin["sha256"]) == 64
 
 
-def test_eval_predict_and_speed_load_the_converted_checkpoint(converted, toy_root,  # noqa: F811
+def test_eval_predict_and_speed_load_the_converted_checkpoint(converted, toy_root,
                                                              tmp_path):
     assert main(["eval", "--config-file", CONFIG, "--weights", str(converted),
                  "--output-dir", str(tmp_path / "eval"), *DATASETS]) == 0
