@@ -314,8 +314,12 @@ def test_ablation_configs_change_the_switches_only(dataset, base):
         assert tuple(cfg[k] for k in SWITCHES) == switches, name
         changed = {k for k in cfg if cfg[k] != reference[k]}
         assert changed <= set(SWITCHES), (name, changed)
-    spec = load_sweep_spec(str(CONFIGS / "sweeps" / "zegclip_ablation.yaml"))
-    assert {m.name for m in spec.methods} == set(ABLATION) - {"zegclip_shallow"}
-    assert (list(spec.settings), spec.seeds) == (["inductive"], [0, 1, 2])
+    toy = [load_sweep_spec(str(CONFIGS / "sweeps" / f"zegclip_ablation{suffix}.yaml"))
+           for suffix in ("", "_finetune")]
+    fine_tuned = {"baseline_ft", "zegclip_no_dpt_ft"}
+    assert {m.name for m in toy[0].methods} == set(ABLATION) - {"zegclip_shallow"} - fine_tuned
+    assert {m.name for m in toy[1].methods} == fine_tuned
+    for spec in toy:
+        assert (list(spec.settings), spec.seeds, spec.overrides) == (["inductive"], [0, 1, 2], {})
     voc = load_sweep_spec(str(CONFIGS / "sweeps" / "zegclip_ablation_voc_speed.yaml"))
     assert {m.name for m in voc.methods} == set(ABLATION)
