@@ -10,6 +10,8 @@ NUM_TRAIN, NUM_VAL = 64, 40
 #: Guessing uniformly among the 21 toy classes gives an unseen class an IoU of about 1% (see
 #: tests/projects/zegclip/test_toy_cli.py); the bar is 20x chance.
 UNSEEN_FLOOR = 20.0
+# 150 steps (35 s on one thread): seen / unseen mIoU 60.6 / 59.0; 300 steps gave 68.0 / 55.7 in
+# 60 s, no more margin over the floor for twice the time.
 
 
 @pytest.mark.slow
@@ -19,9 +21,9 @@ def test_toy_run_beats_chance_on_unseen_classes(tmp_path):
     root = tmp_path / "datasets"
     prepare_synthetic(str(root), num_train=NUM_TRAIN, num_val=NUM_VAL)
     record = train_toy(CONFIG, tmp_path / "run", root,
-                       "SOLVER.MAX_ITER", "300", "SOLVER.IMS_PER_BATCH", "8",
+                       "SOLVER.MAX_ITER", "150", "SOLVER.IMS_PER_BATCH", "8",
                        "DATALOADER.NUM_WORKERS", "0", "SEED", "0")
-    assert record["iteration"] == 300 and record["dataset"] == "synthetic_val"
+    assert record["iteration"] == 150 and record["dataset"] == "synthetic_val"
     metrics = record["metrics"]
     assert metrics["mIoU-unseen"] > UNSEEN_FLOOR, metrics
     assert metrics["mIoU-seen"] > UNSEEN_FLOOR, metrics
