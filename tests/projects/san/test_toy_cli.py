@@ -1,5 +1,5 @@
-"""End to end through the CLI: SAN trained on a small toy world with the shipped toy CLIP
-(short schedule, seeded) segments unseen classes far above chance."""
+"""End to end through the CLI: SAN trained on a small toy world with the shipped [CLS]-pooled
+toy CLIP (short schedule, seeded) segments unseen classes far above chance."""
 
 import pytest
 

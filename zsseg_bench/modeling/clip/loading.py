@@ -43,6 +43,7 @@ WEIGHTS_HINTS = {
         "'timm/vit_base_patch16_clip_224.openai' (open_clip_pytorch_model.bin)"
     ),
     "ToyCLIP-ViT-P8": "the shipped toy CLIP: zsseg_bench://toy_clip/toy_clip.pt",
+    "ToyCLIP-ViT-P8-CLS": "the shipped [CLS]-pooled toy CLIP: zsseg_bench://toy_clip_cls/toy_clip.pt",
 }
 #: Keys an OpenAI TorchScript archive carries that are not weights.
 _OPENAI_EXTRA_KEYS = ("input_resolution", "context_length", "vocab_size")
